@@ -1,0 +1,153 @@
+// Package stockrpc is the wire contract between the API service and the
+// stock service: the queue they meet on, the request and reply bodies, and
+// the error codes a reply can carry.
+//
+// Everything here is wire format. Fields and codes may be added, never
+// renamed, retyped or reused; the golden-file test turns any change of the
+// encoding into a visible diff.
+package stockrpc
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// QueueName is the durable queue the stock service consumes quote requests
+// from and the API service publishes them to (default exchange).
+const QueueName = "stockrpc.quote.v1"
+
+// Version is the message version this package writes. A receiver answers
+// a request of any other version with CodeUnsupportedVersion.
+const Version = 1
+
+// ContentType is the AMQP content type of every request and reply.
+const ContentType = "application/json"
+
+// MaxSymbolLen bounds the length of a symbol.
+const MaxSymbolLen = 32
+
+// Request asks for the latest quote of one symbol.
+type Request struct {
+	Version int    `json:"v"`
+	Symbol  string `json:"symbol"`
+}
+
+// Reply answers a Request with either a Quote or an Error, never both.
+type Reply struct {
+	Version int    `json:"v"`
+	Quote   *Quote `json:"quote,omitempty"`
+	Error   *Error `json:"error,omitempty"`
+}
+
+// Quote is one symbol's latest quote as stooq reports it.
+type Quote struct {
+	Symbol string  `json:"symbol"` // upper-case, as stooq returns it
+	Name   string  `json:"name"`
+	Open   float64 `json:"open"`
+	High   float64 `json:"high"`
+	Low    float64 `json:"low"`
+	Close  float64 `json:"close"`
+	Volume int64   `json:"volume"`
+	// QuotedAt is the quote's own date and time (not the request's), in UTC.
+	QuotedAt time.Time `json:"quoted_at"`
+}
+
+// Code classifies a failed request. Codes are wire format: append only.
+type Code string
+
+// Error codes a Reply can carry.
+const (
+	// CodeInvalid: the request was malformed or the symbol is not valid.
+	CodeInvalid Code = "invalid"
+	// CodeNotFound: stooq does not know the symbol.
+	CodeNotFound Code = "not_found"
+	// CodeUpstreamError: stooq failed or answered something that is not a quote.
+	CodeUpstreamError Code = "upstream_error"
+	// CodeRateLimited: stooq's daily hit limit is exhausted.
+	CodeRateLimited Code = "rate_limited"
+	// CodeUpstreamTimeout: stooq did not answer in time.
+	CodeUpstreamTimeout Code = "upstream_timeout"
+	// CodeUnsupportedVersion: the request's version is not one the worker speaks.
+	CodeUnsupportedVersion Code = "unsupported_version"
+	// CodeInternal: the worker failed for a reason of its own.
+	CodeInternal Code = "internal"
+)
+
+// Error is a typed failure carried in a Reply. It implements error so a
+// client can return it as is and callers can match it with errors.As.
+type Error struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return string(e.Code)
+	}
+	return string(e.Code) + ": " + e.Message
+}
+
+// ErrInvalidSymbol reports a symbol that fails ValidateSymbol.
+var ErrInvalidSymbol = errors.New("invalid symbol")
+
+// NormalizeSymbol trims and lower-cases s and checks it: 1 to MaxSymbolLen
+// ASCII letters, digits and the characters ".^_-". Anything else (notably
+// '+' and '&', which stooq would read as list and parameter separators) is
+// rejected with an error wrapping ErrInvalidSymbol.
+func NormalizeSymbol(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", fmt.Errorf("%w: empty", ErrInvalidSymbol)
+	}
+	if len(s) > MaxSymbolLen {
+		return "", fmt.Errorf("%w: longer than %d characters", ErrInvalidSymbol, MaxSymbolLen)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '^', c == '_', c == '-':
+		default:
+			return "", fmt.Errorf("%w: character %q not allowed (use letters, digits and .^_-)", ErrInvalidSymbol, rune(c))
+		}
+	}
+	return strings.ToLower(s), nil
+}
+
+// DecodeRequest parses a request body. It fails on malformed JSON,
+// unknown versions and invalid symbols, with a *Error whose code says
+// which; the returned request's symbol is normalized.
+func DecodeRequest(body []byte) (Request, error) {
+	var req Request
+	if err := json.Unmarshal(body, &req); err != nil {
+		return Request{}, &Error{Code: CodeInvalid, Message: "malformed request: " + err.Error()}
+	}
+	if req.Version != Version {
+		return Request{}, &Error{Code: CodeUnsupportedVersion, Message: fmt.Sprintf("unsupported request version %d (want %d)", req.Version, Version)}
+	}
+	sym, err := NormalizeSymbol(req.Symbol)
+	if err != nil {
+		return Request{}, &Error{Code: CodeInvalid, Message: err.Error()}
+	}
+	req.Symbol = sym
+	return req, nil
+}
+
+// DecodeReply parses a reply body. A reply with neither a quote nor an
+// error, or of an unknown version, is an error.
+func DecodeReply(body []byte) (Reply, error) {
+	var r Reply
+	if err := json.Unmarshal(body, &r); err != nil {
+		return Reply{}, fmt.Errorf("decode reply: %w", err)
+	}
+	if r.Version != Version {
+		return Reply{}, fmt.Errorf("decode reply: unsupported version %d", r.Version)
+	}
+	if (r.Quote == nil) == (r.Error == nil) {
+		return Reply{}, errors.New("decode reply: want exactly one of quote and error")
+	}
+	return r, nil
+}
