@@ -1,0 +1,232 @@
+package amqprpc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Config configures a Conn.
+type Config struct {
+	URL        string        // amqp:// URL, may hold credentials: never logged unmasked
+	Name       string        // connection name shown in the management UI
+	Logger     *slog.Logger  // required
+	MinBackoff time.Duration // first reconnect delay; default 100ms
+	MaxBackoff time.Duration // reconnect delay cap; default 5s
+}
+
+// Defaults for Config.
+const (
+	DefaultMinBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff = 5 * time.Second
+	dialTimeout       = 5 * time.Second
+	closeTimeout      = 5 * time.Second
+	heartbeat         = 10 * time.Second
+)
+
+// Conn is one long-lived AMQP connection that redials with capped,
+// jittered exponential backoff whenever the broker goes away.
+//
+// Owners of channels (Client publishers, Server workers) call session to
+// get the live connection and a channel that is closed at the next state
+// change, then wait on it to reopen their channel after a reconnect.
+type Conn struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	conn    *amqp.Connection // nil while down
+	blocked string           // non-empty while the broker blocks publishing
+	closed  bool
+	changed chan struct{} // closed and replaced on every state change
+
+	done       chan struct{} // closed by Close
+	stopped    chan struct{} // closed when the dial loop has exited
+	closeOnce  sync.Once
+	reconnects atomic.Uint64
+}
+
+// Dial validates cfg and starts connecting in the background; it returns
+// at once (it does not wait for the broker). It fails only on a bad config.
+func Dial(cfg Config) (*Conn, error) {
+	if cfg.Logger == nil {
+		return nil, errors.New("amqprpc: config: Logger is required")
+	}
+	if _, err := amqp.ParseURI(cfg.URL); err != nil {
+		// amqp's error does not echo the URL; keep it that way.
+		return nil, fmt.Errorf("amqprpc: config: URL %s: %w", maskURL(cfg.URL), err)
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		return nil, fmt.Errorf("amqprpc: config: MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
+	}
+	c := &Conn{
+		cfg:     cfg,
+		log:     cfg.Logger.With("amqp_url", maskURL(cfg.URL), "amqp_conn", cfg.Name),
+		changed: make(chan struct{}),
+		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	go c.loop()
+	return c, nil
+}
+
+// Ready reports nil when the connection is up and not blocked.
+func (c *Conn) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return ErrClosed
+	case c.conn == nil:
+		return fmt.Errorf("%w: not connected", ErrUnavailable)
+	case c.blocked != "":
+		return fmt.Errorf("%w: connection blocked by broker: %s", ErrUnavailable, c.blocked)
+	}
+	return nil
+}
+
+// Reconnects reports how many times the connection has been re-established
+// after a loss (the first connection does not count).
+func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
+
+// Close closes the connection and stops reconnecting. Clients and servers
+// built on c see ErrClosed afterwards; close them first for a clean drain.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { close(c.done) })
+	<-c.stopped
+	return nil
+}
+
+// session returns the live connection (nil while down) and a channel that
+// is closed at the next state change (connected, lost, blocked, closed).
+// closed reports whether Close has been called.
+func (c *Conn) session() (conn *amqp.Connection, changed <-chan struct{}, closed bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn, c.changed, c.closed
+}
+
+// setState updates the state under the lock and wakes every waiter.
+func (c *Conn) setState(f func()) {
+	c.mu.Lock()
+	f()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// loop dials, watches the connection and redials until Close.
+func (c *Conn) loop() {
+	defer close(c.stopped)
+	defer c.setState(func() { c.closed = true; c.conn = nil })
+	attempt := 0
+	everUp := false
+	for {
+		conn, err := c.dial()
+		if err != nil {
+			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
+			attempt++
+			c.log.Warn("amqp dial failed", "err", err, "attempt", attempt, "retry_in", d)
+			if !c.sleep(d) {
+				return
+			}
+			continue
+		}
+		attempt = 0
+		if everUp {
+			c.reconnects.Add(1)
+		}
+		everUp = true
+		c.log.Info("amqp connected")
+		if !c.watch(conn) {
+			return
+		}
+		// Give the broker a moment before redialing, jittered so that
+		// many clients cut off together do not come back in step.
+		if !c.sleep(backoff(0, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)) {
+			return
+		}
+	}
+}
+
+func (c *Conn) dial() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	if c.cfg.Name != "" {
+		props.SetClientConnectionName(c.cfg.Name)
+	}
+	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
+		Heartbeat:  heartbeat,
+		Properties: props,
+		Dial:       amqp.DefaultDial(dialTimeout),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial: %w", err)
+	}
+	return conn, nil
+}
+
+// watch publishes conn as the live connection and blocks until it is lost
+// (returns true: redial) or Close is called (returns false).
+func (c *Conn) watch(conn *amqp.Connection) bool {
+	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
+	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	c.setState(func() { c.conn = conn; c.blocked = "" })
+	for {
+		select {
+		case <-c.done:
+			c.setState(func() { c.conn = nil; c.blocked = "" })
+			if err := conn.CloseDeadline(time.Now().Add(closeTimeout)); err != nil && !errors.Is(err, amqp.ErrClosed) {
+				c.log.Warn("amqp close", "err", err)
+			}
+			c.log.Info("amqp connection closed")
+			return false
+		case b, ok := <-blocks:
+			if !ok {
+				blocks = nil
+				continue
+			}
+			reason := ""
+			if b.Active {
+				reason = b.Reason
+				if reason == "" {
+					reason = "unknown reason"
+				}
+				c.log.Warn("amqp connection blocked", "reason", b.Reason)
+			} else {
+				c.log.Info("amqp connection unblocked")
+			}
+			c.setState(func() { c.blocked = reason })
+		case err, ok := <-closes:
+			c.setState(func() { c.conn = nil; c.blocked = "" })
+			if ok && err != nil {
+				c.log.Warn("amqp connection lost", "err", err)
+			} else {
+				c.log.Warn("amqp connection lost")
+			}
+			return true
+		}
+	}
+}
+
+// sleep waits d or until Close; it reports whether to go on.
+func (c *Conn) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.done:
+		return false
+	}
+}

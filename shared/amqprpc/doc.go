@@ -1,0 +1,53 @@
+// Package amqprpc is request/reply over RabbitMQ with amqp091-go: one
+// long-lived connection per process that reconnects by itself, a Client
+// that publishes requests and matches replies by correlation id, and a
+// Server that consumes a queue with manual acks and bounded concurrency.
+//
+// # Channel ownership
+//
+// An amqp091 channel is never shared between goroutines. The Client runs
+// one publisher goroutine per channel (ClientOptions.Channels); callers hand
+// it publish requests over a Go channel, and the same goroutine consumes
+// the direct reply-to pseudo-queue (amq.rabbitmq.reply-to, auto-ack) and the
+// basic.return notifications of that channel. The Server runs one worker
+// goroutine per ServerOptions.Workers, each with its own channel, Qos(1) and
+// consumer, so prefetch and concurrency both equal Workers.
+//
+// # Reconnection
+//
+// A Conn redials with capped, jittered exponential backoff after the
+// broker goes away. Every owner goroutine waits for the next connection
+// (Conn publishes state changes by closing a broadcast channel) and then
+// reopens its channel, re-declares and re-consumes. Calls in flight on a
+// lost channel fail at once with ErrUnavailable; unacked server deliveries
+// are redelivered by the broker.
+//
+// # Deadlines
+//
+// Every request carries its caller's deadline twice: as the AMQP expiration
+// (remaining milliseconds, at least 1) so the broker drops it once stale,
+// and as the header x-deadline (Unix milliseconds) so the server can drop
+// it without calling the handler and bound the handler's context.
+package amqprpc
+
+import "errors"
+
+// Sentinel errors. Call also returns ctx.Err() (wrapped) when its context
+// ends first, and other wrapped errors for anything else.
+var (
+	// ErrUnavailable: no usable broker connection right now (down,
+	// reconnecting, or blocked by a resource alarm). Calls fail fast.
+	ErrUnavailable = errors.New("amqprpc: broker unavailable")
+	// ErrNoRoute: the broker returned the request as unroutable (mandatory
+	// flag): no queue of that name exists, so no worker has ever declared it.
+	ErrNoRoute = errors.New("amqprpc: no route to queue")
+	// ErrClosed: the client or connection was closed.
+	ErrClosed = errors.New("amqprpc: closed")
+)
+
+// DeadlineHeader is the message header carrying the caller's deadline in
+// Unix milliseconds.
+const DeadlineHeader = "x-deadline"
+
+// replyToQueue is RabbitMQ's direct reply-to pseudo-queue.
+const replyToQueue = "amq.rabbitmq.reply-to"

@@ -1,0 +1,329 @@
+package amqprpc
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// DefaultHandlerTimeout bounds a handler for a request that carries no
+// deadline header, unless ServerOptions.HandlerTimeout says otherwise.
+const DefaultHandlerTimeout = 30 * time.Second
+
+// Message is one request as a Server handler sees it.
+type Message struct {
+	Body          []byte
+	Headers       map[string]any
+	CorrelationID string
+	Redelivered   bool
+	Deadline      time.Time // zero when the request carried none
+}
+
+// Handler computes the reply body for a request. ctx ends at the request's
+// deadline (or after ServerOptions.HandlerTimeout when it carried none);
+// it is not cancelled by Serve's ctx, so a graceful shutdown lets the
+// handler finish. A panic is recovered, logged and counted, and the
+// request is acked without a reply.
+type Handler func(ctx context.Context, m Message) []byte
+
+// ServerOptions tune a Server.
+type ServerOptions struct {
+	Workers int // concurrent handlers = prefetch; default 1
+	Logger  *slog.Logger
+	// HandlerTimeout bounds a handler whose request has no deadline;
+	// default DefaultHandlerTimeout.
+	HandlerTimeout time.Duration
+}
+
+// ServerStats are counters since the server was created.
+type ServerStats struct {
+	Deliveries  uint64 // requests received
+	Handled     uint64 // requests answered and acked
+	Expired     uint64 // requests dropped because their deadline had passed
+	Panics      uint64 // handler panics (acked without reply)
+	NoReplyTo   uint64 // requests dropped for lack of reply_to
+	ReplyErrors uint64 // replies that could not be published (left unacked for redelivery)
+}
+
+// Server consumes a queue and replies to each request's reply_to.
+//
+// Each of the Workers goroutines owns one channel with Qos(1) and one
+// consumer, so at most Workers requests are unacked at a time.
+type Server struct {
+	conn           *Conn
+	queue          string
+	handler        Handler
+	workers        int
+	handlerTimeout time.Duration
+	log            *slog.Logger
+
+	serving   atomic.Bool
+	consuming atomic.Int32
+
+	deliveries, handled, expired, panics, noReplyTo, replyErrors atomic.Uint64
+}
+
+// NewServer returns a server for queue. Serve declares the queue.
+func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server {
+	if opts.Workers <= 0 {
+		opts.Workers = 1
+	}
+	if opts.HandlerTimeout <= 0 {
+		opts.HandlerTimeout = DefaultHandlerTimeout
+	}
+	log := opts.Logger
+	if log == nil {
+		log = conn.log
+	}
+	return &Server{
+		conn:           conn,
+		queue:          queue,
+		handler:        h,
+		workers:        opts.Workers,
+		handlerTimeout: opts.HandlerTimeout,
+		log:            log.With("amqp_role", "server", "queue", queue),
+	}
+}
+
+// declareQueue declares an RPC request queue. Every declaration of a queue
+// must use the same arguments, or the broker refuses it with
+// PRECONDITION_FAILED, so they live here and only here.
+func declareQueue(ch *amqp.Channel, name string) error {
+	_, err := ch.QueueDeclare(name,
+		true,  // durable: survives a broker restart, like the workers expect
+		false, // autoDelete: stays when the last worker goes, so requests get a route
+		false, // exclusive
+		false, // noWait
+		amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeClassic},
+	)
+	if err != nil {
+		return fmt.Errorf("declare queue %s: %w", name, err)
+	}
+	return nil
+}
+
+// Serve consumes until ctx is cancelled, then stops consuming, lets the
+// handlers in flight finish, replies and acks, and returns nil. It returns
+// ErrClosed if the Conn is closed first. A Server serves once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("amqprpc: server already serving")
+	}
+	s.log.Info("amqp server starting", "workers", s.workers)
+	var wg sync.WaitGroup
+	for i := range s.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.worker(ctx, i)
+		}()
+	}
+	wg.Wait()
+	s.log.Info("amqp server stopped")
+	if ctx.Err() != nil {
+		return nil
+	}
+	return ErrClosed
+}
+
+// Ready reports nil when the server is consuming.
+func (s *Server) Ready() error {
+	if !s.serving.Load() {
+		return errors.New("amqprpc: server not serving")
+	}
+	if err := s.conn.Ready(); err != nil {
+		return err
+	}
+	if s.consuming.Load() == 0 {
+		return fmt.Errorf("%w: not consuming %s yet", ErrUnavailable, s.queue)
+	}
+	return nil
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() ServerStats {
+	return ServerStats{
+		Deliveries:  s.deliveries.Load(),
+		Handled:     s.handled.Load(),
+		Expired:     s.expired.Load(),
+		Panics:      s.panics.Load(),
+		NoReplyTo:   s.noReplyTo.Load(),
+		ReplyErrors: s.replyErrors.Load(),
+	}
+}
+
+// worker keeps one consumer alive across reconnects until ctx ends or the
+// Conn is closed.
+func (s *Server) worker(ctx context.Context, id int) {
+	failures := 0
+	for ctx.Err() == nil {
+		conn, changed, closed := s.conn.session()
+		if closed {
+			return
+		}
+		if conn != nil {
+			consumed, err := s.consume(ctx, conn, id)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				s.log.Warn("amqp server channel", "worker", id, "err", err)
+			}
+			if consumed {
+				failures = 0
+				continue
+			}
+			t := time.NewTimer(backoff(failures, s.conn.cfg.MinBackoff, s.conn.cfg.MaxBackoff, jitter))
+			failures++
+			select {
+			case <-ctx.Done():
+			case <-changed:
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		}
+	}
+}
+
+// consume opens a channel on conn, declares the queue and handles
+// deliveries one at a time until ctx ends or the channel is lost.
+// consumed reports whether the consumer got started at all.
+func (s *Server) consume(ctx context.Context, conn *amqp.Connection, id int) (consumed bool, err error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, fmt.Errorf("open channel: %w", err)
+	}
+	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
+	if err := ch.Qos(1, 0, false); err != nil {
+		_ = ch.Close()
+		return false, fmt.Errorf("qos: %w", err)
+	}
+	if err := declareQueue(ch, s.queue); err != nil {
+		_ = ch.Close()
+		return false, err
+	}
+	tag := fmt.Sprintf("%s.%d.%s", s.queue, id, rand.Text()[:8])
+	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
+	if err != nil {
+		_ = ch.Close()
+		return false, fmt.Errorf("consume %s: %w", s.queue, err)
+	}
+	s.consuming.Add(1)
+	defer s.consuming.Add(-1)
+	stop := func() {
+		// Cancel first so the broker sends nothing new; a delivery it
+		// already pushed but we did not start is requeued when the
+		// channel closes.
+		if err := ch.Cancel(tag, false); err != nil && !errors.Is(err, amqp.ErrClosed) {
+			s.log.Warn("amqp cancel consumer", "worker", id, "err", err)
+		}
+		if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+			s.log.Warn("amqp close channel", "worker", id, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			stop()
+			return true, nil
+		case d, ok := <-deliveries:
+			if !ok {
+				return true, errors.New("consumer closed")
+			}
+			if ctx.Err() != nil {
+				stop()
+				return true, nil
+			}
+			if err := s.handle(ctx, ch, d); err != nil {
+				_ = ch.Close()
+				return true, err
+			}
+		case e, ok := <-closes:
+			if ok && e != nil {
+				return true, fmt.Errorf("channel closed: %w", e)
+			}
+			return true, errors.New("channel closed")
+		}
+	}
+}
+
+// handle answers one delivery: drop it if it cannot or need not be
+// answered, else run the handler, publish the reply, then ack. An error
+// means the channel is unusable; the delivery is then left unacked and
+// the broker redelivers it.
+func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) error {
+	s.deliveries.Add(1)
+	log := s.log.With("correlation_id", d.CorrelationId)
+	ack := func() error {
+		if err := d.Ack(false); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+		return nil
+	}
+	if d.ReplyTo == "" {
+		s.noReplyTo.Add(1)
+		log.Warn("amqp request without reply_to dropped")
+		return ack()
+	}
+	deadline, hasDeadline := parseDeadline(d.Headers)
+	now := time.Now()
+	if hasDeadline && !now.Before(deadline) {
+		s.expired.Add(1)
+		log.Info("expired amqp request dropped", "late_by", now.Sub(deadline))
+		return ack()
+	}
+	hdeadline := deadline
+	if !hasDeadline {
+		hdeadline = now.Add(s.handlerTimeout)
+		deadline = time.Time{}
+	}
+	hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), hdeadline)
+	body, ok := s.call(hctx, log, Message{
+		Body:          d.Body,
+		Headers:       d.Headers,
+		CorrelationID: d.CorrelationId,
+		Redelivered:   d.Redelivered,
+		Deadline:      deadline,
+	})
+	cancel()
+	if !ok {
+		s.panics.Add(1)
+		return ack()
+	}
+	err := ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{
+		ContentType:   d.ContentType,
+		DeliveryMode:  amqp.Transient,
+		CorrelationId: d.CorrelationId,
+		Body:          body,
+	})
+	if err != nil {
+		s.replyErrors.Add(1)
+		return fmt.Errorf("publish reply: %w", err)
+	}
+	s.handled.Add(1)
+	return ack()
+}
+
+// call runs the handler, turning a panic into ok == false.
+func (s *Server) call(ctx context.Context, log *slog.Logger, m Message) (body []byte, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("amqp handler panicked; request acked without reply", "panic", r, "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	return s.handler(ctx, m), true
+}

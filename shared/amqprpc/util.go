@@ -1,0 +1,97 @@
+package amqprpc
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"time"
+)
+
+// backoff returns the delay before reconnect attempt n (0-based): an
+// exponential min*2^n capped at max, with "equal jitter" (half fixed, half
+// random) so that many processes cut off together do not redial in step.
+// rnd returns a float in [0, 1).
+func backoff(n int, minDelay, maxDelay time.Duration, rnd func() float64) time.Duration {
+	if n < 0 {
+		n = 0
+	}
+	d := maxDelay
+	if n < 62 {
+		if f := float64(minDelay) * math.Pow(2, float64(n)); f < float64(maxDelay) {
+			d = time.Duration(f)
+		}
+	}
+	half := d / 2
+	return half + time.Duration(rnd()*float64(d-half))
+}
+
+// jitter is the production source of randomness for backoff.
+func jitter() float64 { return rand.Float64() }
+
+// maskURL returns u with any password replaced, safe to log. A URL that
+// does not parse is not echoed at all, since it may still hold a secret.
+func maskURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return p.Redacted()
+}
+
+// parseDeadline reads the DeadlineHeader (Unix milliseconds) from headers.
+// It accepts the integer types amqp091 decodes and decimal strings, since
+// publishers in other languages encode numbers differently. ok is false
+// when the header is absent or unusable.
+func parseDeadline(headers map[string]any) (deadline time.Time, ok bool) {
+	v, found := headers[DeadlineHeader]
+	if !found {
+		return time.Time{}, false
+	}
+	var ms int64
+	switch x := v.(type) {
+	case int64:
+		ms = x
+	case int32:
+		ms = int64(x)
+	case int:
+		ms = int64(x)
+	case int16:
+		ms = int64(x)
+	case uint32:
+		ms = int64(x)
+	case uint64:
+		if x > math.MaxInt64 {
+			return time.Time{}, false
+		}
+		ms = int64(x)
+	case float64:
+		if x != x || x <= 0 || x > math.MaxInt64 {
+			return time.Time{}, false
+		}
+		ms = int64(x)
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return time.Time{}, false
+		}
+		ms = n
+	default:
+		return time.Time{}, false
+	}
+	if ms <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// expiration returns the AMQP expiration (milliseconds, as a decimal
+// string) for a message whose deadline is remaining from now: rounded up,
+// at least 1, since "0" would mean "deliver now or drop".
+func expiration(remaining time.Duration) string {
+	ms := (remaining + time.Millisecond - 1) / time.Millisecond
+	if ms < 1 {
+		ms = 1
+	}
+	return strconv.FormatInt(int64(ms), 10)
+}

@@ -1,0 +1,192 @@
+package amqprpc
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	const minD, maxD = 100 * time.Millisecond, 5 * time.Second
+	tests := []struct {
+		name     string
+		attempt  int
+		rnd      float64
+		min, max time.Duration // inclusive bounds of the result
+	}{
+		{"first, no jitter", 0, 0, 50 * time.Millisecond, 50 * time.Millisecond},
+		{"first, full jitter", 0, 0.999999, 50 * time.Millisecond, 100 * time.Millisecond},
+		{"third", 2, 0.5, 200 * time.Millisecond, 400 * time.Millisecond},
+		{"capped", 10, 0.999999, maxD / 2, maxD},
+		{"huge attempt stays capped", 1000, 0, maxD / 2, maxD / 2},
+		{"negative attempt", -3, 0, 50 * time.Millisecond, 50 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := backoff(tt.attempt, minD, maxD, func() float64 { return tt.rnd })
+			if got < tt.min || got > tt.max {
+				t.Errorf("backoff(%d) = %v, want in [%v, %v]", tt.attempt, got, tt.min, tt.max)
+			}
+		})
+	}
+}
+
+func TestBackoffGrowsThenCaps(t *testing.T) {
+	prev := time.Duration(0)
+	for n := range 20 {
+		got := backoff(n, 100*time.Millisecond, 5*time.Second, func() float64 { return 0 })
+		if got < prev {
+			t.Fatalf("backoff(%d) = %v, below backoff(%d) = %v", n, got, n-1, prev)
+		}
+		if got > 5*time.Second {
+			t.Fatalf("backoff(%d) = %v, above cap", n, got)
+		}
+		prev = got
+	}
+}
+
+func TestMaskURL(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"amqp://guest:s3cret@127.0.0.1:5672/", "amqp://guest:xxxxx@127.0.0.1:5672/"},
+		{"amqp://127.0.0.1:5672/vh", "amqp://127.0.0.1:5672/vh"},
+		{"amqps://user@host/", "amqps://user@host/"},
+		{"amqp://u:p%40ss@h/%2f", "amqp://u:xxxxx@h/%2f"},
+		{"amqp://u:s3cret@[::1:5672/", "<unparsable URL>"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got := maskURL(tt.in)
+			if got != tt.want {
+				t.Errorf("maskURL(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if strings.Contains(got, "s3cret") || strings.Contains(got, "p%40ss") {
+				t.Errorf("maskURL(%q) = %q leaks the password", tt.in, got)
+			}
+		})
+	}
+}
+
+func TestParseDeadline(t *testing.T) {
+	const ms = int64(1_790_000_000_123)
+	want := time.UnixMilli(ms)
+	tests := []struct {
+		name    string
+		headers map[string]any
+		want    time.Time
+		wantOK  bool
+	}{
+		{"int64", map[string]any{DeadlineHeader: ms}, want, true},
+		{"int", map[string]any{DeadlineHeader: int(ms)}, want, true},
+		{"float64", map[string]any{DeadlineHeader: float64(ms)}, want, true},
+		{"string", map[string]any{DeadlineHeader: "1790000000123"}, want, true},
+		{"int32 small", map[string]any{DeadlineHeader: int32(1000)}, time.UnixMilli(1000), true},
+		{"absent", map[string]any{"other": ms}, time.Time{}, false},
+		{"nil headers", nil, time.Time{}, false},
+		{"garbage string", map[string]any{DeadlineHeader: "soon"}, time.Time{}, false},
+		{"zero", map[string]any{DeadlineHeader: int64(0)}, time.Time{}, false},
+		{"negative", map[string]any{DeadlineHeader: int64(-5)}, time.Time{}, false},
+		{"wrong type", map[string]any{DeadlineHeader: []byte("1")}, time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseDeadline(tt.headers)
+			if ok != tt.wantOK || !got.Equal(tt.want) {
+				t.Errorf("parseDeadline(%v) = %v, %v; want %v, %v", tt.headers, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestExpiration(t *testing.T) {
+	tests := []struct {
+		in   time.Duration
+		want string
+	}{
+		{0, "1"},
+		{-time.Second, "1"},
+		{time.Microsecond, "1"},
+		{time.Millisecond, "1"},
+		{1500 * time.Microsecond, "2"},
+		{3 * time.Second, "3000"},
+	}
+	for _, tt := range tests {
+		if got := expiration(tt.in); got != tt.want {
+			t.Errorf("expiration(%v) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRecentSetForgetsOldest(t *testing.T) {
+	s := newRecentSet(2)
+	s.put("a", idGone)
+	s.put("b", idGone)
+	s.put("a", idAnswered) // update in place, no eviction
+	if m, ok := s.get("a"); !ok || m != idAnswered {
+		t.Fatalf("get(a) = %v, %v; want idAnswered, true", m, ok)
+	}
+	s.put("c", idGone) // evicts a, the oldest insertion
+	if _, ok := s.get("a"); ok {
+		t.Errorf("get(a) found after eviction")
+	}
+	for _, id := range []string{"b", "c"} {
+		if _, ok := s.get(id); !ok {
+			t.Errorf("get(%s) not found", id)
+		}
+	}
+}
+
+func TestDialValidatesConfig(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no logger", Config{URL: "amqp://localhost/"}},
+		{"bad scheme", Config{URL: "http://u:s3cret@localhost/", Logger: log}},
+		{"max below min", Config{URL: "amqp://localhost/", Logger: log, MinBackoff: time.Second, MaxBackoff: time.Millisecond}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Dial(tt.cfg)
+			if err == nil {
+				c.Close()
+				t.Fatal("Dial succeeded, want error")
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q leaks the password", err)
+			}
+		})
+	}
+}
+
+func TestCallWithoutBrokerFailsFast(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// Port 1 on loopback refuses at once; the Conn stays down.
+	conn, err := Dial(Config{URL: "amqp://guest:guest@127.0.0.1:1/", Logger: log, MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := NewClient(conn, ClientOptions{})
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Call(t.Context(), "q", []byte("x"), nil)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Call error = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Call took %v, want fast failure", d)
+	}
+	if err := conn.Ready(); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Ready = %v, want ErrUnavailable", err)
+	}
+	c.Close()
+	if _, err := c.Call(t.Context(), "q", nil, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Call after Close = %v, want ErrClosed", err)
+	}
+}
