@@ -1,0 +1,98 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"gorm.io/gorm"
+)
+
+// migrateLockKey is the pg_advisory_xact_lock key that serializes Migrate
+// across processes ("stockquo" in ASCII).
+const migrateLockKey int64 = 0x73746f636b71756f
+
+// migration is one schema step. Steps are append-only: never edit or
+// reorder a step that has shipped; add a new one.
+type migration struct {
+	version    int
+	statements []string // one statement each (the extended protocol runs one at a time)
+}
+
+// migrations is the schema, in order. The DDL is explicit SQL rather than
+// GORM's AutoMigrate so that column types, constraints and especially the
+// indexes (descending keys, expressions) are exactly what the queries
+// need. Every statement is also IF NOT EXISTS, so a database created
+// before schema_migrations existed is adopted rather than broken.
+var migrations = []migration{
+	{version: 1, statements: []string{
+		`CREATE TABLE IF NOT EXISTS users (
+			id            bigserial   PRIMARY KEY,
+			username      text        NOT NULL,
+			email         text        NOT NULL DEFAULT '',
+			password_hash text        NOT NULL,
+			superuser     boolean     NOT NULL DEFAULT false,
+			created_at    timestamptz NOT NULL DEFAULT now(),
+			CONSTRAINT users_username_key UNIQUE (username)
+		)`,
+		`CREATE TABLE IF NOT EXISTS history (
+			id           bigserial        PRIMARY KEY,
+			user_id      bigint           NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+			requested_at timestamptz      NOT NULL,
+			symbol       text             NOT NULL,
+			name         text             NOT NULL DEFAULT '',
+			open         double precision NOT NULL,
+			high         double precision NOT NULL,
+			low          double precision NOT NULL,
+			close        double precision NOT NULL,
+			volume       bigint           NOT NULL DEFAULT 0,
+			quoted_at    timestamptz
+		)`,
+		// Serves History's keyset pagination: equality on user_id, then
+		// the (requested_at, id) row comparison and ORDER BY, in index order.
+		`CREATE INDEX IF NOT EXISTS history_user_requested_idx
+			ON history (user_id, requested_at DESC, id DESC)`,
+		// Serves TopStocks' GROUP BY lower(symbol) in index order, without
+		// a sort. INCLUDE (symbol) allows an index-only scan: the planner
+		// only uses one for an expression index when the expression's
+		// columns are in the index too.
+		`CREATE INDEX IF NOT EXISTS history_lower_symbol_idx
+			ON history (lower(symbol)) INCLUDE (symbol)`,
+	}},
+}
+
+// Migrate creates or updates the schema, indexes included. Idempotent, and
+// safe to run from several processes at once: everything runs in one
+// transaction holding an advisory lock, and PostgreSQL DDL is
+// transactional, so a failed step leaves the schema as it was.
+func (db *DB) Migrate(ctx context.Context) error {
+	err := db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrateLockKey).Error; err != nil {
+			return fmt.Errorf("take migration lock: %w", err)
+		}
+		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    integer     PRIMARY KEY,
+			applied_at timestamptz NOT NULL DEFAULT now()
+		)`).Error; err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var current int
+		if err := tx.Raw(`SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current).Error; err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		for _, m := range migrations {
+			if m.version <= current {
+				continue
+			}
+			for i, stmt := range m.statements {
+				if err := tx.Exec(stmt).Error; err != nil {
+					return fmt.Errorf("migration %d statement %d: %w", m.version, i+1, err)
+				}
+			}
+			if err := tx.Exec(`INSERT INTO schema_migrations (version) VALUES (?)`, m.version).Error; err != nil {
+				return fmt.Errorf("record migration %d: %w", m.version, err)
+			}
+		}
+		return nil
+	})
+	return wrapErr("migrate", err)
+}

@@ -1,0 +1,123 @@
+// Package postgres is the API service's store: users and quote history in
+// PostgreSQL through GORM. It is the only package that imports GORM; its
+// GORM models stay unexported and never leave it.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Sentinel errors.
+var (
+	// ErrNotFound reports that the requested row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate reports a unique constraint violation (SQLSTATE 23505),
+	// e.g. a username that is already taken.
+	ErrDuplicate = errors.New("already exists")
+	// ErrUnavailable wraps failures to reach the database (connection
+	// refused, reset, pool exhausted past the context deadline), so the
+	// API can answer 503 instead of 500.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
+// Pool defaults, applied by Open to zero Config fields.
+const (
+	DefaultMaxOpenConns    = 20
+	DefaultConnMaxLifetime = 30 * time.Minute
+)
+
+// Config configures the connection pool.
+type Config struct {
+	URL             string        // postgres:// URL or DSN, may hold a password
+	MaxOpenConns    int           // default DefaultMaxOpenConns (20)
+	MaxIdleConns    int           // default = MaxOpenConns
+	ConnMaxLifetime time.Duration // default DefaultConnMaxLifetime; negative means forever
+}
+
+// DB is the store. It is safe for concurrent use.
+type DB struct {
+	gorm *gorm.DB
+	sql  *sql.DB // the pool underneath gorm
+}
+
+// Open connects and pings. It does not migrate. A database that cannot be
+// reached gives an error wrapping ErrUnavailable. Error messages never
+// include the password from cfg.URL.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("open database: empty URL")
+	}
+	if cfg.MaxOpenConns <= 0 {
+		cfg.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if cfg.MaxIdleConns <= 0 || cfg.MaxIdleConns > cfg.MaxOpenConns {
+		cfg.MaxIdleConns = cfg.MaxOpenConns
+	}
+	switch {
+	case cfg.ConnMaxLifetime == 0:
+		cfg.ConnMaxLifetime = DefaultConnMaxLifetime
+	case cfg.ConnMaxLifetime < 0:
+		cfg.ConnMaxLifetime = 0 // database/sql: no limit
+	}
+
+	g, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.URL}), &gorm.Config{
+		// GORM's logger prints SQL with its arguments (password hashes,
+		// among others); errors reach the caller as return values instead.
+		Logger:                 logger.Discard,
+		PrepareStmt:            true,
+		SkipDefaultTransaction: true,
+		// gorm.Open's own ping has no context; Open pings with ctx below.
+		DisableAutomaticPing: true,
+		NowFunc:              now,
+	})
+	if err != nil {
+		// pgx redacts the password in its parse errors.
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB, err := g.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
+	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
+	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+
+	db := &DB{gorm: g, sql: sqlDB}
+	if err := db.Ping(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	return db, nil
+}
+
+// now is the store's clock for CreatedAt: UTC, at PostgreSQL's microsecond
+// precision, so what CreateUser returns equals what a later read returns.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// Ping checks the database is usable (for /readyz).
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.sql.PingContext(ctx); err != nil {
+		return wrapErr("ping", err)
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() error {
+	// Release the cached prepared statements before their connections go.
+	if p, ok := db.gorm.ConnPool.(*gorm.PreparedStmtDB); ok {
+		p.Close()
+	}
+	if err := db.sql.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
