@@ -1,0 +1,175 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// minSecretLen is the shortest JWT_SECRET accepted: HS256 wants a key at
+// least as long as its 256-bit output.
+const minSecretLen = 32
+
+// config is the API service's configuration, read once from the
+// environment by loadConfig.
+type config struct {
+	DatabaseURL     string        // DATABASE_URL, required
+	DBMaxConns      int           // DB_MAX_CONNS, default 20
+	BcryptCost      int           // BCRYPT_COST, default bcrypt.DefaultCost
+	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error; default info
+	AMQPURL         string        // AMQP_URL, required to serve
+	RPCChannels     int           // RPC_CHANNELS, publishing channels; default 2
+	RPCTimeout      time.Duration // RPC_TIMEOUT, default 5s
+	HTTPAddr        string        // HTTP_ADDR, default :8080
+	JWTSecret       string        // JWT_SECRET, required to serve, >= 32 bytes
+	JWTIssuer       string        // JWT_ISSUER, default stockquote-api
+	JWTAudience     string        // JWT_AUDIENCE, default stockquote
+	TokenTTL        time.Duration // TOKEN_TTL, default 1h
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
+}
+
+// configNeeds says which parts of the config a command needs: migrate and
+// user add need only the database.
+type configNeeds int
+
+const (
+	needStore configNeeds = iota
+	needAll
+)
+
+// loadConfig reads the configuration through getenv, applies defaults and
+// validates it, reporting every problem at once.
+func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
+	cfg := config{
+		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
+		AMQPURL:     strings.TrimSpace(getenv("AMQP_URL")),
+		HTTPAddr:    strings.TrimSpace(getenv("HTTP_ADDR")),
+		JWTSecret:   getenv("JWT_SECRET"),
+		JWTIssuer:   strings.TrimSpace(getenv("JWT_ISSUER")),
+		JWTAudience: strings.TrimSpace(getenv("JWT_AUDIENCE")),
+	}
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	if cfg.DatabaseURL == "" {
+		add(errors.New("DATABASE_URL is required"))
+	}
+	cfg.DBMaxConns = intEnv(getenv, "DB_MAX_CONNS", 20, 1, 1000, add)
+	cfg.BcryptCost = intEnv(getenv, "BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost, bcrypt.MaxCost, add)
+	if s := strings.TrimSpace(getenv("LOG_LEVEL")); s != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
+			add(fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", s))
+		}
+	}
+	if needs == needStore {
+		return cfg, errors.Join(errs...)
+	}
+
+	if cfg.AMQPURL == "" {
+		add(errors.New("AMQP_URL is required"))
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = ":8080"
+	}
+	switch {
+	case cfg.JWTSecret == "":
+		add(errors.New("JWT_SECRET is required (at least 32 bytes, e.g. `openssl rand -base64 48`)"))
+	case len(cfg.JWTSecret) < minSecretLen:
+		add(fmt.Errorf("JWT_SECRET is %d bytes, want at least %d", len(cfg.JWTSecret), minSecretLen))
+	}
+	if cfg.JWTIssuer == "" {
+		cfg.JWTIssuer = "stockquote-api"
+	}
+	if cfg.JWTAudience == "" {
+		cfg.JWTAudience = "stockquote"
+	}
+	cfg.RPCChannels = intEnv(getenv, "RPC_CHANNELS", 2, 1, 64, add)
+	cfg.TokenTTL = durationEnv(getenv, "TOKEN_TTL", time.Hour, time.Minute, 7*24*time.Hour, add)
+	cfg.RPCTimeout = durationEnv(getenv, "RPC_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute, add)
+	cfg.ShutdownTimeout = durationEnv(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute, add)
+	return cfg, errors.Join(errs...)
+}
+
+func intEnv(getenv func(string) string, name string, def, lo, hi int, add func(error)) int {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		add(fmt.Errorf("%s %q: want an integer in %d..%d", name, s, lo, hi))
+		return def
+	}
+	return n
+}
+
+func durationEnv(getenv func(string) string, name string, def, lo, hi time.Duration, add func(error)) time.Duration {
+	s := strings.TrimSpace(getenv(name))
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < lo || d > hi {
+		add(fmt.Errorf("%s %q: want a duration (like 30s or 1h) in %v..%v", name, s, lo, hi))
+		return def
+	}
+	return d
+}
+
+// LogValue logs the config with secrets masked.
+func (c config) LogValue() slog.Value {
+	secret := ""
+	if c.JWTSecret != "" {
+		secret = fmt.Sprintf("[%d bytes masked]", len(c.JWTSecret))
+	}
+	return slog.GroupValue(
+		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("bcrypt_cost", c.BcryptCost),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("amqp_url", maskURL(c.AMQPURL)),
+		slog.Int("rpc_channels", c.RPCChannels),
+		slog.Duration("rpc_timeout", c.RPCTimeout),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("jwt_secret", secret),
+		slog.String("jwt_issuer", c.JWTIssuer),
+		slog.String("jwt_audience", c.JWTAudience),
+		slog.Duration("token_ttl", c.TokenTTL),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+	)
+}
+
+// dsnPassword matches the password in a key=value DSN.
+var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// maskURL hides the password of a URL or key=value DSN, and the whole
+// value when it cannot be parsed (better too little in the log than a leak).
+func maskURL(s string) string {
+	if s == "" {
+		return ""
+	}
+	if !strings.Contains(s, "://") {
+		return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "[unparsable, masked]"
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
+)
+
+// cursorVersion leads every encoded cursor so the format can change.
+const cursorVersion = 1
+
+// cursorLen is the decoded length: version, requested_at nanos, id.
+const cursorLen = 1 + 8 + 8
+
+// errBadCursor reports a cursor this server did not issue.
+var errBadCursor = errors.New("bad cursor")
+
+// encodeCursor returns the opaque, URL-safe form of a keyset position.
+func encodeCursor(c postgres.HistoryCursor) string {
+	var b [cursorLen]byte
+	b[0] = cursorVersion
+	binary.BigEndian.PutUint64(b[1:9], uint64(c.RequestedAt.UnixNano()))
+	binary.BigEndian.PutUint64(b[9:], uint64(c.ID))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// decodeCursor parses a cursor made by encodeCursor.
+func decodeCursor(s string) (postgres.HistoryCursor, error) {
+	if len(s) != base64.RawURLEncoding.EncodedLen(cursorLen) {
+		return postgres.HistoryCursor{}, errBadCursor
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil || len(b) != cursorLen || b[0] != cursorVersion {
+		return postgres.HistoryCursor{}, errBadCursor
+	}
+	nanos := int64(binary.BigEndian.Uint64(b[1:9]))
+	id := int64(binary.BigEndian.Uint64(b[9:]))
+	if nanos <= 0 || id <= 0 {
+		return postgres.HistoryCursor{}, errBadCursor
+	}
+	return postgres.HistoryCursor{RequestedAt: time.Unix(0, nanos).UTC(), ID: id}, nil
+}

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/stockrpc"
+)
+
+// Interfaces of the store, each declared beside its consumer.
+type (
+	userByNamer interface {
+		UserByName(ctx context.Context, username string) (postgres.User, error)
+	}
+	userCreator interface {
+		CreateUser(ctx context.Context, u postgres.User) (postgres.User, error)
+	}
+	historyAdder interface {
+		AddHistory(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error)
+	}
+	historyLister interface {
+		History(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error)
+	}
+	topStocker interface {
+		TopStocks(ctx context.Context, n int) ([]postgres.StockCount, error)
+	}
+)
+
+// decodeJSON decodes exactly one JSON object from the request body,
+// refusing unknown fields and trailing data.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var maxBytes *http.MaxBytesError
+		if errors.As(err, &maxBytes) {
+			return err
+		}
+		return withDetail(errInvalidInput, "malformed JSON body: "+err.Error())
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return withDetail(errInvalidInput, "malformed JSON body: trailing data after the object")
+	}
+	return nil
+}
+
+// handleLogin exchanges a username and password (HTTP Basic or a JSON
+// body) for an access token. The username is matched exactly as given,
+// after trimming surrounding white space. Unknown users and wrong
+// passwords get the same 401, and both cost one bcrypt comparison.
+func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth) gin.HandlerFunc {
+	type request struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	type response struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	return func(c *gin.Context) {
+		var req request
+		if name, pass, ok := c.Request.BasicAuth(); ok {
+			req = request{Username: name, Password: pass}
+		} else if err := decodeJSON(c.Request, &req); err != nil {
+			fail(c, err)
+			return
+		}
+		name := strings.TrimSpace(req.Username)
+
+		hash := pw.dummy
+		u, err := users.UserByName(c.Request.Context(), name)
+		switch {
+		case err == nil:
+			hash = []byte(u.PasswordHash)
+		case errors.Is(err, postgres.ErrNotFound):
+			// Compare against the dummy hash below, then refuse.
+		default:
+			fail(c, fmt.Errorf("login %q: %w", name, err))
+			return
+		}
+		cmpErr := pw.compare(hash, []byte(req.Password))
+		if err != nil || cmpErr != nil || name == "" {
+			fail(c, errBadCredentials)
+			return
+		}
+		token, err := auth.issue(u.ID)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		c.Header("Cache-Control", "no-store")
+		c.JSON(http.StatusOK, response{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(auth.ttl / time.Second)})
+	}
+}
+
+// handleStock answers the latest quote of ?q= and records it in the
+// caller's history first: a quote that cannot be saved is not answered.
+func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time) gin.HandlerFunc {
+	type response struct {
+		Symbol      string  `json:"symbol"`
+		CompanyName string  `json:"company_name"`
+		Quote       float64 `json:"quote"`
+	}
+	return func(c *gin.Context) {
+		requestedAt := now().UTC()
+		qs := c.QueryArray("q")
+		if len(qs) != 1 {
+			fail(c, withDetail(errInvalidInput, "give exactly one q parameter, e.g. ?q=aapl.us"))
+			return
+		}
+		symbol, err := stockrpc.NormalizeSymbol(qs[0])
+		if err != nil {
+			fail(c, withDetail(errInvalidInput, err.Error()))
+			return
+		}
+		ctx := c.Request.Context()
+		q, err := quotes.Quote(ctx, symbol)
+		if err != nil {
+			fail(c, fmt.Errorf("quote %q: %w", symbol, err))
+			return
+		}
+		u := currentUser(c)
+		_, err = history.AddHistory(ctx, u.ID, postgres.HistoryEntry{
+			RequestedAt: requestedAt,
+			Symbol:      q.Symbol,
+			Name:        q.Name,
+			Open:        q.Open,
+			High:        q.High,
+			Low:         q.Low,
+			Close:       q.Close,
+			Volume:      q.Volume,
+			QuotedAt:    q.QuotedAt.UTC(),
+		})
+		if err != nil {
+			if !errors.Is(err, postgres.ErrUnavailable) {
+				// %v on purpose: any other failure to save is a 500,
+				// whatever it wraps (a deadline here is not the RPC's).
+				err = fmt.Errorf("save history for user %d: %v", u.ID, err)
+			}
+			fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{Symbol: q.Symbol, CompanyName: q.Name, Quote: q.Close})
+	}
+}
+
+// History page sizes.
+const (
+	defaultHistoryLimit = 50
+	maxHistoryLimit     = 500
+)
+
+// historyEntryJSON is one history entry as the API shows it.
+type historyEntryJSON struct {
+	Date   string  `json:"date"`
+	Name   string  `json:"name"`
+	Symbol string  `json:"symbol"`
+	Open   float64 `json:"open"`
+	High   float64 `json:"high"`
+	Low    float64 `json:"low"`
+	Close  float64 `json:"close"`
+}
+
+// handleHistory lists the caller's history, newest first, one page at a
+// time; a Link rel="next" header carries the cursor of the next page.
+func handleHistory(history historyLister) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		limit := defaultHistoryLimit
+		if s, ok := c.GetQuery("limit"); ok {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > maxHistoryLimit {
+				fail(c, withDetail(errInvalidInput, fmt.Sprintf("limit must be an integer in 1..%d", maxHistoryLimit)))
+				return
+			}
+			limit = n
+		}
+		var after *postgres.HistoryCursor
+		if s, ok := c.GetQuery("cursor"); ok {
+			cur, err := decodeCursor(s)
+			if err != nil {
+				fail(c, withDetail(errInvalidInput, "bad cursor"))
+				return
+			}
+			after = &cur
+		}
+		u := currentUser(c)
+		entries, err := history.History(c.Request.Context(), u.ID, limit+1, after)
+		if err != nil {
+			fail(c, fmt.Errorf("history of user %d: %w", u.ID, err))
+			return
+		}
+		if len(entries) > limit {
+			entries = entries[:limit]
+			last := entries[limit-1]
+			next := encodeCursor(postgres.HistoryCursor{RequestedAt: last.RequestedAt, ID: last.ID})
+			c.Header("Link", fmt.Sprintf(`</api/v1/history?limit=%d&cursor=%s>; rel="next"`, limit, next))
+		}
+		out := make([]historyEntryJSON, 0, len(entries))
+		for _, e := range entries {
+			out = append(out, historyEntryJSON{
+				Date:   e.RequestedAt.UTC().Format(time.RFC3339),
+				Name:   e.Name,
+				Symbol: e.Symbol,
+				Open:   e.Open,
+				High:   e.High,
+				Low:    e.Low,
+				Close:  e.Close,
+			})
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+// statsTop is how many stocks the stats endpoint lists.
+const statsTop = 5
+
+// handleStats lists the most requested stocks over all users.
+func handleStats(stocks topStocker) gin.HandlerFunc {
+	type row struct {
+		Stock          string `json:"stock"`
+		TimesRequested int64  `json:"times_requested"`
+	}
+	return func(c *gin.Context) {
+		top, err := stocks.TopStocks(c.Request.Context(), statsTop)
+		if err != nil {
+			fail(c, fmt.Errorf("top stocks: %w", err))
+			return
+		}
+		out := make([]row, 0, len(top))
+		for _, s := range top {
+			out = append(out, row{Stock: strings.ToLower(s.Stock), TimesRequested: s.TimesRequested})
+		}
+		c.JSON(http.StatusOK, out)
+	}
+}
+
+// userJSON is a user as the API shows it: never the password hash.
+type userJSON struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	Email     string    `json:"email"`
+	Superuser bool      `json:"superuser"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// newUserInput is what creating a user needs.
+type newUserInput struct {
+	Username  string `json:"username"`
+	Password  string `json:"password"`
+	Email     string `json:"email"`
+	Superuser bool   `json:"superuser"`
+}
+
+// validate checks the input and returns it with the username and email
+// trimmed; its error wraps errInvalidInput with a client-facing message.
+func (in newUserInput) validate() (newUserInput, error) {
+	in.Username = strings.TrimSpace(in.Username)
+	in.Email = strings.TrimSpace(in.Email)
+	if err := validateUsername(in.Username); err != nil {
+		return in, err
+	}
+	if err := validatePassword(in.Password); err != nil {
+		return in, err
+	}
+	if err := validateEmail(in.Email); err != nil {
+		return in, err
+	}
+	return in, nil
+}
+
+// validateUsername accepts 1 to 64 ASCII letters, digits and "._-".
+func validateUsername(s string) error {
+	if s == "" || len(s) > 64 {
+		return withDetail(errInvalidInput, "username must be 1 to 64 characters")
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return withDetail(errInvalidInput, "username may hold only letters, digits and ._-")
+		}
+	}
+	return nil
+}
+
+// validatePassword accepts 8 to 72 bytes: bcrypt ignores anything longer.
+func validatePassword(s string) error {
+	if len(s) < 8 || len(s) > 72 {
+		return withDetail(errInvalidInput, "password must be 8 to 72 bytes")
+	}
+	return nil
+}
+
+// validateEmail accepts an empty email or a bare address (no display name).
+func validateEmail(s string) error {
+	if s == "" {
+		return nil
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+		return withDetail(errInvalidInput, "email does not look like an address")
+	}
+	return nil
+}
+
+// handleCreateUser creates a user (superusers only).
+func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		var in newUserInput
+		if err := decodeJSON(c.Request, &in); err != nil {
+			fail(c, err)
+			return
+		}
+		in, err := in.validate()
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		hash, err := pw.hash(in.Password)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		u, err := users.CreateUser(c.Request.Context(), postgres.User{
+			Username:     in.Username,
+			Email:        in.Email,
+			PasswordHash: hash,
+			Superuser:    in.Superuser,
+		})
+		if errors.Is(err, postgres.ErrDuplicate) {
+			fail(c, withDetail(err, fmt.Sprintf("username %q is taken", in.Username)))
+			return
+		}
+		if err != nil {
+			fail(c, fmt.Errorf("create user %q: %w", in.Username, err))
+			return
+		}
+		c.Header("Location", "/api/v1/users/"+strconv.FormatInt(u.ID, 10))
+		c.JSON(http.StatusCreated, userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Superuser: u.Superuser, CreatedAt: u.CreatedAt.UTC()})
+	}
+}
+
+// handleHealthz reports that the process is alive.
+func handleHealthz() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	}
+}
+
+// readinessCheck is one dependency /readyz checks.
+type readinessCheck struct {
+	name  string
+	check func(ctx context.Context) error
+}
+
+// readyTimeout bounds each readiness check.
+const readyTimeout = 2 * time.Second
+
+// handleReadyz reports whether every dependency is usable; failures are
+// logged and named in the body, without their details.
+func handleReadyz(logger *slog.Logger, checks []readinessCheck) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		results := make(map[string]string, len(checks))
+		status := http.StatusOK
+		for _, ch := range checks {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
+			err := ch.check(ctx)
+			cancel()
+			if err != nil {
+				status = http.StatusServiceUnavailable
+				results[ch.name] = "fail"
+				logger.Warn("readiness check failed", "check", ch.name, "error", err)
+				continue
+			}
+			results[ch.name] = "ok"
+		}
+		overall := "ok"
+		if status != http.StatusOK {
+			overall = "unavailable"
+		}
+		c.JSON(status, gin.H{"status": overall, "checks": results})
+	}
+}

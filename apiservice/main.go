@@ -1,0 +1,265 @@
+// Command apiservice is the stockquote REST API: registered users log in,
+// ask for stock quotes (fetched by the stock service over RabbitMQ RPC),
+// and read their quote history, which it keeps in PostgreSQL.
+//
+// Usage:
+//
+//	apiservice                      serve the API (the default)
+//	apiservice migrate              create or update the database schema
+//	apiservice user add -name NAME [-email E] [-superuser]
+//	                                create a user; the password is read
+//	                                from the first line of stdin
+//	apiservice --version            print the version
+//
+// Configuration comes from the environment; see config.go.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/amqprpc"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "apiservice: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage reports a bad command line; the usage has been printed.
+var errUsage = errors.New("usage error")
+
+// run is the whole program; main only adds signals and the exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("apiservice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `usage:
+  apiservice                 serve the API
+  apiservice migrate         create or update the database schema
+  apiservice user add -name NAME [-email EMAIL] [-superuser] < password-file
+  apiservice --version
+`)
+	}
+	if len(args) == 0 {
+		args = []string{"apiservice"}
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "apiservice", version)
+		return nil
+	}
+	rest := fs.Args()
+	switch {
+	case len(rest) == 0 || rest[0] == "serve":
+		return serve(ctx, getenv, stderr)
+	case rest[0] == "migrate" && len(rest) == 1:
+		return migrate(ctx, getenv, stdout, stderr)
+	case len(rest) >= 2 && rest[0] == "user" && rest[1] == "add":
+		return addUser(ctx, rest[2:], getenv, stdin, stdout, stderr)
+	default:
+		fs.Usage()
+		return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(rest, " "))
+	}
+}
+
+// newLogger returns the JSON logger all commands log with.
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openStore opens the database with a bounded wait.
+func openStore(ctx context.Context, cfg config) (*postgres.DB, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	db, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", maskURL(cfg.DatabaseURL), err)
+	}
+	return db, nil
+}
+
+// migrate creates or updates the schema.
+func migrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, needStore)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	fmt.Fprintln(stdout, "schema is up to date")
+	return nil
+}
+
+// addUser creates a user; the password is the first line of stdin, so it
+// never shows in the process list or shell history.
+func addUser(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("apiservice user add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "username (required; letters, digits and ._-)")
+	email := fs.String("email", "", "email address (optional)")
+	superuser := fs.Bool("superuser", false, "make the user a superuser")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read password from stdin: %w", err)
+	}
+	in, err := newUserInput{
+		Username:  *name,
+		Password:  strings.TrimRight(line, "\r\n"),
+		Email:     *email,
+		Superuser: *superuser,
+	}.validate()
+	if err != nil {
+		var ce *clientError
+		if errors.As(err, &ce) {
+			return errors.New(ce.msg)
+		}
+		return err
+	}
+
+	cfg, err := loadConfig(getenv, needStore)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	pw := &passwords{cost: cfg.BcryptCost}
+	hash, err := pw.hash(in.Password)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := db.CreateUser(ctx, postgres.User{Username: in.Username, Email: in.Email, PasswordHash: hash, Superuser: in.Superuser})
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", in.Username, err)
+	}
+	role := "user"
+	if u.Superuser {
+		role = "superuser"
+	}
+	fmt.Fprintf(stdout, "created %s %q (id %d)\n", role, u.Username, u.ID)
+	return nil
+}
+
+// serve runs the API until ctx ends, then shuts down gracefully: the HTTP
+// server first (with a fresh timeout), then the RPC client, the broker
+// connection and the database.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, needAll)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	logger := newLogger(stderr, cfg.LogLevel)
+	logger.Info("starting", "version", version, "config", cfg)
+
+	pw, err := newPasswords(cfg.BcryptCost)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeLogged(logger, "database", db.Close)
+
+	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
+	if err != nil {
+		return fmt.Errorf("amqp: %w", err)
+	}
+	defer closeLogged(logger, "amqp connection", conn.Close)
+	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels})
+	defer closeLogged(logger, "rpc client", client.Close)
+
+	checks := []readinessCheck{
+		{name: "database", check: db.Ping},
+		{name: "broker", check: func(context.Context) error { return conn.Ready() }},
+	}
+	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
+	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCTimeout), checks, time.Now)
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown http: %w", err)
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve http: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// closeLogged closes a resource at shutdown, logging a failure.
+func closeLogged(logger *slog.Logger, what string, close func() error) {
+	if err := close(); err != nil {
+		logger.Warn("close failed", "what", what, "error", err)
+	}
+}

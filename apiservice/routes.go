@@ -1,0 +1,40 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// addRoutes lists every route of the API in one place.
+func addRoutes(
+	r *gin.Engine,
+	logger *slog.Logger,
+	auth *tokenAuth,
+	pw *passwords,
+	st store,
+	quotes quoteRequester,
+	checks []readinessCheck,
+	now func() time.Time,
+) {
+	r.NoRoute(notFound())
+	r.NoMethod(methodNotAllowed())
+
+	// Probes: no auth.
+	r.GET("/healthz", handleHealthz())
+	r.GET("/readyz", handleReadyz(logger, checks))
+
+	v1 := r.Group("/api/v1")
+	v1.POST("/login", handleLogin(st, pw, auth))
+
+	// Any authenticated user.
+	user := v1.Group("", requireUser(auth, st))
+	user.GET("/stock", handleStock(quotes, st, now))
+	user.GET("/history", handleHistory(st))
+
+	// Superusers only.
+	admin := user.Group("", requireSuperuser())
+	admin.GET("/stats", handleStats(st))
+	admin.POST("/users", handleCreateUser(st, pw))
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// maxBodyBytes bounds every request body.
+const maxBodyBytes = 1 << 20
+
+// store is everything the HTTP layer needs from the database; each handler
+// takes only its own small part of it.
+type store interface {
+	userByNamer
+	userByIDer
+	userCreator
+	historyAdder
+	historyLister
+	topStocker
+}
+
+// newServer builds the HTTP handler: a gin engine in release mode, with
+// request logging, panic recovery, body limits and problem+json errors
+// for every failure, unknown routes and wrong methods included.
+func newServer(
+	logger *slog.Logger,
+	auth *tokenAuth,
+	pw *passwords,
+	st store,
+	quotes quoteRequester,
+	checks []readinessCheck,
+	now func() time.Time,
+) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	// Redirects would answer HTML, not JSON: unknown paths are plain 404s.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	r.ContextWithFallback = false
+
+	r.Use(
+		requestLogger(logger, now),
+		recoverer(logger),
+		errorMiddleware(logger),
+		limitBody(maxBodyBytes),
+	)
+	addRoutes(r, logger, auth, pw, st, quotes, checks, now)
+	return r
+}
+
+// requestLogger logs one line per request.
+func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := now()
+		c.Next()
+		attrs := []slog.Attr{
+			slog.String("method", c.Request.Method),
+			slog.String("path", c.Request.URL.Path),
+			slog.Int("status", c.Writer.Status()),
+			slog.Duration("duration", now().Sub(start)),
+			slog.Int("bytes", c.Writer.Size()),
+			slog.String("remote", c.ClientIP()),
+		}
+		if u, ok := c.Get(userKey); ok {
+			attrs = append(attrs, slog.Int64("user_id", u.(authUser).ID))
+		}
+		logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
+	}
+}
+
+// recoverer turns a panic into a logged 500 problem. http.ErrAbortHandler
+// is re-panicked: net/http uses it to abort a response on purpose.
+func recoverer(logger *slog.Logger) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(v)
+			}
+			logger.Error("panic serving request",
+				"method", c.Request.Method,
+				"path", c.Request.URL.Path,
+				"panic", fmt.Sprint(v),
+				"stack", string(debug.Stack()))
+			if c.Writer.Written() {
+				c.Abort()
+				return
+			}
+			writeProblem(c, logger, fmt.Errorf("panic: %v", v))
+		}()
+		c.Next()
+	}
+}
+
+// limitBody caps the request body at n bytes.
+func limitBody(n int64) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if c.Request.Body != nil {
+			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
+		}
+		c.Next()
+	}
+}
+
+// notFound answers unknown routes.
+func notFound() gin.HandlerFunc {
+	return func(c *gin.Context) { fail(c, errRouteNotFound) }
+}
+
+// methodNotAllowed answers known routes asked with another method; gin
+// has already set the Allow header.
+func methodNotAllowed() gin.HandlerFunc {
+	return func(c *gin.Context) { fail(c, errMethodNotAllowed) }
+}
