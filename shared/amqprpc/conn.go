@@ -72,7 +72,7 @@ func Dial(cfg Config) (*Conn, error) {
 	}
 	c := &Conn{
 		cfg:     cfg,
-		log:     cfg.Logger.With("amqp_url", maskURL(cfg.URL), "amqp_conn", cfg.Name),
+		log:     cfg.Logger.With("amqp_conn", cfg.Name),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
@@ -137,7 +137,7 @@ func (c *Conn) loop() {
 		if err != nil {
 			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
 			attempt++
-			c.log.Warn("amqp dial failed", "err", err, "attempt", attempt, "retry_in", d)
+			c.log.Warn("amqp dial failed", "amqp_url", maskURL(c.cfg.URL), "err", err, "attempt", attempt, "retry_in", d)
 			if !c.sleep(d) {
 				return
 			}
@@ -148,7 +148,7 @@ func (c *Conn) loop() {
 			c.reconnects.Add(1)
 		}
 		everUp = true
-		c.log.Info("amqp connected")
+		c.log.Info("amqp connected", "amqp_url", maskURL(c.cfg.URL))
 		if !c.watch(conn) {
 			return
 		}
@@ -196,17 +196,7 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 				blocks = nil
 				continue
 			}
-			reason := ""
-			if b.Active {
-				reason = b.Reason
-				if reason == "" {
-					reason = "unknown reason"
-				}
-				c.log.Warn("amqp connection blocked", "reason", b.Reason)
-			} else {
-				c.log.Info("amqp connection unblocked")
-			}
-			c.setState(func() { c.blocked = reason })
+			c.setBlocked(b)
 		case err, ok := <-closes:
 			c.setState(func() { c.conn = nil; c.blocked = "" })
 			if ok && err != nil {
@@ -217,6 +207,23 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 			return true
 		}
 	}
+}
+
+// setBlocked records a connection.blocked or connection.unblocked from
+// the broker: while blocked (a resource alarm), publishes would stall, so
+// Ready reports ErrUnavailable and new calls fail fast.
+func (c *Conn) setBlocked(b amqp.Blocking) {
+	reason := ""
+	if b.Active {
+		reason = b.Reason
+		if reason == "" {
+			reason = "unknown reason"
+		}
+		c.log.Warn("amqp connection blocked", "reason", b.Reason)
+	} else {
+		c.log.Info("amqp connection unblocked")
+	}
+	c.setState(func() { c.blocked = reason })
 }
 
 // sleep waits d or until Close; it reports whether to go on.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 func TestBackoff(t *testing.T) {
@@ -188,5 +190,30 @@ func TestCallWithoutBrokerFailsFast(t *testing.T) {
 	c.Close()
 	if _, err := c.Call(t.Context(), "q", nil, nil); !errors.Is(err, ErrClosed) {
 		t.Errorf("Call after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestBlockedConnIsUnavailable(t *testing.T) {
+	c := &Conn{
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		changed: make(chan struct{}),
+		conn:    new(amqp.Connection), // only its presence matters to Ready
+	}
+	if err := c.Ready(); err != nil {
+		t.Fatalf("Ready = %v, want nil", err)
+	}
+	_, changed, _ := c.session()
+	c.setBlocked(amqp.Blocking{Active: true, Reason: "low on memory"})
+	select {
+	case <-changed:
+	default:
+		t.Error("blocking did not signal a state change")
+	}
+	if err := c.Ready(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "low on memory") {
+		t.Errorf("Ready while blocked = %v, want ErrUnavailable with the reason", err)
+	}
+	c.setBlocked(amqp.Blocking{Active: false})
+	if err := c.Ready(); err != nil {
+		t.Errorf("Ready after unblock = %v, want nil", err)
 	}
 }

@@ -1,0 +1,580 @@
+//go:build integration
+
+package amqprpc
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+)
+
+// brokerURL is the RabbitMQ the integration tests use; AMQP_URL overrides.
+func brokerURL(t *testing.T) string {
+	t.Helper()
+	if u := os.Getenv("AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// setup registers the goroutine-leak check (it runs after every other
+// cleanup) and returns a logger writing to the test output.
+func setup(t *testing.T) *slog.Logger {
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// uniqueQueue returns a fresh queue name and deletes the queue at the end.
+func uniqueQueue(t *testing.T) string {
+	t.Helper()
+	name := "amqprpc-test-" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() {
+		withChannel(t, func(ch *amqp.Channel) {
+			if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+				t.Errorf("delete queue %s: %v", name, err)
+			}
+		})
+	})
+	return name
+}
+
+// withChannel runs f on a channel of a fresh, short-lived connection.
+func withChannel(t *testing.T, f func(ch *amqp.Channel)) {
+	t.Helper()
+	conn, err := amqp.Dial(brokerURL(t))
+	if err != nil {
+		t.Fatalf("RabbitMQ not reachable at %s: %v", maskURL(brokerURL(t)), err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatalf("open channel: %v", err)
+	}
+	defer ch.Close()
+	f(ch)
+}
+
+// dialReady dials url and waits until the connection is up; an
+// unreachable broker fails the test.
+func dialReady(t *testing.T, log *slog.Logger, rawURL string) *Conn {
+	t.Helper()
+	conn, err := Dial(Config{URL: rawURL, Name: t.Name(), Logger: log, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	waitFor(t, 5*time.Second, func() error { return conn.Ready() }, "RabbitMQ not reachable at "+maskURL(rawURL))
+	return conn
+}
+
+// waitFor polls cond until it returns nil or d passes.
+func waitFor(t *testing.T, d time.Duration, cond func() error, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %v after %v", what, err, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// startServer serves h on queue until the test ends and waits until it
+// consumes. The returned stop function cancels Serve and waits for it.
+func startServer(t *testing.T, conn *Conn, queue string, workers int, h Handler) (*Server, func() error) {
+	t.Helper()
+	srv := NewServer(conn, queue, h, ServerOptions{Workers: workers})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx) }()
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-errc
+		})
+		return serveErr
+	}
+	t.Cleanup(func() { stop() })
+	waitFor(t, 5*time.Second, srv.Ready, "server ready")
+	return srv, stop
+}
+
+func newClient(t *testing.T, conn *Conn, opts ClientOptions) *Client {
+	t.Helper()
+	c := NewClient(conn, opts)
+	t.Cleanup(func() { c.Close() })
+	waitFor(t, 5*time.Second, c.Ready, "client ready")
+	return c
+}
+
+func echo(prefix string) Handler {
+	return func(ctx context.Context, m Message) []byte {
+		return append([]byte(prefix), m.Body...)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	var got Message
+	var mu sync.Mutex
+	startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
+		mu.Lock()
+		got = m
+		mu.Unlock()
+		return append([]byte("re:"), m.Body...)
+	})
+	c := newClient(t, conn, ClientOptions{ContentType: "application/json"})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	want, _ := ctx.Deadline()
+	reply, err := c.Call(ctx, queue, []byte("hello"), map[string]any{"x-trace": "abc"})
+	if err != nil {
+		t.Fatalf("Call: %v", err)
+	}
+	if string(reply) != "re:hello" {
+		t.Errorf("reply = %q, want %q", reply, "re:hello")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got.Headers["x-trace"] != "abc" {
+		t.Errorf("handler header x-trace = %v, want abc", got.Headers["x-trace"])
+	}
+	if d := got.Deadline.Sub(want); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("handler Deadline = %v, want %v (±1ms)", got.Deadline, want)
+	}
+	if got.CorrelationID == "" {
+		t.Error("handler CorrelationID is empty")
+	}
+	if s := c.Stats(); s.Calls != 1 || s.Replies != 1 {
+		t.Errorf("client stats = %+v, want 1 call, 1 reply", s)
+	}
+}
+
+func TestConcurrentCallsGetTheirOwnReply(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	startServer(t, conn, queue, 8, echo("re:"))
+	c := newClient(t, conn, ClientOptions{Channels: 2})
+
+	const n = 1000
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range n {
+		wg.Go(func() {
+			body := fmt.Sprintf("call-%d", i)
+			reply, err := c.Call(ctx, queue, []byte(body), nil)
+			if err != nil {
+				failed.Add(1)
+				t.Errorf("call %d: %v", i, err)
+				return
+			}
+			if want := "re:" + body; string(reply) != want {
+				failed.Add(1)
+				t.Errorf("call %d: reply %q, want %q", i, reply, want)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d calls in %v", n, time.Since(start))
+	if s := c.Stats(); s.Replies != n || s.LateReplies+s.DuplicateReplies+s.UnknownReplies != 0 {
+		t.Errorf("client stats = %+v, want %d replies and nothing dropped", s, n)
+	}
+}
+
+func TestUnroutableFailsAtOnce(t *testing.T) {
+	log := setup(t)
+	conn := dialReady(t, log, brokerURL(t))
+	c := newClient(t, conn, ClientOptions{})
+	queue := "amqprpc-test-nobody-" + strings.ToLower(rand.Text()[:10]) // never declared
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Call(ctx, queue, []byte("x"), nil)
+	if !errors.Is(err, ErrNoRoute) {
+		t.Fatalf("Call error = %v, want ErrNoRoute", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("ErrNoRoute after %v, want at once", d)
+	}
+	if s := c.Stats(); s.Returns != 1 {
+		t.Errorf("Returns = %d, want 1", s.Returns)
+	}
+}
+
+func TestNoConsumerEndsAtDeadline(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	withChannel(t, func(ch *amqp.Channel) {
+		if err := declareQueue(ch, queue); err != nil {
+			t.Fatal(err)
+		}
+	})
+	conn := dialReady(t, log, brokerURL(t))
+	c := newClient(t, conn, ClientOptions{})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Call(ctx, queue, []byte("x"), nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call error = %v, want context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond || d > 2*time.Second {
+		t.Errorf("Call returned after %v, want about 300ms", d)
+	}
+	// The request carried a 300ms expiration: the broker drops it.
+	waitFor(t, 3*time.Second, func() error {
+		var err error
+		withChannel(t, func(ch *amqp.Channel) {
+			q, qerr := ch.QueueDeclarePassive(queue, true, false, false, false, amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeClassic})
+			if qerr != nil {
+				err = qerr
+			} else if q.Messages != 0 {
+				err = fmt.Errorf("%d messages in queue", q.Messages)
+			}
+		})
+		return err
+	}, "expired request dropped by broker")
+}
+
+func TestSlowHandlerReplyIsCountedLate(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	var sawDeadline atomic.Bool
+	startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
+		<-ctx.Done() // the handler's ctx ends at the caller's deadline
+		sawDeadline.Store(errors.Is(ctx.Err(), context.DeadlineExceeded))
+		time.Sleep(100 * time.Millisecond) // and it replies anyway, late
+		return []byte("too late")
+	})
+	c := newClient(t, conn, ClientOptions{})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.Call(ctx, queue, []byte("x"), nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call error = %v, want context.DeadlineExceeded", err)
+	}
+	waitFor(t, 3*time.Second, func() error {
+		if s := c.Stats(); s.LateReplies != 1 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	}, "late reply counted")
+	if !sawDeadline.Load() {
+		t.Error("handler ctx did not end with DeadlineExceeded")
+	}
+	if s := c.Stats(); s.Replies != 0 || s.DuplicateReplies != 0 || s.UnknownReplies != 0 {
+		t.Errorf("client stats = %+v, want the late reply dropped, nothing else", s)
+	}
+}
+
+func TestServerDropsWithoutCallingHandler(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	var calls atomic.Int32
+	srv, _ := startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
+		calls.Add(1)
+		if string(m.Body) == "panic" {
+			panic("boom")
+		}
+		return m.Body
+	})
+
+	past := time.Now().Add(-time.Second).UnixMilli()
+	withChannel(t, func(ch *amqp.Channel) {
+		for _, p := range []amqp.Publishing{
+			{Body: []byte("expired"), ReplyTo: "amqprpc-test-void", CorrelationId: "1", Headers: amqp.Table{DeadlineHeader: past}},
+			{Body: []byte("no reply_to"), CorrelationId: "2"},
+			{Body: []byte("panic"), ReplyTo: "amqprpc-test-void", CorrelationId: "3"},
+		} {
+			if err := ch.Publish("", queue, false, false, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	waitFor(t, 3*time.Second, func() error {
+		if s := srv.Stats(); s.Deliveries != 3 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	}, "three deliveries")
+	want := ServerStats{Deliveries: 3, Expired: 1, NoReplyTo: 1, Panics: 1}
+	if got := srv.Stats(); got != want {
+		t.Errorf("server stats = %+v, want %+v", got, want)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times, want 1 (only the panicking request)", n)
+	}
+
+	// The worker survived the panic and still answers.
+	c := newClient(t, conn, ClientOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if reply, err := c.Call(ctx, queue, []byte("ok"), nil); err != nil || string(reply) != "ok" {
+		t.Errorf("Call after panic = %q, %v; want ok", reply, err)
+	}
+}
+
+func TestServeDrainsInFlightOnShutdown(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	started := make(chan struct{})
+	srv, stop := startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
+		close(started)
+		time.Sleep(300 * time.Millisecond)
+		return []byte("done")
+	})
+	c := newClient(t, conn, ClientOptions{})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	type res struct {
+		body []byte
+		err  error
+	}
+	resc := make(chan res, 1)
+	go func() {
+		b, err := c.Call(ctx, queue, []byte("x"), nil)
+		resc <- res{b, err}
+	}()
+	<-started
+	if err := stop(); err != nil {
+		t.Fatalf("Serve = %v, want nil", err)
+	}
+	if s := srv.Stats(); s.Handled != 1 {
+		t.Errorf("Serve returned before the handler in flight finished: %+v", s)
+	}
+	r := <-resc
+	if r.err != nil || string(r.body) != "done" {
+		t.Errorf("Call = %q, %v; want the in-flight reply", r.body, r.err)
+	}
+	if err := srv.Ready(); err == nil {
+		t.Error("server Ready after shutdown = nil")
+	}
+}
+
+func TestClientCloseFailsPendingCalls(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	defer close(release)
+	c := NewClient(conn, ClientOptions{})
+	waitFor(t, 5*time.Second, c.Ready, "client ready")
+
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, queue, []byte("x"), nil)
+		errc <- err
+	}()
+	<-started
+	start := time.Now()
+	c.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Errorf("pending Call = %v, want ErrClosed", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("pending call failed after %v, want at once", d)
+	}
+}
+
+func TestReconnectAfterBrokerConnectionCut(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	u, err := url.Parse(brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = p.addr()
+
+	srvConn := dialReady(t, log, brokerURL(t))
+	release := make(chan struct{})
+	defer close(release)
+	startServer(t, srvConn, queue, 2, func(ctx context.Context, m Message) []byte {
+		if string(m.Body) == "block" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return append([]byte("re:"), m.Body...)
+	})
+	conn := dialReady(t, log, viaProxy.String())
+	c := newClient(t, conn, ClientOptions{})
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := c.Call(ctx, queue, []byte("warm-up"), nil); err != nil {
+		t.Fatalf("Call before cut: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Call(ctx, queue, []byte("block"), nil)
+		errc <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the request reach the handler
+
+	p.cut(true)
+	start := time.Now()
+	if err := <-errc; !errors.Is(err, ErrUnavailable) {
+		t.Errorf("in-flight Call after cut = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("in-flight call failed after %v, want fast", d)
+	}
+	waitFor(t, 2*time.Second, func() error {
+		if conn.Ready() == nil {
+			return errors.New("conn still ready")
+		}
+		return nil
+	}, "conn down")
+	start = time.Now()
+	if _, err := c.Call(ctx, queue, []byte("down"), nil); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Call while down = %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond {
+		t.Errorf("Call while down took %v, want at once", d)
+	}
+
+	p.cut(false)
+	waitFor(t, 5*time.Second, c.Ready, "client ready after reconnect")
+	reply, err := c.Call(ctx, queue, []byte("again"), nil)
+	if err != nil || string(reply) != "re:again" {
+		t.Fatalf("Call after reconnect = %q, %v; want re:again", reply, err)
+	}
+	if n := conn.Reconnects(); n != 1 {
+		t.Errorf("Reconnects = %d, want 1", n)
+	}
+}
+
+// proxy is a TCP proxy that can cut every live connection and refuse new
+// ones, to simulate the broker going away.
+type proxy struct {
+	t      *testing.T
+	ln     net.Listener
+	target string
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	refuse bool
+	wg     sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target, conns: make(map[net.Conn]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		down, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			down.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			down.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[down] = struct{}{}
+		p.conns[up] = struct{}{}
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			defer p.wg.Done()
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		p.wg.Add(2)
+		go pipe(up, down)
+		go pipe(down, up)
+	}
+}
+
+// cut closes every live connection; refuse decides whether new ones are
+// turned away until the next cut(false).
+func (p *proxy) cut(refuse bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = refuse
+	if refuse {
+		for c := range p.conns {
+			c.Close()
+		}
+	}
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.cut(true)
+	p.wg.Wait()
+}
