@@ -1,0 +1,286 @@
+// Package stooq is a client for stooq.com's quote endpoint
+// ({base}/q/l/?s={symbol}&f=sd2t2ohlcvn&h&e=csv).
+//
+// stooq answers 200 whatever happens and reports failures in the body: an
+// N/D row for an unknown symbol, the plain text "Exceeded the daily hits
+// limit" when the quota is spent, HTML pages or PHP warnings when it is
+// unwell. The client turns each of these into one of the sentinel errors
+// below, wrapped with context, and never into a quote.
+//
+// stooq's dates and times are its local time (Europe/Warsaw). The client
+// needs the tz database to convert them to UTC; programs that may run
+// without one (distroless images) should import time/tzdata.
+package stooq
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
+)
+
+// Sentinel errors. Every error Quote returns wraps one of these, or the
+// context's error when the caller's context was cancelled (not timed out),
+// or stockrpc.ErrInvalidSymbol.
+var (
+	// ErrNotFound: stooq does not know the symbol (an N/D row).
+	ErrNotFound = errors.New("stooq: symbol not found")
+	// ErrRateLimited: stooq's daily hits limit is exhausted.
+	ErrRateLimited = errors.New("stooq: daily hits limit exceeded")
+	// ErrUpstream: stooq failed or answered something that is not a quote.
+	ErrUpstream = errors.New("stooq: upstream error")
+	// ErrTimeout: stooq did not answer in time.
+	ErrTimeout = errors.New("stooq: timeout")
+)
+
+// Defaults for Options.
+const (
+	DefaultBaseURL   = "https://stooq.com"
+	DefaultTimeout   = 5 * time.Second
+	DefaultMaxBody   = 64 << 10
+	DefaultUserAgent = "stockquote/1 (+https://github.com/stockquote/stockquote)"
+	// Location is the time zone stooq reports dates and times in.
+	Location = "Europe/Warsaw"
+)
+
+// header is the exact header line stooq sends for f=sd2t2ohlcvn.
+var header = []string{"Symbol", "Date", "Time", "Open", "High", "Low", "Close", "Volume", "Name"}
+
+// rateLimitText is the whole body stooq sends once the daily quota is spent.
+const rateLimitText = "Exceeded the daily hits limit"
+
+// Options configure a Client. The zero value of each field means its default.
+type Options struct {
+	BaseURL   string        // default DefaultBaseURL; scheme and host, optional path prefix
+	Timeout   time.Duration // whole request, headers and body; default DefaultTimeout
+	MaxBody   int64         // bytes read at most; a larger body is ErrUpstream; default DefaultMaxBody
+	UserAgent string        // default DefaultUserAgent
+	// HTTPClient overrides the client built from Timeout and a keep-alive
+	// transport. Its own Timeout is left alone.
+	HTTPClient *http.Client
+}
+
+// Client fetches quotes from stooq. It is safe for concurrent use.
+type Client struct {
+	endpoint  *url.URL
+	http      *http.Client
+	maxBody   int64
+	userAgent string
+	loc       *time.Location
+}
+
+// New validates opts and returns a client.
+func New(opts Options) (*Client, error) {
+	if opts.BaseURL == "" {
+		opts.BaseURL = DefaultBaseURL
+	}
+	base, err := url.Parse(opts.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("stooq: parse base url: %w", err)
+	}
+	if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+		return nil, fmt.Errorf("stooq: base url %q: want http(s)://host", opts.BaseURL)
+	}
+	if opts.Timeout < 0 || opts.MaxBody < 0 {
+		return nil, errors.New("stooq: negative timeout or body limit")
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxBody == 0 {
+		opts.MaxBody = DefaultMaxBody
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = DefaultUserAgent
+	}
+	loc, err := time.LoadLocation(Location)
+	if err != nil {
+		return nil, fmt.Errorf("stooq: load time zone (import time/tzdata): %w", err)
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: opts.Timeout, Transport: newTransport()}
+	}
+	endpoint := base.JoinPath("q", "l") // net/url escapes; trailing slash below
+	endpoint.Path += "/"
+	endpoint.RawQuery = ""
+	endpoint.Fragment = ""
+	return &Client{endpoint: endpoint, http: hc, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc}, nil
+}
+
+// newTransport is a keep-alive transport sized for a worker pool that
+// talks to one host.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: 10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// url returns the request URL for symbol, which must be normalized.
+func (c *Client) url(symbol string) string {
+	u := *c.endpoint
+	// The bare "h" cannot be expressed with url.Values, so the query is
+	// written by hand; the symbol is escaped so nothing can be injected.
+	u.RawQuery = "s=" + url.QueryEscape(symbol) + "&f=sd2t2ohlcvn&h&e=csv"
+	return u.String()
+}
+
+// Quote fetches the latest quote of symbol.
+func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+	sym, err := stockrpc.NormalizeSymbol(symbol)
+	if err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(sym), nil)
+	if err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, err)
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Accept", "text/csv, text/plain;q=0.9, */*;q=0.1")
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	if err != nil {
+		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d: %w", sym, resp.StatusCode, ErrUpstream)
+	}
+	if int64(len(body)) > c.maxBody {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: body larger than %d bytes: %w", sym, c.maxBody, ErrUpstream)
+	}
+	q, err := Parse(body, c.loc)
+	if err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, err)
+	}
+	if !strings.EqualFold(q.Symbol, sym) {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: answer is for %q: %w", sym, q.Symbol, ErrUpstream)
+	}
+	return q, nil
+}
+
+// transportError classifies a failure to get or read the response.
+func (c *Client) transportError(ctx context.Context, sym string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			return fmt.Errorf("stooq quote %q: %w: %w", sym, ErrTimeout, ctxErr)
+		}
+		return fmt.Errorf("stooq quote %q: %w", sym, ctxErr)
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("stooq quote %q: %w: %v", sym, ErrTimeout, err)
+	}
+	return fmt.Errorf("stooq quote %q: %w: %v", sym, ErrUpstream, err)
+}
+
+// Parse reads one quote from a stooq CSV body (header plus one row),
+// converting its date and time from loc to UTC. It returns an error
+// wrapping ErrNotFound for an N/D row, ErrRateLimited for the daily-limit
+// text and ErrUpstream for anything else that is not exactly a quote.
+func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	if bytes.Contains(body, []byte(rateLimitText)) {
+		return stockrpc.Quote{}, ErrRateLimited
+	}
+	r := csv.NewReader(bytes.NewReader(body))
+	r.FieldsPerRecord = len(header)
+	recs, err := r.ReadAll()
+	if err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("%w: not stooq csv: %v", ErrUpstream, err)
+	}
+	if len(recs) == 0 {
+		return stockrpc.Quote{}, fmt.Errorf("%w: empty body", ErrUpstream)
+	}
+	for i, h := range header {
+		if recs[0][i] != h {
+			return stockrpc.Quote{}, fmt.Errorf("%w: unexpected header %q", ErrUpstream, strings.Join(recs[0], ","))
+		}
+	}
+	switch len(recs) {
+	case 1:
+		return stockrpc.Quote{}, fmt.Errorf("%w: header without a row", ErrUpstream)
+	case 2:
+	default:
+		return stockrpc.Quote{}, fmt.Errorf("%w: %d rows, want 1", ErrUpstream, len(recs)-1)
+	}
+	return parseRow(recs[1], loc)
+}
+
+// parseRow converts one data row: Symbol,Date,Time,Open,High,Low,Close,Volume,Name.
+func parseRow(row []string, loc *time.Location) (stockrpc.Quote, error) {
+	sym, date, clock, closing := row[0], row[1], row[2], row[6]
+	if _, err := stockrpc.NormalizeSymbol(sym); err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("%w: bad symbol %q", ErrUpstream, sym)
+	}
+	if closing == "N/D" || date == "N/D" {
+		return stockrpc.Quote{}, fmt.Errorf("%w: %s", ErrNotFound, sym)
+	}
+	q := stockrpc.Quote{Symbol: strings.ToUpper(sym), Name: strings.TrimSpace(row[8])}
+	if q.Name == "" || q.Name == "N/D" {
+		q.Name = q.Symbol
+	}
+	fields := []struct {
+		name string
+		s    string
+		dst  *float64
+	}{{"open", row[3], &q.Open}, {"high", row[4], &q.High}, {"low", row[5], &q.Low}, {"close", closing, &q.Close}}
+	for _, f := range fields {
+		v, err := strconv.ParseFloat(f.s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return stockrpc.Quote{}, fmt.Errorf("%w: bad %s %q", ErrUpstream, f.name, f.s)
+		}
+		*f.dst = v
+	}
+	// Instruments without volume (indices, currencies) report N/D or 0.
+	if v := row[7]; v != "N/D" && v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			// Some instruments report fractional volume; keep the integer part.
+			f, ferr := strconv.ParseFloat(v, 64)
+			if ferr != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > math.MaxInt64/2 {
+				return stockrpc.Quote{}, fmt.Errorf("%w: bad volume %q", ErrUpstream, v)
+			}
+			n = int64(f)
+		}
+		if n < 0 {
+			return stockrpc.Quote{}, fmt.Errorf("%w: bad volume %q", ErrUpstream, v)
+		}
+		q.Volume = n
+	}
+	if clock == "N/D" || clock == "" {
+		clock = "00:00:00"
+	}
+	t, err := time.ParseInLocation("2006-01-02 15:04:05", date+" "+clock, loc)
+	if err != nil {
+		return stockrpc.Quote{}, fmt.Errorf("%w: bad date/time %q %q", ErrUpstream, date, clock)
+	}
+	q.QuotedAt = t.UTC()
+	return q, nil
+}

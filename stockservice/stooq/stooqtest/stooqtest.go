@@ -1,0 +1,369 @@
+// Package stooqtest is a fake stooq.com quote endpoint for tests, local
+// offline runs and benchmarks. It answers GET /q/l/?s=...&f=sd2t2ohlcvn&h&e=csv
+// exactly as stooq does: status 200, CRLF line ends, the header line, then
+// one row per requested symbol (symbols joined with '+'), upper-cased, with
+// prices carrying a variable number of decimals. Unknown symbols get
+// stooq's N/D row.
+//
+// Known symbols: the deterministic DefaultRows (AAPL.US APPLE, MSFT.US
+// MICROSOFT, GOOGL.US ALPHABET, ^SPX S&P500, NOD.US whose Name is N/D), and
+// every symbol matching t<1-6 digits>.us (T42.US is named TEST42) with a
+// quote derived from its number, so load tests can use 1,000 symbols.
+//
+// Failure modes apply to the whole server (SetMode) or, without touching
+// the server, to a single request through a magic symbol:
+//
+//	ratelimit.test    body "Exceeded the daily hits limit" (status 200)
+//	html.test         an HTML error page (status 200)
+//	phpwarning.test   PHP warnings printed before a valid CSV answer
+//	truncated.test    the CSV cut off in the middle of the row
+//	garbage.test      binary garbage
+//	huge.test         a valid header followed by 4 MiB of rows
+//	error.test        status 500 with a plain-text body
+//	slow.test         waits Options.SlowDelay (default 30s) or until the
+//	                  client goes away, then answers a valid quote
+//	notfound.test     the N/D row (as for any unknown symbol)
+//
+// Every request also waits Options.Latency (SetLatency), and every symbol
+// asked for is counted (Hits).
+package stooqtest
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	_ "time/tzdata" // Want converts stooq's local time; keep tests hermetic
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/stockservice/stooq"
+)
+
+// Header is the header line stooq sends, without its CRLF.
+const Header = "Symbol,Date,Time,Open,High,Low,Close,Volume,Name"
+
+// RateLimitBody is stooq's whole answer once the daily quota is spent.
+const RateLimitBody = "Exceeded the daily hits limit"
+
+// Row is one CSV row as stooq writes it. Fields are kept as text so prices
+// keep exactly the decimals given.
+type Row struct {
+	Symbol, Date, Time, Open, High, Low, Close, Volume, Name string
+}
+
+// String renders r as a CSV line without the line end.
+func (r Row) String() string {
+	return strings.Join([]string{r.Symbol, r.Date, r.Time, r.Open, r.High, r.Low, r.Close, r.Volume, r.Name}, ",")
+}
+
+// DefaultRows returns the known symbols every Handler starts with.
+// AAPL.US and MSFT.US are quoted in winter time (CET, UTC+1), GOOGL.US in
+// summer time (CEST, UTC+2).
+func DefaultRows() []Row {
+	return []Row{
+		{"AAPL.US", "2022-03-21", "21:00:06", "163.51", "166.35", "163.015", "165.38", "95752860", "APPLE"},
+		{"MSFT.US", "2022-01-14", "22:00:11", "304.18", "310.82", "303.75", "310.2", "39846368", "MICROSOFT"},
+		{"GOOGL.US", "2023-07-03", "19:00:02", "120.32", "121.02", "119.705", "120.56", "13888290", "ALPHABET"},
+		{"^SPX", "2023-07-03", "19:04:41", "4443.05", "4454.06", "4436.61", "4455.59", "1405697000", "S&P500"},
+		{"NOD.US", "2024-05-02", "22:00:00", "10", "11", "9.5", "10.25", "1000", "N/D"},
+	}
+}
+
+// Mode is a failure mode.
+type Mode int
+
+// Modes. ModeNormal answers quotes; the others answer as their magic
+// symbol (see the package doc) does.
+const (
+	ModeNormal Mode = iota
+	ModeRateLimit
+	ModeHTML
+	ModePHPWarning
+	ModeTruncated
+	ModeGarbage
+	ModeHuge
+	ModeServerError
+	ModeSlow
+)
+
+// magic maps the magic symbols to their modes.
+var magic = map[string]Mode{
+	"ratelimit.test":  ModeRateLimit,
+	"html.test":       ModeHTML,
+	"phpwarning.test": ModePHPWarning,
+	"truncated.test":  ModeTruncated,
+	"garbage.test":    ModeGarbage,
+	"huge.test":       ModeHuge,
+	"error.test":      ModeServerError,
+	"slow.test":       ModeSlow,
+}
+
+// generated matches the symbols that get a quote derived from their number.
+var generated = regexp.MustCompile(`^t([0-9]{1,6})\.us$`)
+
+// Options configure a Handler.
+type Options struct {
+	Rows      []Row         // known symbols; nil means DefaultRows
+	Latency   time.Duration // added to every request
+	SlowDelay time.Duration // how long slow.test and ModeSlow wait; default 30s
+}
+
+// Handler is the fake endpoint. It is safe for concurrent use.
+type Handler struct {
+	slowDelay time.Duration
+
+	mu      sync.Mutex
+	rows    map[string]Row // by lower-case symbol
+	mode    Mode
+	latency time.Duration
+	hits    map[string]int
+	total   int
+}
+
+// NewHandler returns a handler with opts.
+func NewHandler(opts Options) *Handler {
+	if opts.Rows == nil {
+		opts.Rows = DefaultRows()
+	}
+	if opts.SlowDelay <= 0 {
+		opts.SlowDelay = 30 * time.Second
+	}
+	h := &Handler{slowDelay: opts.SlowDelay, rows: map[string]Row{}, latency: opts.Latency, hits: map[string]int{}}
+	for _, r := range opts.Rows {
+		h.rows[strings.ToLower(r.Symbol)] = r
+	}
+	return h
+}
+
+// Server is a running fake stooq: an httptest.Server serving a Handler.
+// Point a stooq client at its URL.
+type Server struct {
+	*httptest.Server
+	*Handler
+}
+
+// NewServer starts a fake stooq on a loopback port. Close it when done.
+func NewServer(opts Options) *Server {
+	h := NewHandler(opts)
+	return &Server{Server: httptest.NewServer(h), Handler: h}
+}
+
+// SetMode switches the failure mode for every request.
+func (h *Handler) SetMode(m Mode) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mode = m
+}
+
+// SetLatency sets the delay added to every request.
+func (h *Handler) SetLatency(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.latency = d
+}
+
+// SetRow adds or replaces a known symbol.
+func (h *Handler) SetRow(r Row) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.rows[strings.ToLower(r.Symbol)] = r
+}
+
+// Hits reports how many requests asked for symbol (case-insensitive).
+func (h *Handler) Hits(symbol string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hits[strings.ToLower(symbol)]
+}
+
+// TotalHits reports how many requests the handler has received.
+func (h *Handler) TotalHits() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.total
+}
+
+// ResetHits sets every counter back to zero.
+func (h *Handler) ResetHits() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.hits = map[string]int{}
+	h.total = 0
+}
+
+// Row returns the row the handler answers for symbol, if it knows it.
+func (h *Handler) Row(symbol string) (Row, bool) {
+	symbol = strings.ToLower(symbol)
+	h.mu.Lock()
+	r, ok := h.rows[symbol]
+	h.mu.Unlock()
+	if ok {
+		return r, true
+	}
+	if m := generated.FindStringSubmatch(symbol); m != nil {
+		return generatedRow(m[1]), true
+	}
+	return Row{}, false
+}
+
+// Want returns the quote a correct client makes of the handler's answer
+// for symbol, or false for symbols the handler does not know.
+func (h *Handler) Want(symbol string) (stockrpc.Quote, bool) {
+	r, ok := h.Row(symbol)
+	if !ok {
+		return stockrpc.Quote{}, false
+	}
+	loc, err := time.LoadLocation(stooq.Location)
+	if err != nil {
+		return stockrpc.Quote{}, false
+	}
+	q, err := stooq.Parse([]byte(Header+"\r\n"+r.String()+"\r\n"), loc)
+	if err != nil {
+		return stockrpc.Quote{}, false
+	}
+	return q, true
+}
+
+// generatedRow derives a deterministic quote from the digits of t<n>.us.
+func generatedRow(digits string) Row {
+	n, _ := strconv.Atoi(digits)   // the pattern guarantees 1-6 digits
+	cents := 1000 + (n*7919)%99000 // 10.00 .. 999.99
+	price := func(delta int) string {
+		c := cents + delta
+		if c < 1 {
+			c = 1
+		}
+		// FormatFloat with -1 gives stooq's variable decimals (12.5, 12.05, 12).
+		return strconv.FormatFloat(float64(c)/100, 'f', -1, 64)
+	}
+	return Row{
+		Symbol: "T" + digits + ".US",
+		Date:   "2026-01-02",
+		Time:   fmt.Sprintf("%02d:%02d:%02d", 15+n%7, n%60, (n*7)%60),
+		Open:   price(-n % 50),
+		High:   price(75),
+		Low:    price(-80),
+		Close:  price(0),
+		Volume: strconv.Itoa(1000 + n*13),
+		Name:   "TEST" + digits,
+	}
+}
+
+// ServeHTTP answers like stooq's /q/l/ endpoint.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/q/l/" && r.URL.Path != "/q/l" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	q := r.URL.Query()
+	// The fake is strict where the real service would silently answer
+	// something else, so client bugs show up as failures.
+	if q.Get("f") != "sd2t2ohlcvn" || q.Get("e") != "csv" || !q.Has("h") {
+		http.Error(w, "fake stooq: want f=sd2t2ohlcvn&h&e=csv", http.StatusBadRequest)
+		return
+	}
+	// '+' joins symbols; url.Query has already decoded a literal '+' to a space.
+	symbols := strings.FieldsFunc(strings.ToLower(q.Get("s")), func(c rune) bool { return c == '+' || c == ' ' })
+
+	h.mu.Lock()
+	mode, latency := h.mode, h.latency
+	h.total++
+	for _, s := range symbols {
+		h.hits[s]++
+	}
+	h.mu.Unlock()
+
+	if mode == ModeNormal {
+		for _, s := range symbols {
+			if m, ok := magic[s]; ok {
+				mode = m
+				break
+			}
+		}
+	}
+	if !sleep(r, latency) {
+		return
+	}
+	if mode == ModeSlow && !sleep(r, h.slowDelay) {
+		return
+	}
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	switch mode {
+	case ModeRateLimit:
+		_, _ = w.Write([]byte(RateLimitBody))
+		return
+	case ModeHTML:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("<!DOCTYPE html>\n<html><head><title>Stooq - Error</title></head>\n<body><h1>Service temporarily unavailable</h1></body></html>\n"))
+		return
+	case ModeGarbage:
+		_, _ = w.Write([]byte("\x00\x01\x02\xff\xfe,\"unterminated\r\n\x89PNG\r\n\x1a\n"))
+		return
+	case ModeServerError:
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = w.Write([]byte("Internal Server Error"))
+		return
+	}
+
+	var b bytes.Buffer
+	if mode == ModePHPWarning {
+		b.WriteString("<br />\n<b>Warning</b>:  mysql_connect(): Too many connections in <b>/var/www/q/l/index.php</b> on line <b>12</b><br />\n")
+	}
+	b.WriteString(Header + "\r\n")
+	for _, s := range symbols {
+		if row, ok := h.Row(s); ok {
+			b.WriteString(row.String() + "\r\n")
+			continue
+		}
+		if _, ok := magic[s]; ok {
+			up := strings.ToUpper(s)
+			b.WriteString(Row{up, "2026-01-02", "17:00:00", "1.5", "2", "1", "1.75", "100", up}.String() + "\r\n")
+			continue
+		}
+		up := strings.ToUpper(s)
+		b.WriteString(up + ",N/D,N/D,N/D,N/D,N/D,N/D,N/D," + up + "\r\n")
+	}
+	switch mode {
+	case ModeTruncated:
+		body := b.Bytes()
+		if i := bytes.Index(body, []byte("\r\n")); i >= 0 && len(body) > i+2 {
+			body = body[:i+2+(len(body)-i-2)/2]
+		}
+		_, _ = w.Write(body)
+	case ModeHuge:
+		_, _ = w.Write(b.Bytes())
+		line := []byte(Row{"HUGE.TEST", "2026-01-02", "17:00:00", "1.5", "2", "1", "1.75", "100", "HUGE"}.String() + "\r\n")
+		for n := 0; n < 4<<20; n += len(line) {
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+		}
+	default:
+		_, _ = w.Write(b.Bytes())
+	}
+}
+
+// sleep waits d or until the client goes away; it reports whether to go on.
+func sleep(r *http.Request, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+		return false
+	}
+}
