@@ -1,0 +1,69 @@
+// Command fakestooq serves the stooqtest fake of stooq.com's quote
+// endpoint, for local offline runs (make run), end-to-end tests and
+// benchmarks. Point STOOQ_URL at it, e.g. STOOQ_URL=http://127.0.0.1:8089.
+// Magic symbols (ratelimit.test, html.test, slow.test, ...) provoke each
+// failure; see the stooqtest package doc.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "fakestooq:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("fakestooq", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8089", "listen address")
+	latency := fs.Duration("latency", 0, "delay added to every answer")
+	slow := fs.Duration("slow", 30*time.Second, "how long slow.test waits")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           stooqtest.NewHandler(stooqtest.Options{Latency: *latency, SlowDelay: *slow}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	fmt.Fprintf(stdout, "fakestooq listening on http://%s\n", ln.Addr())
+	logger.Info("listening", "addr", ln.Addr().String(), "latency", latency.String())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
