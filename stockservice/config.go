@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
+)
+
+// config is the stock service's configuration, read once from the
+// environment by loadConfig.
+type config struct {
+	AMQPURL         string        // AMQP_URL, required; may hold a password
+	Queue           string        // RPC_QUEUE: request queue; tests set a unique one
+	StooqURL        string        // STOOQ_URL
+	StooqTimeout    time.Duration // STOOQ_TIMEOUT
+	Workers         int           // WORKERS: concurrent requests = prefetch
+	HTTPAddr        string        // HTTP_ADDR: health and readiness probes
+	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// maxWorkers bounds WORKERS: each worker holds an AMQP channel and may
+// hold a connection to stooq.
+const maxWorkers = 1024
+
+// loadConfig reads and validates the configuration. It reports every
+// problem at once.
+func loadConfig(getenv func(string) string) (config, error) {
+	cfg := config{
+		AMQPURL:         strings.TrimSpace(getenv("AMQP_URL")),
+		Queue:           stockrpc.QueueName,
+		StooqURL:        "https://stooq.com",
+		StooqTimeout:    5 * time.Second,
+		Workers:         16,
+		HTTPAddr:        ":8081",
+		LogLevel:        slog.LevelInfo,
+		ShutdownTimeout: 15 * time.Second,
+	}
+	var errs []error
+	if cfg.AMQPURL == "" {
+		errs = append(errs, errors.New("AMQP_URL is required"))
+	} else if u, err := url.Parse(cfg.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("AMQP_URL %q: want amqp://user:pass@host:port/vhost", maskURL(cfg.AMQPURL)))
+	}
+	if v := strings.TrimSpace(getenv("RPC_QUEUE")); v != "" {
+		if len(v) > 255 {
+			errs = append(errs, errors.New("RPC_QUEUE: longer than 255 bytes"))
+		}
+		cfg.Queue = v
+	}
+	if v := strings.TrimSpace(getenv("STOOQ_URL")); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("STOOQ_URL %q: want http(s)://host", maskURL(v)))
+		}
+		cfg.StooqURL = strings.TrimRight(v, "/")
+	}
+	duration := func(name string, dst *time.Duration) {
+		v := strings.TrimSpace(getenv(name))
+		if v == "" {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s %q: want a positive duration such as 5s", name, v))
+			return
+		}
+		*dst = d
+	}
+	duration("STOOQ_TIMEOUT", &cfg.StooqTimeout)
+	duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	if v := strings.TrimSpace(getenv("WORKERS")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxWorkers {
+			errs = append(errs, fmt.Errorf("WORKERS %q: want an integer from 1 to %d", v, maxWorkers))
+		} else {
+			cfg.Workers = n
+		}
+	}
+	if v := strings.TrimSpace(getenv("HTTP_ADDR")); v != "" {
+		cfg.HTTPAddr = v
+	}
+	if v := strings.TrimSpace(getenv("LOG_LEVEL")); v != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", v))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
+}
+
+// LogValue logs the configuration with the AMQP password masked.
+func (c config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("amqp_url", maskURL(c.AMQPURL)),
+		slog.String("rpc_queue", c.Queue),
+		slog.String("stooq_url", maskURL(c.StooqURL)),
+		slog.Duration("stooq_timeout", c.StooqTimeout),
+		slog.Int("workers", c.Workers),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+	)
+}
+
+// maskURL hides the password of a URL; an unparsable URL is hidden whole,
+// since it may still hold one.
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "<unparsable url>"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
+)
+
+func envFunc(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadConfig(t *testing.T) {
+	defaults := config{
+		AMQPURL:         "amqp://guest:guest@localhost:5672/",
+		Queue:           stockrpc.QueueName,
+		StooqURL:        "https://stooq.com",
+		StooqTimeout:    5 * time.Second,
+		Workers:         16,
+		HTTPAddr:        ":8081",
+		LogLevel:        slog.LevelInfo,
+		ShutdownTimeout: 15 * time.Second,
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    func(c *config)
+		wantErr []string // substrings of the error
+	}{
+		{name: "defaults", env: map[string]string{"AMQP_URL": "amqp://guest:guest@localhost:5672/"}, want: func(*config) {}},
+		{
+			name: "everything set",
+			env: map[string]string{
+				"AMQP_URL": "amqps://u:p@broker:5671/vh", "RPC_QUEUE": "q.test", "STOOQ_URL": "http://127.0.0.1:8089/",
+				"STOOQ_TIMEOUT": "1500ms", "WORKERS": "4", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s",
+			},
+			want: func(c *config) {
+				*c = config{AMQPURL: "amqps://u:p@broker:5671/vh", Queue: "q.test", StooqURL: "http://127.0.0.1:8089", StooqTimeout: 1500 * time.Millisecond,
+					Workers: 4, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelDebug, ShutdownTimeout: 2 * time.Second}
+			},
+		},
+		{name: "log level warn upper case", env: map[string]string{"AMQP_URL": "amqp://localhost", "LOG_LEVEL": "WARN"},
+			want: func(c *config) { c.AMQPURL = "amqp://localhost"; c.LogLevel = slog.LevelWarn }},
+		{name: "missing AMQP_URL", env: map[string]string{}, wantErr: []string{"AMQP_URL is required"}},
+		{name: "bad AMQP_URL scheme masks password", env: map[string]string{"AMQP_URL": "http://u:secret@host"}, wantErr: []string{"AMQP_URL", "xxxxx"}},
+		{name: "bad STOOQ_URL", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_URL": "stooq.com"}, wantErr: []string{"STOOQ_URL"}},
+		{name: "bad STOOQ_TIMEOUT", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_TIMEOUT": "5"}, wantErr: []string{"STOOQ_TIMEOUT"}},
+		{name: "negative SHUTDOWN_TIMEOUT", env: map[string]string{"AMQP_URL": "amqp://h", "SHUTDOWN_TIMEOUT": "-1s"}, wantErr: []string{"SHUTDOWN_TIMEOUT"}},
+		{name: "zero WORKERS", env: map[string]string{"AMQP_URL": "amqp://h", "WORKERS": "0"}, wantErr: []string{"WORKERS"}},
+		{name: "huge WORKERS", env: map[string]string{"AMQP_URL": "amqp://h", "WORKERS": "100000"}, wantErr: []string{"WORKERS"}},
+		{name: "bad LOG_LEVEL", env: map[string]string{"AMQP_URL": "amqp://h", "LOG_LEVEL": "loud"}, wantErr: []string{"LOG_LEVEL"}},
+		{name: "every error at once", env: map[string]string{"WORKERS": "x", "LOG_LEVEL": "loud"}, wantErr: []string{"AMQP_URL", "WORKERS", "LOG_LEVEL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := loadConfig(envFunc(tt.env))
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("loadConfig = %+v, want error", got)
+				}
+				for _, s := range tt.wantErr {
+					if !strings.Contains(err.Error(), s) {
+						t.Errorf("error %q does not mention %q", err, s)
+					}
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error %q leaks the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			want := defaults
+			tt.want(&want)
+			if got != want {
+				t.Errorf("loadConfig = %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestConfigLogValueMasksPassword(t *testing.T) {
+	cfg, err := loadConfig(envFunc(map[string]string{"AMQP_URL": "amqp://user:s3cr3t@broker:5672/", "STOOQ_URL": "https://a:b4d@stooq.com"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	slog.New(slog.NewJSONHandler(&b, nil)).Info("start", "config", cfg)
+	got := b.String()
+	for _, secret := range []string{"s3cr3t", "b4d"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("log %s contains %q", got, secret)
+		}
+	}
+	if !strings.Contains(got, "amqp://user:xxxxx@broker:5672/") {
+		t.Errorf("log %s lacks the masked AMQP URL", got)
+	}
+}

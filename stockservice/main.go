@@ -1,0 +1,132 @@
+// Command stockservice is the stock worker: it consumes quote requests
+// from RabbitMQ (stockrpc.QueueName, or RPC_QUEUE), fetches each quote from stooq and
+// replies with the quote or a typed error. HTTP_ADDR serves /healthz and
+// /readyz for probes. Configuration comes from the environment; see
+// config.go and the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+	_ "time/tzdata" // stooq reports Europe/Warsaw times; distroless images have no tz database
+
+	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/stockservice/stooq"
+)
+
+// version is set at build time: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "stockservice:", err)
+		os.Exit(1)
+	}
+}
+
+// run wires the service and blocks until ctx ends or a part fails, then
+// shuts down: stop consuming and finish the requests in flight, close the
+// broker connection, stop the HTTP server, all within SHUTDOWN_TIMEOUT.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("stockservice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "stockservice", version)
+		return nil
+	}
+
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "stockservice")
+	log.Info("starting", "version", version, "config", cfg)
+
+	quotes, err := stooq.New(stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version})
+	if err != nil {
+		return fmt.Errorf("stooq client: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "stockservice", Logger: log})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("amqp: %w", err)
+	}
+	server := amqprpc.NewServer(conn, cfg.Queue, handleQuote(quotes, log), amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
+
+	var draining atomic.Bool
+	httpServer := &http.Server{
+		Handler:           newHealthServer(&draining, map[string]readier{"amqp": conn, "consumer": server}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- server.Serve(serveCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpServer.Serve(ln) }()
+	log.Info("http listening", "addr", ln.Addr().String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "cause", context.Cause(ctx))
+	case err := <-serveDone:
+		serveDone <- err // read again below
+		runErr = fmt.Errorf("amqp server stopped: %w", err)
+	case err := <-httpDone:
+		httpDone <- err
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+
+	// A fresh deadline: ctx is already done.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	draining.Store(true)
+	stopServing()
+	select {
+	case err := <-serveDone:
+		if err != nil && runErr == nil {
+			runErr = fmt.Errorf("amqp server: %w", err)
+		}
+	case <-shutdownCtx.Done():
+		log.Warn("requests still in flight at the shutdown timeout; closing anyway")
+	}
+	if err := conn.Close(); err != nil {
+		log.Warn("close amqp connection", "err", err)
+	}
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+		httpServer.Close()
+	}
+	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
+		runErr = fmt.Errorf("http server: %w", err)
+	}
+	log.Info("stopped", "err", runErr)
+	return runErr
+}
