@@ -120,6 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := conn.Close(); err != nil {
 		log.Warn("close amqp connection", "err", err)
 	}
+	quotes.CloseIdleConnections()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "err", err)
 		httpServer.Close()

@@ -183,6 +183,12 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	return q, nil
 }
 
+// CloseIdleConnections closes the keep-alive connections to stooq that
+// are idle; call it at shutdown.
+func (c *Client) CloseIdleConnections() {
+	c.http.CloseIdleConnections()
+}
+
 // transportError classifies a failure to get or read the response.
 func (c *Client) transportError(ctx context.Context, sym string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
