@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/stockrpc"
+)
+
+var (
+	testNow    = time.Date(2026, 11, 27, 10, 20, 30, 0, time.UTC)
+	testSecret = []byte("0123456789abcdef0123456789abcdef-test")
+)
+
+// fakeStore is a store whose methods call its function fields.
+type fakeStore struct {
+	userByName func(ctx context.Context, name string) (postgres.User, error)
+	userByID   func(ctx context.Context, id int64) (postgres.User, error)
+	createUser func(ctx context.Context, u postgres.User) (postgres.User, error)
+	addHistory func(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error)
+	history    func(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error)
+	topStocks  func(ctx context.Context, n int) ([]postgres.StockCount, error)
+}
+
+func (f *fakeStore) UserByName(ctx context.Context, name string) (postgres.User, error) {
+	return f.userByName(ctx, name)
+}
+func (f *fakeStore) UserByID(ctx context.Context, id int64) (postgres.User, error) {
+	return f.userByID(ctx, id)
+}
+func (f *fakeStore) CreateUser(ctx context.Context, u postgres.User) (postgres.User, error) {
+	return f.createUser(ctx, u)
+}
+func (f *fakeStore) AddHistory(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+	return f.addHistory(ctx, userID, e)
+}
+func (f *fakeStore) History(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error) {
+	return f.history(ctx, userID, limit, after)
+}
+func (f *fakeStore) TopStocks(ctx context.Context, n int) ([]postgres.StockCount, error) {
+	return f.topStocks(ctx, n)
+}
+
+// fakeQuotes is a quoteRequester calling its function field.
+type fakeQuotes func(ctx context.Context, symbol string) (stockrpc.Quote, error)
+
+func (f fakeQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+	return f(ctx, symbol)
+}
+
+// Test users: 1 is a normal user, 2 a superuser; both have password
+// "password1".
+var (
+	testHash, _ = bcrypt.GenerateFromPassword([]byte("password1"), bcrypt.MinCost)
+	alice       = postgres.User{ID: 1, Username: "alice", PasswordHash: string(testHash), CreatedAt: testNow}
+	admin       = postgres.User{ID: 2, Username: "admin", PasswordHash: string(testHash), Superuser: true, CreatedAt: testNow}
+)
+
+// newFakeStore knows alice and admin and panics on anything else, so a
+// test sets exactly the fields its route uses.
+func newFakeStore() *fakeStore {
+	users := map[int64]postgres.User{alice.ID: alice, admin.ID: admin}
+	return &fakeStore{
+		userByName: func(_ context.Context, name string) (postgres.User, error) {
+			for _, u := range users {
+				if u.Username == name {
+					return u, nil
+				}
+			}
+			return postgres.User{}, postgres.ErrNotFound
+		},
+		userByID: func(_ context.Context, id int64) (postgres.User, error) {
+			if u, ok := users[id]; ok {
+				return u, nil
+			}
+			return postgres.User{}, postgres.ErrNotFound
+		},
+	}
+}
+
+type testEnv struct {
+	store  *fakeStore
+	quotes fakeQuotes
+	checks []readinessCheck
+	auth   *tokenAuth
+	pw     *passwords
+	logs   *strings.Builder
+}
+
+func newTestEnv(t testing.TB) *testEnv {
+	t.Helper()
+	pw, err := newPasswords(bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &testEnv{
+		store: newFakeStore(),
+		quotes: func(context.Context, string) (stockrpc.Quote, error) {
+			t.Error("unexpected quote request")
+			return stockrpc.Quote{}, nil
+		},
+		auth: newTokenAuth(testSecret, "stockquote-api", "stockquote", time.Hour, func() time.Time { return testNow }),
+		pw:   pw,
+		logs: &strings.Builder{},
+	}
+	return env
+}
+
+// serve sends r through a server built from env's current fakes.
+func (env *testEnv) serve(t testing.TB, r *http.Request) *httptest.ResponseRecorder {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(env.logs, nil))
+	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
+	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow })
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+func (env *testEnv) token(t *testing.T, userID int64) string {
+	t.Helper()
+	tok, err := env.auth.issue(userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func newRequest(method, target string, body io.Reader, token string) *http.Request {
+	r := httptest.NewRequest(method, target, body)
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	return r
+}
+
+// checkProblem asserts w is a problem+json answer with the given status.
+func checkProblem(t *testing.T, w *httptest.ResponseRecorder, status int) problem {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status = %d, want %d; body %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); ct != problemContentType {
+		t.Errorf("Content-Type = %q, want %q", ct, problemContentType)
+	}
+	var p problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	if p.Status != status || p.Title != http.StatusText(status) || p.Type == "" || p.Instance == "" {
+		t.Errorf("problem = %+v, want status %d with title, type and instance", p, status)
+	}
+	return p
+}
+
+func decodeBody[T any](t *testing.T, w *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decode %q: %v", w.Body, err)
+	}
+	return v
+}
