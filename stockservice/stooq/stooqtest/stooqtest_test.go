@@ -1,0 +1,47 @@
+package stooqtest_test
+
+import (
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
+)
+
+func TestServerFormat(t *testing.T) {
+	fake := stooqtest.NewServer(stooqtest.Options{})
+	defer fake.Close()
+	tests := []struct {
+		name       string
+		query      string
+		wantStatus int
+		wantBody   string
+	}{
+		{"known and unknown, plus-joined", "?s=aapl.us+nosuch.us&f=sd2t2ohlcvn&h&e=csv", 200,
+			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nAAPL.US,2022-03-21,21:00:06,163.51,166.35,163.015,165.38,95752860,APPLE\r\nNOSUCH.US,N/D,N/D,N/D,N/D,N/D,N/D,N/D,NOSUCH.US\r\n"},
+		{"generated", "?s=T3.us&f=sd2t2ohlcvn&h&e=csv", 200,
+			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nT3.US,2026-01-02,18:03:21,247.54,248.32,246.77,247.57,1039,TEST3\r\n"},
+		{"rate limit", "?s=ratelimit.test&f=sd2t2ohlcvn&h&e=csv", 200, "Exceeded the daily hits limit"},
+		{"wrong columns", "?s=aapl.us&f=sd2&h&e=csv", 400, "fake stooq: want f=sd2t2ohlcvn&h&e=csv\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(fake.URL + "/q/l/" + tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus || string(body) != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.query, resp.StatusCode, body, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+	if got := fake.Hits("AAPL.US"); got != 1 {
+		t.Errorf("Hits(AAPL.US) = %d, want 1 (malformed requests are not counted)", got)
+	}
+	fake.ResetHits()
+	if got := fake.TotalHits(); got != 0 {
+		t.Errorf("TotalHits after reset = %d, want 0", got)
+	}
+}
