@@ -1,0 +1,42 @@
+# Build, test and run the stock-quote service pair. `make help` lists targets.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+GO      ?= go
+BIN     ?= bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+PKGS    := ./...
+FUZZTIME ?= 30s
+
+.PHONY: help build test test-unit check-services lint run fuzz clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build apiservice, stockservice and fakestooq into ./bin
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
+
+test: check-services ## every test (unit, integration, end-to-end) with the race detector
+	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
+
+test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
+	$(GO) test -race -count=1 $(PKGS)
+
+check-services: ## say whether the PostgreSQL and RabbitMQ the tests use are reachable
+	@scripts/check-services.sh
+
+lint: ## gofmt, go vet (both build tags)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) vet -tags integration $(PKGS)
+
+run: build ## run fake stooq + both services locally (Ctrl-C stops all)
+	@scripts/run-local.sh
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
+	@scripts/fuzz.sh $(FUZZTIME)
+
+clean: ## remove build output
+	rm -rf $(BIN)
