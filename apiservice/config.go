@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
 // minSecretLen is the shortest JWT_SECRET accepted: HS256 wants a key at
@@ -25,6 +27,7 @@ type config struct {
 	BcryptCost      int           // BCRYPT_COST, default bcrypt.DefaultCost
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error; default info
 	AMQPURL         string        // AMQP_URL, required to serve
+	RPCQueue        string        // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
 	RPCChannels     int           // RPC_CHANNELS, publishing channels; default 2
 	RPCTimeout      time.Duration // RPC_TIMEOUT, default 5s
 	HTTPAddr        string        // HTTP_ADDR, default :8080
@@ -50,6 +53,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg := config{
 		DatabaseURL: strings.TrimSpace(getenv("DATABASE_URL")),
 		AMQPURL:     strings.TrimSpace(getenv("AMQP_URL")),
+		RPCQueue:    strings.TrimSpace(getenv("RPC_QUEUE")),
 		HTTPAddr:    strings.TrimSpace(getenv("HTTP_ADDR")),
 		JWTSecret:   getenv("JWT_SECRET"),
 		JWTIssuer:   strings.TrimSpace(getenv("JWT_ISSUER")),
@@ -78,6 +82,9 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 
 	if cfg.AMQPURL == "" {
 		add(errors.New("AMQP_URL is required"))
+	}
+	if cfg.RPCQueue == "" {
+		cfg.RPCQueue = stockrpc.QueueName
 	}
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = ":8080"
@@ -139,6 +146,7 @@ func (c config) LogValue() slog.Value {
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("amqp_url", maskURL(c.AMQPURL)),
+		slog.String("rpc_queue", c.RPCQueue),
 		slog.Int("rpc_channels", c.RPCChannels),
 		slog.Duration("rpc_timeout", c.RPCTimeout),
 		slog.String("http_addr", c.HTTPAddr),

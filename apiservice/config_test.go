@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
 func envFunc(m map[string]string) func(string) string {
@@ -28,7 +30,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 	if cfg.HTTPAddr != ":8080" || cfg.TokenTTL != time.Hour || cfg.RPCTimeout != 5*time.Second ||
 		cfg.ShutdownTimeout != 15*time.Second || cfg.JWTIssuer != "stockquote-api" || cfg.JWTAudience != "stockquote" ||
-		cfg.BcryptCost != bcrypt.DefaultCost || cfg.DBMaxConns != 20 || cfg.RPCChannels != 2 {
+		cfg.BcryptCost != bcrypt.DefaultCost || cfg.DBMaxConns != 20 || cfg.RPCChannels != 2 || cfg.RPCQueue != stockrpc.QueueName {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }

@@ -216,10 +216,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 
 	checks := []readinessCheck{
 		{name: "database", check: db.Ping},
-		{name: "broker", check: func(context.Context) error { return conn.Ready() }},
+		{name: "broker", check: func(context.Context) error { return client.Ready() }},
 	}
 	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
-	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCTimeout), checks, time.Now)
+	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -237,7 +237,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	logger.Info("listening", "addr", ln.Addr().String())
+	logger.Info("http listening", "addr", ln.Addr().String())
 
 	select {
 	case err := <-serveErr:

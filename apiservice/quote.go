@@ -24,12 +24,14 @@ type rpcCaller interface {
 // rpcQuotes asks the stock service for quotes over the RPC queue.
 type rpcQuotes struct {
 	rpc     rpcCaller
+	queue   string
 	timeout time.Duration
 }
 
-// newRPCQuotes returns a quoteRequester whose calls are bounded by timeout.
-func newRPCQuotes(rpc rpcCaller, timeout time.Duration) *rpcQuotes {
-	return &rpcQuotes{rpc: rpc, timeout: timeout}
+// newRPCQuotes returns a quoteRequester that calls queue (normally
+// stockrpc.QueueName), each call bounded by timeout.
+func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration) *rpcQuotes {
+	return &rpcQuotes{rpc: rpc, queue: queue, timeout: timeout}
 }
 
 // Quote implements quoteRequester.
@@ -40,9 +42,9 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	raw, err := q.rpc.Call(ctx, stockrpc.QueueName, body, nil)
+	raw, err := q.rpc.Call(ctx, q.queue, body, nil)
 	if err != nil {
-		return stockrpc.Quote{}, fmt.Errorf("call %s: %w", stockrpc.QueueName, err)
+		return stockrpc.Quote{}, fmt.Errorf("call %s: %w", q.queue, err)
 	}
 	reply, err := stockrpc.DecodeReply(raw)
 	if err != nil {

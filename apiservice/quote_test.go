@@ -56,7 +56,7 @@ func TestRPCQuotes(t *testing.T) {
 				}
 				return []byte(tt.reply), tt.callErr
 			})
-			q, err := newRPCQuotes(caller, 3*time.Second).Quote(context.Background(), "aapl.us")
+			q, err := newRPCQuotes(caller, stockrpc.QueueName, 3*time.Second).Quote(context.Background(), "aapl.us")
 			switch {
 			case tt.wantCode != "":
 				var e *stockrpc.Error
