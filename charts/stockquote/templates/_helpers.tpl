@@ -1,0 +1,112 @@
+{{/* Chart name, overridable. */}}
+{{- define "stockquote.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name prefix of every resource: <release>-<chart> unless overridden. */}}
+{{- define "stockquote.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component's resources: (dict "ctx" $ "component" "api"). */}}
+{{- define "stockquote.componentName" -}}
+{{- printf "%s-%s" (include "stockquote.fullname" .ctx | trunc 50 | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "stockquote.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "stockquote.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: stockquote
+{{- end -}}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "api"). */}}
+{{- define "stockquote.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "stockquote.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* All labels of one component's objects. */}}
+{{- define "stockquote.componentLabels" -}}
+{{ include "stockquote.labels" .ctx }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Image reference: (dict "ctx" $ "repository" "stockquote/apiservice"). */}}
+{{- define "stockquote.image" -}}
+{{- $tag := .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
+{{- if .ctx.Values.image.registry -}}
+{{- printf "%s/%s:%s" .ctx.Values.image.registry .repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "stockquote.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "stockquote.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Secret holding DATABASE_URL, AMQP_URL, JWT_SECRET (and bundle passwords). */}}
+{{- define "stockquote.secretName" -}}
+{{- .Values.secrets.existingSecret | default (include "stockquote.fullname" .) -}}
+{{- end -}}
+
+{{/* Database host and port, bundled or external. */}}
+{{- define "stockquote.dbHost" -}}
+{{- if .Values.bundled.postgresql.enabled -}}
+{{- include "stockquote.componentName" (dict "ctx" . "component" "postgresql") -}}
+{{- else -}}
+{{- .Values.database.host -}}
+{{- end -}}
+{{- end -}}
+{{- define "stockquote.dbPort" -}}
+{{- if .Values.bundled.postgresql.enabled -}}5432{{- else -}}{{ .Values.database.port }}{{- end -}}
+{{- end -}}
+
+{{/* Broker host and port, bundled or external. */}}
+{{- define "stockquote.amqpHost" -}}
+{{- if .Values.bundled.rabbitmq.enabled -}}
+{{- include "stockquote.componentName" (dict "ctx" . "component" "rabbitmq") -}}
+{{- else -}}
+{{- .Values.amqp.host -}}
+{{- end -}}
+{{- end -}}
+{{- define "stockquote.amqpPort" -}}
+{{- if .Values.bundled.rabbitmq.enabled -}}5672{{- else -}}{{ .Values.amqp.port }}{{- end -}}
+{{- end -}}
+
+{{/* Percent-encodes a URL userinfo part (urlquery writes a space as "+"). */}}
+{{- define "stockquote.urlEscape" -}}
+{{- urlquery . | replace "+" "%20" -}}
+{{- end -}}
+
+{{/* Pod security context shared by the app pods. */}}
+{{- define "stockquote.podSecurityContext" -}}
+{{- toYaml .Values.podSecurityContext -}}
+{{- end -}}
+
+{{/* Scrape annotations for the app pods when metrics.podAnnotations is on: (dict "ctx" $ "port" 8080). */}}
+{{- define "stockquote.metricsAnnotations" -}}
+{{- if .ctx.Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .port | quote }}
+prometheus.io/path: /metrics
+{{- end -}}
+{{- end -}}
