@@ -23,6 +23,8 @@ type config struct {
 	HTTPAddr        string        // HTTP_ADDR: health and readiness probes
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	QuoteCacheTTL   time.Duration // QUOTE_CACHE_TTL: reuse a quote this long; 0 disables
+	DebugAddr       string        // DEBUG_ADDR: pprof and cache counters; empty (default) = off
 }
 
 // maxWorkers bounds WORKERS: each worker holds an AMQP channel and may
@@ -41,6 +43,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
+		QuoteCacheTTL:   5 * time.Second,
 	}
 	var errs []error
 	if cfg.AMQPURL == "" {
@@ -74,6 +77,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	duration("STOOQ_TIMEOUT", &cfg.StooqTimeout)
 	duration("SHUTDOWN_TIMEOUT", &cfg.ShutdownTimeout)
+	if v := strings.TrimSpace(getenv("QUOTE_CACHE_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("QUOTE_CACHE_TTL %q: want a duration from 0 (off) to 1h, such as 5s", v))
+		} else {
+			cfg.QuoteCacheTTL = d
+		}
+	}
+	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
 	if v := strings.TrimSpace(getenv("WORKERS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxWorkers {
@@ -107,6 +119,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("quote_cache_ttl", c.QuoteCacheTTL),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }
 

@@ -23,6 +23,7 @@ func TestLoadConfig(t *testing.T) {
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
+		QuoteCacheTTL:   5 * time.Second,
 	}
 	tests := []struct {
 		name    string
@@ -39,11 +40,18 @@ func TestLoadConfig(t *testing.T) {
 			},
 			want: func(c *config) {
 				*c = config{AMQPURL: "amqps://u:p@broker:5671/vh", Queue: "q.test", StooqURL: "http://127.0.0.1:8089", StooqTimeout: 1500 * time.Millisecond,
-					Workers: 4, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelDebug, ShutdownTimeout: 2 * time.Second}
+					Workers: 4, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelDebug, ShutdownTimeout: 2 * time.Second,
+					QuoteCacheTTL: 5 * time.Second}
 			},
 		},
 		{name: "log level warn upper case", env: map[string]string{"AMQP_URL": "amqp://localhost", "LOG_LEVEL": "WARN"},
 			want: func(c *config) { c.AMQPURL = "amqp://localhost"; c.LogLevel = slog.LevelWarn }},
+		{name: "cache off and debug on", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "0", "DEBUG_ADDR": "127.0.0.1:6061"},
+			want: func(c *config) { c.AMQPURL = "amqp://h"; c.QuoteCacheTTL = 0; c.DebugAddr = "127.0.0.1:6061" }},
+		{name: "short cache", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "250ms"},
+			want: func(c *config) { c.AMQPURL = "amqp://h"; c.QuoteCacheTTL = 250 * time.Millisecond }},
+		{name: "negative QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "-1s"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
+		{name: "bad QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "5"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
 		{name: "missing AMQP_URL", env: map[string]string{}, wantErr: []string{"AMQP_URL is required"}},
 		{name: "bad AMQP_URL scheme masks password", env: map[string]string{"AMQP_URL": "http://u:secret@host"}, wantErr: []string{"AMQP_URL", "xxxxx"}},
 		{name: "bad STOOQ_URL", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_URL": "stooq.com"}, wantErr: []string{"STOOQ_URL"}},

@@ -66,6 +66,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("stooq client: %w", err)
 	}
+	cache := newQuoteCache(quotes, cfg.QuoteCacheTTL, time.Now)
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, cache, log)
+		if err != nil {
+			return fmt.Errorf("debug listen on %s: %w", cfg.DebugAddr, err)
+		}
+		defer stopDebug()
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -75,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln.Close()
 		return fmt.Errorf("amqp: %w", err)
 	}
-	server := amqprpc.NewServer(conn, cfg.Queue, handleQuote(quotes, log), amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
+	server := amqprpc.NewServer(conn, cfg.Queue, handleQuote(cache, log), amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
 
 	var draining atomic.Bool
 	httpServer := &http.Server{
@@ -128,6 +136,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	log.Info("stopped", "err", runErr)
+	log.Info("stopped", "err", runErr, "quote_cache", cache.Stats())
 	return runErr
 }
