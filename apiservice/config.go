@@ -36,6 +36,8 @@ type config struct {
 	JWTAudience     string        // JWT_AUDIENCE, default stockquote
 	TokenTTL        time.Duration // TOKEN_TTL, default 1h
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
+	AuthCacheTTL    time.Duration // AUTH_CACHE_TTL, how long a user loaded for a token is reused; default 0 (off)
+	DebugAddr       string        // DEBUG_ADDR, pprof listener; default "" (off)
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -105,6 +107,8 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg.TokenTTL = durationEnv(getenv, "TOKEN_TTL", time.Hour, time.Minute, 7*24*time.Hour, add)
 	cfg.RPCTimeout = durationEnv(getenv, "RPC_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute, add)
 	cfg.ShutdownTimeout = durationEnv(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute, add)
+	cfg.AuthCacheTTL = durationEnv(getenv, "AUTH_CACHE_TTL", 0, 0, time.Minute, add)
+	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
 	return cfg, errors.Join(errs...)
 }
 
@@ -155,6 +159,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("jwt_audience", c.JWTAudience),
 		slog.Duration("token_ttl", c.TokenTTL),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("auth_cache_ttl", c.AuthCacheTTL),
+		slog.String("debug_addr", c.DebugAddr),
 	)
 }
 

@@ -55,6 +55,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad pool", map[string]string{"DB_MAX_CONNS": "zero"}, needAll, "DB_MAX_CONNS"},
 		{"bad log level", map[string]string{"LOG_LEVEL": "loud"}, needAll, "LOG_LEVEL"},
 		{"custom values", map[string]string{"TOKEN_TTL": "15m", "RPC_TIMEOUT": "2s", "LOG_LEVEL": "debug", "HTTP_ADDR": "127.0.0.1:0"}, needAll, ""},
+		{"auth cache", map[string]string{"AUTH_CACHE_TTL": "2s", "DEBUG_ADDR": "127.0.0.1:6060"}, needAll, ""},
+		{"auth cache off", map[string]string{"AUTH_CACHE_TTL": "0s"}, needAll, ""},
+		{"auth cache too long", map[string]string{"AUTH_CACHE_TTL": "2m"}, needAll, "AUTH_CACHE_TTL"},
+		{"negative auth cache", map[string]string{"AUTH_CACHE_TTL": "-1s"}, needAll, "AUTH_CACHE_TTL"},
 		{"store only needs no secret", map[string]string{"JWT_SECRET": "", "AMQP_URL": ""}, needStore, ""},
 		{"store only needs database", map[string]string{"DATABASE_URL": ""}, needStore, "DATABASE_URL is required"},
 	}

@@ -219,7 +219,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		{name: "broker", check: func(context.Context) error { return client.Ready() }},
 	}
 	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
-	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now)
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return fmt.Errorf("debug listen %s: %w", cfg.DebugAddr, err)
+		}
+		defer stopDebug()
+	}
+	st := withUserCache(db, cfg.AuthCacheTTL, time.Now)
+	handler := newServer(logger, auth, pw, st, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
