@@ -24,11 +24,14 @@ func (db *DB) TopStocks(ctx context.Context, n int) ([]StockCount, error) {
 		Stock          string
 		TimesRequested int64
 	}
+	// stock_counts holds exact counts (see migration 2), a few rows per
+	// symbol, so this reads thousands of rows rather than every history row.
 	err := db.gorm.WithContext(ctx).Raw(`
-		SELECT lower(symbol) AS stock, count(*) AS times_requested
-		FROM history
-		GROUP BY 1
-		ORDER BY 2 DESC, lower(symbol) COLLATE "C" ASC
+		SELECT stock, sum(n)::bigint AS times_requested
+		FROM stock_counts
+		GROUP BY stock
+		HAVING sum(n) > 0
+		ORDER BY 2 DESC, stock COLLATE "C" ASC
 		LIMIT ?`, n).Scan(&rows).Error
 	if err != nil {
 		return nil, wrapErr(op, err)
