@@ -1,0 +1,442 @@
+// Command stockbench is the stockquote benchmark (make bench): it builds
+// the real binaries, starts the fake stooq, the stock service and the API
+// on a fresh database and a fresh queue, seeds history, drives load with
+// vegeta and prints a table of throughput, latency, errors and each
+// process's CPU and peak memory, each throughput next to the ceiling this
+// machine allows for it, measured by the same run at the same
+// concurrency. It fails when an answer is wrong: an unexpected error
+// status, or history rows that do not match the successful /stock answers.
+//
+// It needs PostgreSQL (TEST_DATABASE_URL or -pg) and RabbitMQ
+// (TEST_AMQP_URL or -amqp) and leaves nothing behind on either.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stockbench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line settings.
+type options struct {
+	root            string
+	pgURL, amqpURL  string
+	rows, userRows  int
+	duration        time.Duration
+	ceilingDuration time.Duration
+	clients         []int
+	latency         time.Duration
+	cacheTTL        time.Duration
+	workers         int
+	authCacheTTL    time.Duration
+	bcryptCost      int
+	logLevel        string
+	out             string
+	workDir         string
+}
+
+func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	o := options{
+		pgURL:   getenv("TEST_DATABASE_URL"),
+		amqpURL: getenv("TEST_AMQP_URL"),
+	}
+	if o.pgURL == "" {
+		o.pgURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if o.amqpURL == "" {
+		o.amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	fs := flag.NewFlagSet("stockbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	quick := fs.Bool("quick", false, "smoke run: 20,000 rows, 4 clients, 1s per scenario (overrides the sizes below)")
+	fs.StringVar(&o.root, "root", "..", "the stockquote module's directory (built with go build)")
+	fs.StringVar(&o.pgURL, "pg", o.pgURL, "PostgreSQL server URL (a database that can CREATE DATABASE)")
+	fs.StringVar(&o.amqpURL, "amqp", o.amqpURL, "RabbitMQ URL")
+	fs.IntVar(&o.rows, "rows", 10_000_000, "history rows to seed")
+	fs.IntVar(&o.userRows, "user-rows", 1_000_000, "history rows of the user whose /history is read")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load scenario")
+	fs.DurationVar(&o.ceilingDuration, "ceiling-duration", 5*time.Second, "length of each ceiling measurement")
+	clients := fs.String("clients", "1,16,64,256", "concurrent clients, comma-separated")
+	fs.DurationVar(&o.latency, "latency", 50*time.Millisecond, "the slow fake stooq's answer time")
+	fs.DurationVar(&o.cacheTTL, "cache-ttl", 5*time.Second, "QUOTE_CACHE_TTL of the cached scenarios")
+	fs.IntVar(&o.workers, "workers", 64, "stock service WORKERS")
+	fs.DurationVar(&o.authCacheTTL, "auth-cache-ttl", 0, "API AUTH_CACHE_TTL")
+	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "API BCRYPT_COST (the /login scenario measures it)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of both services (info logs every request, as in production)")
+	fs.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file")
+	fs.StringVar(&o.workDir, "work", "", "keep binaries and logs in this directory (default: a temporary one, removed)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, s := range strings.Split(*clients, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 4096 {
+			return o, fmt.Errorf("-clients: %q is not a client count", s)
+		}
+		o.clients = append(o.clients, n)
+	}
+	if *quick {
+		o.rows, o.userRows = 20_000, 5_000
+		o.duration, o.ceilingDuration = time.Second, 500*time.Millisecond
+		o.clients = []int{4}
+		o.latency = 20 * time.Millisecond
+		o.cacheTTL = 200 * time.Millisecond
+		o.workers = 8
+		o.bcryptCost = 4
+	}
+	if o.userRows > o.rows {
+		return o, errors.New("-user-rows is more than -rows")
+	}
+	return o, nil
+}
+
+// run is the whole program.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseOptions(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, log: stderr}
+	defer b.cleanup()
+	if err := b.setup(ctx); err != nil {
+		return err
+	}
+	if err := b.runAll(ctx); err != nil {
+		return err
+	}
+	report := b.report()
+	fmt.Fprint(stdout, report)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+	}
+	if len(b.failures) > 0 {
+		return fmt.Errorf("%d correctness failures:\n  %s", len(b.failures), strings.Join(b.failures, "\n  "))
+	}
+	return nil
+}
+
+// bench is the state of one run.
+type bench struct {
+	o        options
+	log      io.Writer
+	dir      string
+	cleanups []func() error
+
+	dbURL    string
+	db       *pgx.Conn
+	queue    string
+	secret   []byte
+	tokens   []string // bench users
+	heavy    string   // token of the user with userRows rows
+	admin    string   // superuser token
+	instant  string   // fake stooq URLs
+	slow     string
+	api      *proc
+	apiURL   string
+	workers  []*proc
+	debugURL []string // workers' debug listeners
+
+	started  time.Time
+	rows     []row
+	failures []string
+}
+
+// row is one line of the report.
+type row struct {
+	group    string
+	name     string
+	clients  int
+	res      result
+	ceiling  float64 // 0: none
+	ceilName string
+	procs    []procUse
+	note     string
+}
+
+// procUse is one process's CPU and memory during a scenario.
+type procUse struct {
+	name   string
+	cpuPct float64
+	peakMB float64
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "[%6.1fs] %s\n", time.Since(b.started).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (b *bench) cleanup() {
+	for _, f := range slices.Backward(b.cleanups) {
+		if err := f(); err != nil {
+			fmt.Fprintln(b.log, "cleanup:", err)
+		}
+	}
+}
+
+func (b *bench) defer_(f func() error) { b.cleanups = append(b.cleanups, f) }
+
+const (
+	jwtIssuer   = "stockquote-api"
+	jwtAudience = "stockquote"
+	benchUsers  = 50
+)
+
+func (b *bench) setup(ctx context.Context) error {
+	b.started = time.Now()
+	b.dir = b.o.workDir
+	if b.dir == "" {
+		d, err := os.MkdirTemp("", "stockbench-")
+		if err != nil {
+			return err
+		}
+		b.dir = d
+		b.defer_(func() error { return os.RemoveAll(d) })
+	} else if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	b.logf("building binaries into %s", b.dir)
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", b.dir+string(os.PathSeparator), "./apiservice", "./stockservice", "./fakestooq")
+	build.Dir = b.o.root
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build: %v\n%s", err, out)
+	}
+
+	var err error
+	var drop func() error
+	b.dbURL, drop, err = createDatabase(ctx, b.o.pgURL)
+	if err != nil {
+		return err
+	}
+	b.defer_(drop)
+	b.queue = "bench.stock." + randomHex(6)
+	b.defer_(func() error { return deleteQueue(b.o.amqpURL, b.queue) })
+	b.secret = []byte(randomHex(32))
+
+	for _, s := range []struct {
+		dst     *string
+		latency time.Duration
+	}{{&b.instant, 0}, {&b.slow, b.o.latency}} {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		p, err := startProc("fakestooq", filepath.Join(b.dir, "fakestooq"), []string{"-addr", addr, "-latency", s.latency.String()}, nil,
+			filepath.Join(b.dir, fmt.Sprintf("fakestooq-%s.log", s.latency)))
+		if err != nil {
+			return err
+		}
+		b.defer_(p.stop)
+		*s.dst = "http://" + addr
+		if err := waitOK(ctx, p, *s.dst+"/q/l/?s=aapl.us&f=sd2t2ohlcvn&h&e=csv"); err != nil {
+			return err
+		}
+	}
+
+	if err := b.apiCommand(ctx, "", "migrate"); err != nil {
+		return err
+	}
+	if err := b.apiCommand(ctx, "admin-password-1\n", "user", "add", "-name", "admin", "-superuser"); err != nil {
+		return err
+	}
+	if err := b.apiCommand(ctx, "heavy-password-1\n", "user", "add", "-name", "heavy"); err != nil {
+		return err
+	}
+	b.db, err = pgx.Connect(ctx, b.dbURL)
+	if err != nil {
+		return err
+	}
+	b.defer_(func() error { return b.db.Close(context.Background()) })
+	// The other users share heavy's password hash: creating them through
+	// bcrypt would only make the setup slower.
+	if _, err := b.db.Exec(ctx, `INSERT INTO users (username, password_hash)
+		SELECT 'u' || g, (SELECT password_hash FROM users WHERE username = 'heavy') FROM generate_series(1, $1::int) g`, benchUsers); err != nil {
+		return fmt.Errorf("create bench users: %w", err)
+	}
+	ids := map[string]int64{}
+	rows, err := b.db.Query(ctx, `SELECT username, id FROM users`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var name string
+		var id int64
+		if err := rows.Scan(&name, &id); err != nil {
+			return err
+		}
+		ids[name] = id
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var others []int64
+	for i := 1; i <= benchUsers; i++ {
+		id := ids["u"+strconv.Itoa(i)]
+		others = append(others, id)
+		tok, err := signToken(b.secret, jwtIssuer, jwtAudience, id)
+		if err != nil {
+			return err
+		}
+		b.tokens = append(b.tokens, tok)
+	}
+	if b.heavy, err = signToken(b.secret, jwtIssuer, jwtAudience, ids["heavy"]); err != nil {
+		return err
+	}
+	if b.admin, err = signToken(b.secret, jwtIssuer, jwtAudience, ids["admin"]); err != nil {
+		return err
+	}
+	b.logf("seeding %d history rows (%d for one user)", b.o.rows, b.o.userRows)
+	if err := seedHistory(ctx, b.dbURL, ids["heavy"], others, b.o.userRows, b.o.rows); err != nil {
+		return err
+	}
+	b.logf("seeded")
+
+	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
+		return err
+	}
+	return b.startAPI(ctx)
+}
+
+// apiEnv is the API's environment.
+func (b *bench) apiEnv(httpAddr string) []string {
+	return []string{
+		"DATABASE_URL=" + b.dbURL, "AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue,
+		"JWT_SECRET=" + string(b.secret), "HTTP_ADDR=" + httpAddr, "LOG_LEVEL=" + b.o.logLevel,
+		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "AUTH_CACHE_TTL=" + b.o.authCacheTTL.String(),
+		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s",
+	}
+}
+
+func (b *bench) apiCommand(ctx context.Context, stdin string, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(b.dir, "apiservice"), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, b.apiEnv("127.0.0.1:0")...)
+	cmd.Stdin = strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("apiservice %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (b *bench) startAPI(ctx context.Context) error {
+	addr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, b.apiEnv(addr), filepath.Join(b.dir, "apiservice.log"))
+	if err != nil {
+		return err
+	}
+	b.defer_(p.stop)
+	b.api, b.apiURL = p, "http://"+addr
+	return waitOK(ctx, p, b.apiURL+"/readyz")
+}
+
+// startWorkers stops the running stock services and starts n with the
+// given settings.
+func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL string, ttl time.Duration) error {
+	for _, w := range b.workers {
+		if err := w.stop(); err != nil {
+			return err
+		}
+	}
+	b.workers, b.debugURL = nil, nil
+	for i := range n {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		debug, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, []string{
+			"AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue, "STOOQ_URL=" + stooqURL, "STOOQ_TIMEOUT=5s",
+			"WORKERS=" + strconv.Itoa(workers), "QUOTE_CACHE_TTL=" + ttl.String(), "HTTP_ADDR=" + addr,
+			"DEBUG_ADDR=" + debug, "LOG_LEVEL=" + b.o.logLevel, "SHUTDOWN_TIMEOUT=10s",
+		}, filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
+		if err != nil {
+			return err
+		}
+		b.defer_(p.stop)
+		if err := waitOK(ctx, p, "http://"+addr+"/readyz"); err != nil {
+			return err
+		}
+		b.workers = append(b.workers, p)
+		b.debugURL = append(b.debugURL, "http://"+debug)
+	}
+	return nil
+}
+
+func deleteQueue(url, name string) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return fmt.Errorf("delete queue %s: %w", name, err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("delete queue %s: %w", name, err)
+	}
+	defer ch.Close()
+	_, err = ch.QueueDelete(name, false, false, false)
+	return err
+}
+
+// machine describes where the run happened.
+func machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "MemTotal:") {
+				f := strings.Fields(l)
+				if len(f) >= 2 {
+					kb, _ := strconv.ParseFloat(f[1], 64)
+					mem = fmt.Sprintf(", %.1f GiB RAM", kb/1024/1024)
+				}
+			}
+		}
+	}
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			load = fmt.Sprintf(", load average %s %s %s", f[0], f[1], f[2])
+		}
+	}
+	return fmt.Sprintf("%d CPUs (%s)%s%s, %s", runtime.NumCPU(), cpu, mem, load, runtime.Version())
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/1000) }
+
+// report renders the rows as Markdown, one table per group.
+func (b *bench) report() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "Machine: %s\n\n", machine())
+	fmt.Fprintf(&sb, "Settings: %d history rows (%d for the /history user), %s per scenario, %s per ceiling, stock service WORKERS=%d, AUTH_CACHE_TTL=%s, LOG_LEVEL=%s.\n",
+		b.o.rows, b.o.userRows, b.o.duration, b.o.ceilingDuration, b.o.workers, b.o.authCacheTTL, b.o.logLevel)
+	group := ""
+	for _, r := range b.rows {
+		if r.group != group {
+			group = r.group
+			fmt.Fprintf(&sb, "\n### %s\n\n", group)
+			if group == "ceilings" {
+				sb.WriteString("| stage | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+			} else {
+				sb.WriteString("| scenario | clients | req/s | ceiling req/s | ratio | p50 ms | p99 ms | p99.9 ms | errors | CPU % | peak RSS MB | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+			}
+		}
+		if group == "ceilings" {
+			fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %d |\n", r.name, r.clients, r.res.throughput, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), r.res.errors)
+			continue
+		}
+		ceiling, ratio := "-", "-"
+		if r.ceiling > 0 {
+			ceiling = fmt.Sprintf("%.0f (%s)", r.ceiling, r.ceilName)
+			ratio = fmt.Sprintf("%.0f%%", 100*r.res.throughput/r.ceiling)
+		}
+		var cpu, mem []string
+		for _, p := range r.procs {
+			cpu = append(cpu, fmt.Sprintf("%s %.0f", p.name, p.cpuPct))
+			mem = append(mem, fmt.Sprintf("%s %.0f", p.name, p.peakMB))
+		}
+		errs := fmt.Sprint(r.res.errors)
+		if r.res.errors > 0 {
+			errs += " (" + r.res.codes + ")"
+		}
+		fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			r.name, r.clients, r.res.throughput, ceiling, ratio, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), errs,
+			strings.Join(cpu, ", "), strings.Join(mem, ", "), r.note)
+	}
+	if len(b.failures) == 0 {
+		sb.WriteString("\nCorrectness: every /stock answer has its history row, no unexpected error status, /stats equals a full count of history, stooq asked at most once per symbol per cache period.\n")
+	} else {
+		fmt.Fprintf(&sb, "\nCorrectness FAILURES:\n- %s\n", strings.Join(b.failures, "\n- "))
+	}
+	return sb.String()
+}

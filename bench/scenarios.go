@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ceilings are the bare rates of the stages of a /stock request at one
+// concurrency, measured by this run.
+type ceilings struct {
+	rpc, insert, gin, stooq, stooqSlow result
+}
+
+// composed is 1 / (1/RPC + 1/INSERT + 1/GinJWT + 1/StooqFetch): the
+// throughput if the stages shared the machine with no overlap and no
+// overhead of their own.
+func composed(rates ...float64) float64 {
+	var inv float64
+	for _, r := range rates {
+		if r <= 0 {
+			return 0
+		}
+		inv += 1 / r
+	}
+	return 1 / inv
+}
+
+func (b *bench) measureCeilings(ctx context.Context, c int) (ceilings, error) {
+	var cl ceilings
+	var err error
+	d := b.o.ceilingDuration
+	b.logf("ceilings at %d clients", c)
+	if cl.rpc, err = rpcCeiling(ctx, b.o.amqpURL, c, d); err != nil {
+		return cl, err
+	}
+	if cl.insert, err = insertCeiling(ctx, b.dbURL, 20, c, d); err != nil {
+		return cl, err
+	}
+	zipf := zipfSymbols(1000, 7)
+	pick := func(w, i int) string { return zipf(uint64(w*100003 + i)) }
+	if cl.stooq, err = stooqCeiling(ctx, b.instant, pick, c, d); err != nil {
+		return cl, err
+	}
+	if cl.stooqSlow, err = stooqCeiling(ctx, b.slow, pick, c, d); err != nil {
+		return cl, err
+	}
+	url, stop, err := ginJWTServer(b.secret, jwtIssuer, jwtAudience)
+	if err != nil {
+		return cl, err
+	}
+	cl.gin = attack(ctx, "gin-jwt", c, d, http.StatusOK, get(url+"/jwt", b.tokens[0]))
+	stop()
+	for _, x := range []struct {
+		name string
+		r    result
+	}{{"bare amqp091 request/reply", cl.rpc}, {"bare GORM single-row INSERT", cl.insert}, {"bare Gin + JWT verify", cl.gin},
+		{"bare stooq fetch from the fake", cl.stooq}, {fmt.Sprintf("bare stooq fetch, %s fake", b.o.latency), cl.stooqSlow}} {
+		b.rows = append(b.rows, row{group: "ceilings", name: x.name, clients: c, res: x.r})
+		if x.r.errors > 0 || x.r.ok == 0 {
+			b.failures = append(b.failures, fmt.Sprintf("ceiling %s at %d clients: %d ok, %d errors", x.name, c, x.r.ok, x.r.errors))
+		}
+	}
+	return cl, nil
+}
+
+// sampleAll samples the API and every stock service.
+func (b *bench) sampleAll() (api procSample, workers []procSample) {
+	api, _ = b.api.sample()
+	for _, w := range b.workers {
+		s, _ := w.sample()
+		workers = append(workers, s)
+	}
+	return api, workers
+}
+
+func usage(name string, before, after procSample, wall time.Duration) procUse {
+	return procUse{name: name, cpuPct: 100 * (after.cpu - before.cpu).Seconds() / wall.Seconds(), peakMB: float64(after.peakKB) / 1024}
+}
+
+// measure runs load and records its row with the processes' CPU and memory.
+func (b *bench) measure(r row, load func() result) row {
+	apiBefore, wBefore := b.sampleAll()
+	start := time.Now()
+	r.res = load()
+	wall := time.Since(start)
+	apiAfter, wAfter := b.sampleAll()
+	r.procs = append(r.procs, usage("api", apiBefore, apiAfter, wall))
+	for i := range wAfter {
+		if i < len(wBefore) {
+			r.procs = append(r.procs, usage(fmt.Sprintf("worker%d", i+1), wBefore[i], wAfter[i], wall))
+		}
+	}
+	return r
+}
+
+// cacheCounters sums the stock services' quote cache counters.
+func (b *bench) cacheCounters() (hits, misses int64) {
+	for _, u := range b.debugURL {
+		resp, err := http.Get(u + "/debug/quotecache")
+		if err != nil {
+			continue
+		}
+		var s struct{ Hits, Misses int64 }
+		_ = json.NewDecoder(resp.Body).Decode(&s)
+		resp.Body.Close()
+		hits += s.Hits
+		misses += s.Misses
+	}
+	return hits, misses
+}
+
+// stock runs one /stock scenario and checks that every successful answer
+// added one history row and that there were no errors. With a cache TTL,
+// it also checks stooq was asked at most once per symbol per TTL.
+func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbolPicker, symbols int, ceiling float64, ttl time.Duration) error {
+	before, err := maxHistoryID(ctx, b.db)
+	if err != nil {
+		return err
+	}
+	_, missBefore := b.cacheCounters()
+	b.logf("%s: %s at %d clients", group, name, c)
+	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: "composed"}, func() result {
+		return attack(ctx, name, c, b.o.duration, http.StatusOK, stockRequests(b.apiURL, b.tokens, pick))
+	})
+	added, err := rowsAfter(ctx, b.db, before)
+	if err != nil {
+		return err
+	}
+	_, missAfter := b.cacheCounters()
+	fetches := missAfter - missBefore
+	r.note = fmt.Sprintf("stooq fetches %d", fetches)
+	if added != r.res.ok {
+		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d successful answers but %d history rows", group, name, c, r.res.ok, added))
+	}
+	if r.res.errors > 0 || r.res.ok == 0 {
+		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d ok, %d errors (%s)", group, name, c, r.res.ok, r.res.errors, r.res.codes))
+	}
+	if ttl > 0 {
+		periods := int64(math.Ceil(b.o.duration.Seconds()/ttl.Seconds())) + 1
+		if limit := int64(min(int64(symbols), r.res.requests)) * periods * int64(len(b.workers)); fetches > limit {
+			b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d stooq fetches, more than %d symbols x %d cache periods",
+				group, name, c, fetches, symbols, periods))
+		}
+	}
+	b.rows = append(b.rows, r)
+	return nil
+}
+
+// plain runs a scenario whose only correctness condition is no errors.
+func (b *bench) plain(ctx context.Context, group, name string, c int, ceiling float64, ceilName string, req request) {
+	b.logf("%s: %s at %d clients", group, name, c)
+	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: ceilName}, func() result {
+		return attack(ctx, name, c, b.o.duration, http.StatusOK, req)
+	})
+	if r.res.errors > 0 || r.res.ok == 0 {
+		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d ok, %d errors (%s)", group, name, c, r.res.ok, r.res.errors, r.res.codes))
+	}
+	b.rows = append(b.rows, r)
+}
+
+func (b *bench) runAll(ctx context.Context) error {
+	zipf := zipfSymbols(1000, 42)
+	cls := map[int]ceilings{}
+	// The concurrency of the single-point comparisons: 64, or the
+	// largest client count below it.
+	c0 := b.o.clients[0]
+	for _, c := range b.o.clients {
+		if c <= 64 && c > c0 {
+			c0 = c
+		}
+	}
+
+	// Stooq instant, cache off: the target scenario.
+	for _, c := range b.o.clients {
+		cl, err := b.measureCeilings(ctx, c)
+		if err != nil {
+			return err
+		}
+		cls[c] = cl
+		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooq.throughput)
+		if err := b.stock(ctx, "/stock, stooq instant, cache off", "hot symbol", c, hotSymbol, 1, ceil, 0); err != nil {
+			return err
+		}
+		if err := b.stock(ctx, "/stock, stooq instant, cache off", "zipf 1000", c, zipf, 1000, ceil, 0); err != nil {
+			return err
+		}
+	}
+
+	// What the /stats counters cost /stock: the same load with the
+	// counting triggers off, then on again (counts rebuilt).
+	ceil0 := composed(cls[c0].rpc.throughput, cls[c0].insert.throughput, cls[c0].gin.throughput, cls[c0].stooq.throughput)
+	if _, err := b.db.Exec(ctx, `ALTER TABLE history DISABLE TRIGGER USER`); err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		name string
+		pick symbolPicker
+		n    int
+	}{{"hot symbol, no stats counters", hotSymbol, 1}, {"zipf 1000, no stats counters", zipf, 1000}} {
+		if err := b.stock(ctx, "/stats strategy: /stock without the counter triggers", s.name, c0, s.pick, s.n, ceil0, 0); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range []string{
+		`ALTER TABLE history ENABLE TRIGGER USER`,
+		`DELETE FROM stock_counts`,
+		`INSERT INTO stock_counts (stock, shard, n) SELECT lower(symbol), id % 16, count(*) FROM history GROUP BY 1, 2`,
+	} {
+		if _, err := b.db.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+
+	// Stooq instant, cache on.
+	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, b.o.cacheTTL); err != nil {
+		return err
+	}
+	group := fmt.Sprintf("/stock, stooq instant, cache %s", b.o.cacheTTL)
+	for _, c := range b.o.clients {
+		cl := cls[c]
+		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooq.throughput)
+		if err := b.stock(ctx, group, "hot symbol", c, hotSymbol, 1, ceil, b.o.cacheTTL); err != nil {
+			return err
+		}
+		if err := b.stock(ctx, group, "zipf 1000", c, zipf, 1000, ceil, b.o.cacheTTL); err != nil {
+			return err
+		}
+	}
+
+	// Stooq remote (slow), cache on.
+	if err := b.startWorkers(ctx, 1, b.o.workers, b.slow, b.o.cacheTTL); err != nil {
+		return err
+	}
+	group = fmt.Sprintf("/stock, stooq %s, cache %s", b.o.latency, b.o.cacheTTL)
+	for _, c := range b.o.clients {
+		cl := cls[c]
+		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
+		if err := b.stock(ctx, group, "hot symbol", c, hotSymbol, 1, ceil, b.o.cacheTTL); err != nil {
+			return err
+		}
+		if err := b.stock(ctx, group, "zipf 1000", c, zipf, 1000, ceil, b.o.cacheTTL); err != nil {
+			return err
+		}
+	}
+
+	// Stooq remote, cache off: throughput against worker concurrency and replicas.
+	cl := cls[c0]
+	ceilSlow := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
+	group = fmt.Sprintf("/stock, stooq %s, cache off: workers and replicas", b.o.latency)
+	for _, s := range []struct{ replicas, workers int }{{1, 16}, {1, b.o.workers}, {2, b.o.workers}} {
+		if err := b.startWorkers(ctx, s.replicas, s.workers, b.slow, 0); err != nil {
+			return err
+		}
+		name := fmt.Sprintf("zipf 1000, %d x WORKERS=%d", s.replicas, s.workers)
+		if err := b.stock(ctx, group, name, c0, zipf, 1000, ceilSlow, 0); err != nil {
+			return err
+		}
+	}
+	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
+		return err
+	}
+
+	for _, c := range b.o.clients {
+		b.plain(ctx, "/history", fmt.Sprintf("page of 100, user with %d rows", b.o.userRows), c, cls[c].gin.throughput, "gin+jwt",
+			get(b.apiURL+"/api/v1/history?limit=100", b.heavy))
+	}
+	for _, c := range b.o.clients {
+		b.plain(ctx, "/stats", fmt.Sprintf("top stocks, %d rows", b.o.rows), c, cls[c].gin.throughput, "gin+jwt",
+			get(b.apiURL+"/api/v1/stats", b.admin))
+	}
+	b.plain(ctx, "/login", fmt.Sprintf("bcrypt cost %d", b.o.bcryptCost), min(c0, 16), 0, "",
+		loginRequests(b.apiURL, "heavy", "heavy-password-1"))
+
+	return b.checkStats(ctx)
+}
+
+// checkStats compares /stats with a full count of history.
+func (b *bench) checkStats(ctx context.Context) error {
+	b.logf("checking /stats against a full count of history")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.apiURL+"/api/v1/stats", nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	type count struct {
+		Stock          string `json:"stock"`
+		TimesRequested int64  `json:"times_requested"`
+	}
+	var got []count
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+		return fmt.Errorf("decode /stats: %w", err)
+	}
+	rows, err := b.db.Query(ctx, `SELECT lower(symbol), count(*) FROM history GROUP BY 1
+		ORDER BY 2 DESC, lower(symbol) COLLATE "C" LIMIT $1`, max(len(got), 1))
+	if err != nil {
+		return err
+	}
+	want, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (count, error) {
+		var c count
+		err := r.Scan(&c.Stock, &c.TimesRequested)
+		return c, err
+	})
+	if err != nil {
+		return err
+	}
+	if len(got) == 0 || !slices.Equal(got, want) {
+		b.failures = append(b.failures, fmt.Sprintf("/stats = %v, a full count of history says %v", got, want))
+	}
+	return nil
+}
