@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PKGS    := ./...
 FUZZTIME ?= 30s
 
-.PHONY: help build test test-unit check-services lint run fuzz clean
+.PHONY: help build test test-unit check-services lint run fuzz clean bench bench-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,11 +18,13 @@ help: ## list targets
 build: ## build apiservice, stockservice and fakestooq into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
 
-test: check-services ## every test (unit, integration, end-to-end) with the race detector
+test: check-services ## every test (unit, integration, end-to-end, benchmark smoke run) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
+	cd bench && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
+	cd bench && $(GO) test -race -count=1 ./...
 
 check-services: ## say whether the PostgreSQL and RabbitMQ the tests use are reachable
 	@scripts/check-services.sh
@@ -31,12 +33,20 @@ lint: ## gofmt, go vet (both build tags)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags integration $(PKGS)
+	cd bench && $(GO) vet ./... && $(GO) vet -tags integration ./...
 
 run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 	@scripts/run-local.sh
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)
+
+BENCH_FLAGS ?=
+bench: check-services ## full benchmark (several minutes; 10M history rows); results to bench-results.md, see BENCHMARKS.md
+	cd bench && $(GO) run . -out ../bench-results.md $(BENCH_FLAGS)
+
+bench-quick: check-services ## benchmark smoke run: tiny sizes, 1s per scenario
+	cd bench && $(GO) run . -quick $(BENCH_FLAGS)
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -21,9 +21,9 @@ import (
 
 // proc is a program the benchmark started.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan error
+	name    string
+	cmd     *exec.Cmd
+	done    chan error
 	mu      sync.Mutex
 	tail    bytes.Buffer // last log output, for error messages
 	stopped bool         // stop succeeded
