@@ -58,7 +58,17 @@ type options struct {
 	logLevel        string
 	out             string
 	workDir         string
+	profileDir      string
+	only            map[string]bool // scenario groups to run; nil = all
+	apiExtraEnv     []string
+	workerExtraEnv  []string
 }
+
+// groups are the scenario groups -only selects from.
+var groups = []string{"stock", "stats-cost", "cached", "remote", "replicas", "history", "stats", "login"}
+
+// want reports whether the scenario group g runs.
+func (o options) want(g string) bool { return o.only == nil || o.only[g] }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	o := options{
@@ -89,6 +99,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "API BCRYPT_COST (the /login scenario measures it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of both services (info logs every request, as in production)")
 	fs.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file")
+	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of the API and the stock service, taken during /stock zipf (stooq instant, cache off), to this directory")
+	only := fs.String("only", "", "run only these scenario groups, comma-separated: "+strings.Join(groups, ","))
+	apiEnv := fs.String("api-env", "", "extra API environment, comma-separated (e.g. RPC_CHANNELS=8,DB_MAX_CONNS=32)")
+	workerEnv := fs.String("worker-env", "", "extra stock service environment, comma-separated")
 	fs.StringVar(&o.workDir, "work", "", "keep binaries and logs in this directory (default: a temporary one, removed)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -99,6 +113,29 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 			return o, fmt.Errorf("-clients: %q is not a client count", s)
 		}
 		o.clients = append(o.clients, n)
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, g := range strings.Split(*only, ",") {
+			g = strings.TrimSpace(g)
+			if !slices.Contains(groups, g) {
+				return o, fmt.Errorf("-only: unknown group %q; have %s", g, strings.Join(groups, ","))
+			}
+			o.only[g] = true
+		}
+	}
+	for _, kv := range []struct {
+		flag string
+		dst  *[]string
+	}{{*apiEnv, &o.apiExtraEnv}, {*workerEnv, &o.workerExtraEnv}} {
+		for _, e := range strings.Split(kv.flag, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				if !strings.Contains(e, "=") {
+					return o, fmt.Errorf("environment setting %q: want NAME=value", e)
+				}
+				*kv.dst = append(*kv.dst, e)
+			}
+		}
 	}
 	if *quick {
 		o.rows, o.userRows = 20_000, 5_000
@@ -160,6 +197,7 @@ type bench struct {
 	slow     string
 	api      *proc
 	apiURL   string
+	apiDebug string
 	workers  []*proc
 	debugURL []string // workers' debug listeners
 
@@ -325,12 +363,12 @@ func (b *bench) setup(ctx context.Context) error {
 
 // apiEnv is the API's environment.
 func (b *bench) apiEnv(httpAddr string) []string {
-	return []string{
+	return append([]string{
 		"DATABASE_URL=" + b.dbURL, "AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue,
 		"JWT_SECRET=" + string(b.secret), "HTTP_ADDR=" + httpAddr, "LOG_LEVEL=" + b.o.logLevel,
 		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "AUTH_CACHE_TTL=" + b.o.authCacheTTL.String(),
 		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s",
-	}
+	}, b.o.apiExtraEnv...)
 }
 
 func (b *bench) apiCommand(ctx context.Context, stdin string, args ...string) error {
@@ -348,7 +386,12 @@ func (b *bench) startAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, b.apiEnv(addr), filepath.Join(b.dir, "apiservice.log"))
+	debug, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	b.apiDebug = "http://" + debug
+	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, append(b.apiEnv(addr), "DEBUG_ADDR="+debug), filepath.Join(b.dir, "apiservice.log"))
 	if err != nil {
 		return err
 	}
@@ -375,11 +418,11 @@ func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL strin
 		if err != nil {
 			return err
 		}
-		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, []string{
+		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, append([]string{
 			"AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue, "STOOQ_URL=" + stooqURL, "STOOQ_TIMEOUT=5s",
 			"WORKERS=" + strconv.Itoa(workers), "QUOTE_CACHE_TTL=" + ttl.String(), "HTTP_ADDR=" + addr,
 			"DEBUG_ADDR=" + debug, "LOG_LEVEL=" + b.o.logLevel, "SHUTDOWN_TIMEOUT=10s",
-		}, filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
+		}, b.o.workerExtraEnv...), filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
 		if err != nil {
 			return err
 		}

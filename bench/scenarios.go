@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -176,108 +180,135 @@ func (b *bench) runAll(ctx context.Context) error {
 			c0 = c
 		}
 	}
+	fast := func(c int) float64 {
+		cl := cls[c]
+		return composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooq.throughput)
+	}
+	slow := func(c int) float64 {
+		cl := cls[c]
+		return composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
+	}
 
-	// Stooq instant, cache off: the target scenario.
+	// Stooq instant, cache off: the target scenario. The ceilings are
+	// measured at each concurrency first, whatever runs.
 	for _, c := range b.o.clients {
 		cl, err := b.measureCeilings(ctx, c)
 		if err != nil {
 			return err
 		}
 		cls[c] = cl
-		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooq.throughput)
-		if err := b.stock(ctx, "/stock, stooq instant, cache off", "hot symbol", c, hotSymbol, 1, ceil, 0); err != nil {
+		if !b.o.want("stock") {
+			continue
+		}
+		if err := b.stock(ctx, "/stock, stooq instant, cache off", "hot symbol", c, hotSymbol, 1, fast(c), 0); err != nil {
 			return err
 		}
-		if err := b.stock(ctx, "/stock, stooq instant, cache off", "zipf 1000", c, zipf, 1000, ceil, 0); err != nil {
+		var wait func() error
+		if c == c0 && b.o.profileDir != "" {
+			wait = b.profile(ctx, c)
+		}
+		if err := b.stock(ctx, "/stock, stooq instant, cache off", "zipf 1000", c, zipf, 1000, fast(c), 0); err != nil {
 			return err
 		}
-	}
-
-	// What the /stats counters cost /stock: the same load with the
-	// counting triggers off, then on again (counts rebuilt).
-	ceil0 := composed(cls[c0].rpc.throughput, cls[c0].insert.throughput, cls[c0].gin.throughput, cls[c0].stooq.throughput)
-	if _, err := b.db.Exec(ctx, `ALTER TABLE history DISABLE TRIGGER USER`); err != nil {
-		return err
-	}
-	for _, s := range []struct {
-		name string
-		pick symbolPicker
-		n    int
-	}{{"hot symbol, no stats counters", hotSymbol, 1}, {"zipf 1000, no stats counters", zipf, 1000}} {
-		if err := b.stock(ctx, "/stats strategy: /stock without the counter triggers", s.name, c0, s.pick, s.n, ceil0, 0); err != nil {
-			return err
-		}
-	}
-	for _, stmt := range []string{
-		`ALTER TABLE history ENABLE TRIGGER USER`,
-		`DELETE FROM stock_counts`,
-		`INSERT INTO stock_counts (stock, shard, n) SELECT lower(symbol), id % 16, count(*) FROM history GROUP BY 1, 2`,
-	} {
-		if _, err := b.db.Exec(ctx, stmt); err != nil {
-			return fmt.Errorf("%s: %w", stmt, err)
+		if wait != nil {
+			if err := wait(); err != nil {
+				return err
+			}
 		}
 	}
 
-	// Stooq instant, cache on.
-	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, b.o.cacheTTL); err != nil {
-		return err
-	}
-	group := fmt.Sprintf("/stock, stooq instant, cache %s", b.o.cacheTTL)
-	for _, c := range b.o.clients {
-		cl := cls[c]
-		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooq.throughput)
-		if err := b.stock(ctx, group, "hot symbol", c, hotSymbol, 1, ceil, b.o.cacheTTL); err != nil {
-			return err
+	// What the /stats counters cost /stock: the same load back to back
+	// with the counting triggers on and off, then on again (counts rebuilt).
+	if b.o.want("stats-cost") {
+		group := "/stats strategy: /stock with and without the counter triggers"
+		for _, on := range []bool{true, false} {
+			if !on {
+				if _, err := b.db.Exec(ctx, `ALTER TABLE history DISABLE TRIGGER USER`); err != nil {
+					return err
+				}
+			}
+			suffix := map[bool]string{true: ", counters on", false: ", counters off"}[on]
+			if err := b.stock(ctx, group, "hot symbol"+suffix, c0, hotSymbol, 1, fast(c0), 0); err != nil {
+				return err
+			}
+			if err := b.stock(ctx, group, "zipf 1000"+suffix, c0, zipf, 1000, fast(c0), 0); err != nil {
+				return err
+			}
 		}
-		if err := b.stock(ctx, group, "zipf 1000", c, zipf, 1000, ceil, b.o.cacheTTL); err != nil {
-			return err
+		for _, stmt := range []string{
+			`ALTER TABLE history ENABLE TRIGGER USER`,
+			`DELETE FROM stock_counts`,
+			`INSERT INTO stock_counts (stock, shard, n) SELECT lower(symbol), id % 16, count(*) FROM history GROUP BY 1, 2`,
+		} {
+			if _, err := b.db.Exec(ctx, stmt); err != nil {
+				return fmt.Errorf("%s: %w", stmt, err)
+			}
 		}
 	}
 
-	// Stooq remote (slow), cache on.
-	if err := b.startWorkers(ctx, 1, b.o.workers, b.slow, b.o.cacheTTL); err != nil {
-		return err
+	cached := []struct {
+		group    string
+		stooqURL string
+		ceiling  func(int) float64
+	}{
+		{"cached", b.instant, fast},
+		{"remote", b.slow, slow},
 	}
-	group = fmt.Sprintf("/stock, stooq %s, cache %s", b.o.latency, b.o.cacheTTL)
-	for _, c := range b.o.clients {
-		cl := cls[c]
-		ceil := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
-		if err := b.stock(ctx, group, "hot symbol", c, hotSymbol, 1, ceil, b.o.cacheTTL); err != nil {
+	for _, p := range cached {
+		if !b.o.want(p.group) {
+			continue
+		}
+		if err := b.startWorkers(ctx, 1, b.o.workers, p.stooqURL, b.o.cacheTTL); err != nil {
 			return err
 		}
-		if err := b.stock(ctx, group, "zipf 1000", c, zipf, 1000, ceil, b.o.cacheTTL); err != nil {
-			return err
+		latency := "instant"
+		if p.stooqURL == b.slow {
+			latency = b.o.latency.String()
+		}
+		group := fmt.Sprintf("/stock, stooq %s, cache %s", latency, b.o.cacheTTL)
+		for _, c := range b.o.clients {
+			if err := b.stock(ctx, group, "hot symbol", c, hotSymbol, 1, p.ceiling(c), b.o.cacheTTL); err != nil {
+				return err
+			}
+			if err := b.stock(ctx, group, "zipf 1000", c, zipf, 1000, p.ceiling(c), b.o.cacheTTL); err != nil {
+				return err
+			}
 		}
 	}
 
 	// Stooq remote, cache off: throughput against worker concurrency and replicas.
-	cl := cls[c0]
-	ceilSlow := composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
-	group = fmt.Sprintf("/stock, stooq %s, cache off: workers and replicas", b.o.latency)
-	for _, s := range []struct{ replicas, workers int }{{1, 16}, {1, b.o.workers}, {2, b.o.workers}} {
-		if err := b.startWorkers(ctx, s.replicas, s.workers, b.slow, 0); err != nil {
+	if b.o.want("replicas") {
+		group := fmt.Sprintf("/stock, stooq %s, cache off: workers and replicas", b.o.latency)
+		for _, s := range []struct{ replicas, workers int }{{1, 16}, {1, b.o.workers}, {2, b.o.workers}} {
+			if err := b.startWorkers(ctx, s.replicas, s.workers, b.slow, 0); err != nil {
+				return err
+			}
+			name := fmt.Sprintf("zipf 1000, %d x WORKERS=%d", s.replicas, s.workers)
+			if err := b.stock(ctx, group, name, c0, zipf, 1000, slow(c0), 0); err != nil {
+				return err
+			}
+		}
+		if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
 			return err
 		}
-		name := fmt.Sprintf("zipf 1000, %d x WORKERS=%d", s.replicas, s.workers)
-		if err := b.stock(ctx, group, name, c0, zipf, 1000, ceilSlow, 0); err != nil {
-			return err
+	}
+
+	if b.o.want("history") {
+		for _, c := range b.o.clients {
+			b.plain(ctx, "/history", fmt.Sprintf("page of 100, user with %d rows", b.o.userRows), c, cls[c].gin.throughput, "gin+jwt",
+				get(b.apiURL+"/api/v1/history?limit=100", b.heavy))
 		}
 	}
-	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
-		return err
+	if b.o.want("stats") {
+		for _, c := range b.o.clients {
+			b.plain(ctx, "/stats", fmt.Sprintf("top stocks, %d rows", b.o.rows), c, cls[c].gin.throughput, "gin+jwt",
+				get(b.apiURL+"/api/v1/stats", b.admin))
+		}
 	}
-
-	for _, c := range b.o.clients {
-		b.plain(ctx, "/history", fmt.Sprintf("page of 100, user with %d rows", b.o.userRows), c, cls[c].gin.throughput, "gin+jwt",
-			get(b.apiURL+"/api/v1/history?limit=100", b.heavy))
+	if b.o.want("login") {
+		b.plain(ctx, "/login", fmt.Sprintf("bcrypt cost %d", b.o.bcryptCost), min(c0, 16), 0, "",
+			loginRequests(b.apiURL, "heavy", "heavy-password-1"))
 	}
-	for _, c := range b.o.clients {
-		b.plain(ctx, "/stats", fmt.Sprintf("top stocks, %d rows", b.o.rows), c, cls[c].gin.throughput, "gin+jwt",
-			get(b.apiURL+"/api/v1/stats", b.admin))
-	}
-	b.plain(ctx, "/login", fmt.Sprintf("bcrypt cost %d", b.o.bcryptCost), min(c0, 16), 0, "",
-		loginRequests(b.apiURL, "heavy", "heavy-password-1"))
-
 	return b.checkStats(ctx)
 }
 
@@ -319,4 +350,47 @@ func (b *bench) checkStats(ctx context.Context) error {
 		b.failures = append(b.failures, fmt.Sprintf("/stats = %v, a full count of history says %v", got, want))
 	}
 	return nil
+}
+
+// profile starts CPU profiles of the API and the first stock service,
+// lasting most of a scenario, and returns a function that waits for them
+// and writes them to the profile directory.
+func (b *bench) profile(ctx context.Context, c int) func() error {
+	secs := max(1, int(b.o.duration.Seconds())-2)
+	targets := map[string]string{"api": b.apiDebug, "stockservice": b.debugURL[0]}
+	errs := make(chan error, len(targets))
+	for name, base := range targets {
+		go func() {
+			errs <- func() error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), nil)
+				if err != nil {
+					return err
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return fmt.Errorf("profile %s: %w", name, err)
+				}
+				defer resp.Body.Close()
+				if err := os.MkdirAll(b.o.profileDir, 0o755); err != nil {
+					return err
+				}
+				f, err := os.Create(filepath.Join(b.o.profileDir, fmt.Sprintf("%s-%dclients.pprof", name, c)))
+				if err != nil {
+					return err
+				}
+				if _, err := io.Copy(f, resp.Body); err != nil {
+					f.Close()
+					return err
+				}
+				return f.Close()
+			}()
+		}()
+	}
+	return func() error {
+		var all []error
+		for range targets {
+			all = append(all, <-errs)
+		}
+		return errors.Join(all...)
+	}
 }
