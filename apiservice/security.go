@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -174,4 +175,15 @@ func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+}
+
+// urlUserinfo matches the password of a URL's userinfo (scheme://user:pw@).
+var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+
+// redactCredentials masks passwords in URLs and key=value DSNs inside a
+// message (a driver error quoting its connection string) before it is
+// logged.
+func redactCredentials(s string) string {
+	s = urlUserinfo.ReplaceAllString(s, "${1}xxxxx@")
+	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
 }
