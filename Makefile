@@ -18,8 +18,9 @@ help: ## list targets
 build: ## build apiservice, stockservice and fakestooq into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
 
-test: check-services ## every test (unit, integration, end-to-end) with the race detector
+test: check-services ## every test (unit, integration, end-to-end, deployment checks) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory test-deploy
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
