@@ -38,6 +38,10 @@ type config struct {
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
 	AuthCacheTTL    time.Duration // AUTH_CACHE_TTL, how long a user loaded for a token is reused; default 0 (off)
 	DebugAddr       string        // DEBUG_ADDR, pprof listener; default "" (off)
+
+	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
+	// see loadSecurityConfig.
+	Security securityConfig
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -109,6 +113,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg.ShutdownTimeout = durationEnv(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute, add)
 	cfg.AuthCacheTTL = durationEnv(getenv, "AUTH_CACHE_TTL", 0, 0, time.Minute, add)
 	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
+	cfg.Security = loadSecurityConfig(getenv, add)
 	return cfg, errors.Join(errs...)
 }
 
@@ -161,6 +166,7 @@ func (c config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("auth_cache_ttl", c.AuthCacheTTL),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.Any("security", c.Security),
 	)
 }
 

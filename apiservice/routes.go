@@ -17,6 +17,7 @@ func addRoutes(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	login *loginThrottle,
 ) {
 	r.NoRoute(notFound())
 	r.NoMethod(methodNotAllowed())
@@ -26,7 +27,7 @@ func addRoutes(
 	r.GET("/readyz", handleReadyz(logger, checks))
 
 	v1 := r.Group("/api/v1")
-	v1.POST("/login", handleLogin(st, pw, auth))
+	v1.POST("/login", handleLogin(st, pw, auth, login))
 
 	// Any authenticated user.
 	user := v1.Group("", requireUser(auth, st))
