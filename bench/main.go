@@ -201,9 +201,10 @@ type bench struct {
 	workers  []*proc
 	debugURL []string // workers' debug listeners
 
-	started  time.Time
-	rows     []row
-	failures []string
+	started   time.Time
+	fullCount time.Duration // the pre-stock_counts /stats query, once, on an idle system
+	rows      []row
+	failures  []string
 }
 
 // row is one line of the report.
