@@ -307,7 +307,10 @@ func waitStatus(t *testing.T, url string, want int, d time.Duration) {
 }
 
 // waitReady polls url until it answers 200.
-func waitReady(t *testing.T, url string) { t.Helper(); waitStatus(t, url, http.StatusOK, 30*time.Second) }
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	waitStatus(t, url, http.StatusOK, 30*time.Second)
+}
 
 // ---- the system under test ----
 
