@@ -9,8 +9,9 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PKGS    := ./...
 FUZZTIME ?= 30s
+SOAK_DURATION ?= 5m
 
-.PHONY: help build test test-unit check-services lint run fuzz clean
+.PHONY: help build test test-unit check-services lint run fuzz soak clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -38,6 +39,9 @@ run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)
+
+soak: check-services ## the fault soak test for SOAK_DURATION (default 5m; 30s inside make test)
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
 
 clean: ## remove build output
 	rm -rf $(BIN)
