@@ -118,6 +118,12 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 	}
 }
 
+// dbCallTimeout bounds one database call made while answering a request
+// (loading the caller, saving a quote): a database that does not answer in
+// time gives 503 instead of holding the request, and a pooled connection,
+// until the client gives up.
+const dbCallTimeout = 5 * time.Second
+
 // handleStock answers the latest quote of ?q= and records it in the
 // caller's history first: a quote that cannot be saved is not answered.
 func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time) gin.HandlerFunc {
@@ -145,7 +151,9 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			return
 		}
 		u := currentUser(c)
-		_, err = history.AddHistory(ctx, u.ID, postgres.HistoryEntry{
+		saveCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+		defer cancel()
+		_, err = history.AddHistory(saveCtx, u.ID, postgres.HistoryEntry{
 			RequestedAt: requestedAt,
 			Symbol:      q.Symbol,
 			Name:        q.Name,
