@@ -11,11 +11,7 @@ PKGS    := ./...
 FUZZTIME ?= 30s
 SOAK_DURATION ?= 5m
 
-<<<<<<< HEAD
-.PHONY: help build test test-unit check-services lint run fuzz clean bench bench-quick
-=======
-.PHONY: help build test test-unit check-services lint run fuzz soak clean
->>>>>>> main
+.PHONY: help build test test-unit check-services lint run fuzz soak clean bench bench-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -47,17 +43,15 @@ run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)
 
-<<<<<<< HEAD
 BENCH_FLAGS ?=
 bench: check-services ## full benchmark (several minutes; 10M history rows); results to bench-results.md, see BENCHMARKS.md
 	cd bench && $(GO) run . -out ../bench-results.md $(BENCH_FLAGS)
 
 bench-quick: check-services ## benchmark smoke run: tiny sizes, 1s per scenario
 	cd bench && $(GO) run . -quick $(BENCH_FLAGS)
-=======
+
 soak: check-services ## the fault soak test for SOAK_DURATION (default 5m; 30s inside make test)
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
->>>>>>> main
 
 clean: ## remove build output
 	rm -rf $(BIN)
