@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -17,6 +18,7 @@ func addRoutes(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	metrics http.Handler,
 ) {
 	r.NoRoute(notFound())
 	r.NoMethod(methodNotAllowed())
@@ -24,6 +26,11 @@ func addRoutes(
 	// Probes: no auth.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(logger, checks))
+	// Prometheus scrapes, no auth: counts and latencies only, no user data.
+	// nil when METRICS_ADDR serves them on a separate listener.
+	if metrics != nil {
+		r.GET("/metrics", gin.WrapH(metrics))
+	}
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(st, pw, auth))

@@ -36,6 +36,7 @@ func newServer(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	tel serverTelemetry,
 ) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -45,26 +46,33 @@ func newServer(
 	r.RedirectFixedPath = false
 	r.ContextWithFallback = false
 
+	r.Use(requestID(), requestLogger(logger, now), traceRoute())
+	if tel.metrics != nil {
+		r.Use(tel.metrics.middleware(now))
+	}
 	r.Use(
-		requestLogger(logger, now),
 		recoverer(logger),
 		errorMiddleware(logger),
 		limitBody(maxBodyBytes),
 	)
-	addRoutes(r, logger, auth, pw, st, quotes, checks, now)
+	addRoutes(r, logger, auth, pw, st, quotes, checks, now, tel.metricsHandler)
 	return r
 }
 
-// requestLogger logs one line per request.
+// requestLogger logs one line per request: the route template and the
+// path (never the query or headers, where tokens could be), the status,
+// the latency in milliseconds and the user id; the logger adds the
+// request id and trace ids from the context.
 func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := now()
 		c.Next()
 		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
+			slog.String("route", routeLabel(c)),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", now().Sub(start)),
+			slog.Float64("duration_ms", float64(now().Sub(start).Microseconds())/1000),
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", c.ClientIP()),
 		}
