@@ -30,7 +30,9 @@ func TestHTTPMetrics(t *testing.T) {
 	reg := newRegistry(buildinfo.New("apiservice", "v9", "c0ffee"))
 	env.telemetry = serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metricsHandler(reg)}
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
-	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) { return e, nil }
+	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		return e, nil
+	}
 	tok := env.token(t, alice.ID)
 
 	for _, sym := range []string{"aapl.us", "msft.us", "aapl.us"} {
@@ -130,7 +132,9 @@ func TestRequestID(t *testing.T) {
 func TestRequestLogLine(t *testing.T) {
 	env := newTestEnv(t)
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
-	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) { return e, nil }
+	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		return e, nil
+	}
 	tok := env.token(t, alice.ID)
 	env.serve(t, newRequest("GET", "/api/v1/stock?q=aapl.us", nil, tok))
 	env.serve(t, newRequest("POST", "/api/v1/login", strings.NewReader(`{"username":"alice","password":"password1"}`), ""))
