@@ -45,6 +45,10 @@ type config struct {
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
 	OTLPEndpoint string
+
+	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
+	// see loadSecurityConfig.
+	Security securityConfig
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -124,6 +128,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
 		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
 	}
+	cfg.Security = loadSecurityConfig(getenv, add)
 	return cfg, errors.Join(errs...)
 }
 
@@ -177,6 +182,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
+		slog.Any("security", c.Security),
 	)
 }
 

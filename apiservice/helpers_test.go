@@ -124,7 +124,7 @@ func (env *testEnv) serve(t testing.TB, r *http.Request) *httptest.ResponseRecor
 	t.Helper()
 	logger := logging.New(env.logs, logging.FormatText, slog.LevelInfo)
 	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
-	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow }, env.telemetry)
+	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow }, withTelemetry(env.telemetry))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w

@@ -251,7 +251,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if cfg.MetricsAddr == "" {
 		tel.metricsHandler = metricsHandler(reg)
 	}
-	ginHandler := newServer(logger, auth, pw, db, newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now, tel)
+	ginHandler := newServer(logger, auth, pw, db, newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now,
+		withTrustedProxies(cfg.Security.TrustedProxies),
+		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)),
+		withTelemetry(tel))
 	// The server span wraps the whole engine; traceRoute names it after
 	// the route once gin has matched one. Incoming traceparent is honoured.
 	handler := otelhttp.NewHandler(ginHandler, "http.server",
@@ -264,16 +267,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newHTTPServer(ctx, handler, cfg, logger)
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(ctx, logger, cfg.MetricsAddr, metricsHandler(reg))
 		if err != nil {

@@ -18,6 +18,7 @@ func addRoutes(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	login *loginThrottle,
 	metrics http.Handler,
 ) {
 	r.NoRoute(notFound())
@@ -33,7 +34,7 @@ func addRoutes(
 	}
 
 	v1 := r.Group("/api/v1")
-	v1.POST("/login", handleLogin(st, pw, auth))
+	v1.POST("/login", handleLogin(st, pw, auth, login))
 
 	// Any authenticated user.
 	user := v1.Group("", requireUser(auth, st))

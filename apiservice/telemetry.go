@@ -35,6 +35,12 @@ type serverTelemetry struct {
 	metricsHandler http.Handler
 }
 
+// withTelemetry gives the server its metrics and /metrics handler; without
+// it the server records no metrics and serves no /metrics.
+func withTelemetry(tel serverTelemetry) serverOption {
+	return func(s *serverSettings) { s.telemetry = tel }
+}
+
 // newRegistry returns the API's own metrics registry holding the Go
 // runtime, process and build info collectors.
 func newRegistry(info buildinfo.Info) *prometheus.Registry {
