@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -272,5 +273,39 @@ func TestRPCOutcome(t *testing.T) {
 		if got := rpcOutcome(tt.err); got != tt.want {
 			t.Errorf("rpcOutcome(%v) = %q, want %q", tt.err, got, tt.want)
 		}
+	}
+}
+
+// TestServeMetrics: METRICS_ADDR serves /metrics on its own listener
+// until stopped.
+func TestServeMetrics(t *testing.T) {
+	var logs strings.Builder
+	logger := logging.New(&logs, logging.FormatJSON, slog.LevelInfo)
+	reg := newRegistry(buildinfo.New("apiservice", "v1", "c1"))
+	stop, err := serveMetrics(context.Background(), logger, "127.0.0.1:0", metricsHandler(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`"metrics_addr":"([^"]+)"`).FindStringSubmatch(logs.String())
+	if m == nil {
+		stop()
+		t.Fatalf("no metrics_addr logged:\n%s", logs.String())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "stockquote_build_info") {
+		t.Errorf("GET /metrics = %d, body lacks build info", resp.StatusCode)
+	}
+	stop()
+	if _, err := http.Get("http://" + m[1] + "/metrics"); err == nil {
+		t.Error("metrics listener still answers after stop")
+	}
+	if _, err := serveMetrics(context.Background(), logger, "256.0.0.1:1", metricsHandler(reg)); err == nil {
+		t.Error("serveMetrics on a bad address: want an error")
 	}
 }
