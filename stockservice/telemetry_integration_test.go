@@ -111,7 +111,13 @@ func TestIntegrationTelemetry(t *testing.T) {
 		t.Errorf("lines per request id = %v, want it-req-1 >= 1 and it-req-2 >= 2\n%s", seen, s.stderr)
 	}
 
-	fams := scrape(t, s)
+	// The server counts a request handled after publishing its reply, so
+	// the caller may see the reply first.
+	var fams map[string]*dto.MetricFamily
+	waitFor(t, "3 requests counted handled", func() bool {
+		fams = scrape(t, s)
+		return value(fams, "stockquote_rpc_server_handled_total", nil) >= 3
+	})
 	tests := []struct {
 		name   string
 		labels map[string]string
