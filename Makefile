@@ -21,12 +21,10 @@ build: ## build apiservice, stockservice and fakestooq into ./bin
 
 test: check-services ## every test (unit, integration, end-to-end, deployment checks, benchmark smoke run) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
-	cd bench && $(GO) test -race -count=1 -tags integration -timeout 10m ./...
 	@$(MAKE) --no-print-directory test-deploy
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
-	cd bench && $(GO) test -race -count=1 ./...
 
 check-services: ## say whether the PostgreSQL and RabbitMQ the tests use are reachable
 	@scripts/check-services.sh
@@ -35,7 +33,6 @@ lint: ## gofmt, go vet (both build tags)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags integration $(PKGS)
-	cd bench && $(GO) vet ./... && $(GO) vet -tags integration ./...
 
 run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 	@scripts/run-local.sh

@@ -12,7 +12,9 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/shared/tracing"
 )
 
 // minSecretLen is the shortest JWT_SECRET accepted: HS256 wants a key at
@@ -22,22 +24,29 @@ const minSecretLen = 32
 // config is the API service's configuration, read once from the
 // environment by loadConfig.
 type config struct {
-	DatabaseURL     string        // DATABASE_URL, required
-	DBMaxConns      int           // DB_MAX_CONNS, default 20
-	BcryptCost      int           // BCRYPT_COST, default bcrypt.DefaultCost
-	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error; default info
-	AMQPURL         string        // AMQP_URL, required to serve
-	RPCQueue        string        // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
-	RPCChannels     int           // RPC_CHANNELS, publishing channels; default 2
-	RPCTimeout      time.Duration // RPC_TIMEOUT, default 5s
-	HTTPAddr        string        // HTTP_ADDR, default :8080
-	JWTSecret       string        // JWT_SECRET, required to serve, >= 32 bytes
-	JWTIssuer       string        // JWT_ISSUER, default stockquote-api
-	JWTAudience     string        // JWT_AUDIENCE, default stockquote
-	TokenTTL        time.Duration // TOKEN_TTL, default 1h
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
-	AuthCacheTTL    time.Duration // AUTH_CACHE_TTL, how long a user loaded for a token is reused; default 0 (off)
-	DebugAddr       string        // DEBUG_ADDR, pprof listener; default "" (off)
+	DatabaseURL     string         // DATABASE_URL, required
+	DBMaxConns      int            // DB_MAX_CONNS, default 20
+	BcryptCost      int            // BCRYPT_COST, default bcrypt.DefaultCost
+	LogLevel        slog.Level     // LOG_LEVEL: debug, info, warn, error; default info
+	LogFormat       logging.Format // LOG_FORMAT: json (default) or text
+	AMQPURL         string         // AMQP_URL, required to serve
+	RPCQueue        string         // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
+	RPCChannels     int            // RPC_CHANNELS, publishing channels; default 2
+	RPCTimeout      time.Duration  // RPC_TIMEOUT, default 5s
+	HTTPAddr        string         // HTTP_ADDR, default :8080
+	JWTSecret       string         // JWT_SECRET, required to serve, >= 32 bytes
+	JWTIssuer       string         // JWT_ISSUER, default stockquote-api
+	JWTAudience     string         // JWT_AUDIENCE, default stockquote
+	TokenTTL        time.Duration  // TOKEN_TTL, default 1h
+	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT, default 15s
+	// MetricsAddr (METRICS_ADDR) serves /metrics on its own listener; empty
+	// (the default) serves it on HTTP_ADDR beside the API.
+	MetricsAddr string
+	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
+	// spans are exported to; empty exports nothing.
+	OTLPEndpoint string
+	AuthCacheTTL time.Duration // AUTH_CACHE_TTL, how long a user loaded for a token is reused; default 0 (off)
+	DebugAddr    string        // DEBUG_ADDR, pprof listener; default "" (off)
 
 	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
 	// see loadSecurityConfig.
@@ -82,6 +91,11 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 			add(fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", s))
 		}
 	}
+	if f, err := logging.ParseFormat(getenv("LOG_FORMAT")); err != nil {
+		add(fmt.Errorf("LOG_FORMAT: %w", err))
+	} else {
+		cfg.LogFormat = f
+	}
 	if needs == needStore {
 		return cfg, errors.Join(errs...)
 	}
@@ -111,6 +125,11 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg.TokenTTL = durationEnv(getenv, "TOKEN_TTL", time.Hour, time.Minute, 7*24*time.Hour, add)
 	cfg.RPCTimeout = durationEnv(getenv, "RPC_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute, add)
 	cfg.ShutdownTimeout = durationEnv(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute, add)
+	cfg.MetricsAddr = strings.TrimSpace(getenv("METRICS_ADDR"))
+	cfg.OTLPEndpoint = strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
+		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
+	}
 	cfg.AuthCacheTTL = durationEnv(getenv, "AUTH_CACHE_TTL", 0, 0, time.Minute, add)
 	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
 	cfg.Security = loadSecurityConfig(getenv, add)
@@ -154,17 +173,20 @@ func (c config) LogValue() slog.Value {
 		slog.Int("db_max_conns", c.DBMaxConns),
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", string(c.LogFormat)),
 		slog.String("amqp_url", maskURL(c.AMQPURL)),
 		slog.String("rpc_queue", c.RPCQueue),
 		slog.Int("rpc_channels", c.RPCChannels),
-		slog.Duration("rpc_timeout", c.RPCTimeout),
+		slog.String("rpc_timeout", c.RPCTimeout.String()),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("jwt_secret", secret),
 		slog.String("jwt_issuer", c.JWTIssuer),
 		slog.String("jwt_audience", c.JWTAudience),
-		slog.Duration("token_ttl", c.TokenTTL),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
-		slog.Duration("auth_cache_ttl", c.AuthCacheTTL),
+		slog.String("token_ttl", c.TokenTTL.String()),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("metrics_addr", c.MetricsAddr),
+		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
+		slog.String("auth_cache_ttl", c.AuthCacheTTL.String()),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.Any("security", c.Security),
 	)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -95,6 +96,8 @@ type testEnv struct {
 	auth   *tokenAuth
 	pw     *passwords
 	logs   *strings.Builder
+	// telemetry is passed to newServer; the zero value observes nothing.
+	telemetry serverTelemetry
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -119,9 +122,9 @@ func newTestEnv(t testing.TB) *testEnv {
 // serve sends r through a server built from env's current fakes.
 func (env *testEnv) serve(t testing.TB, r *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(env.logs, nil))
+	logger := logging.New(env.logs, logging.FormatText, slog.LevelInfo)
 	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
-	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow })
+	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow }, withTelemetry(env.telemetry))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w

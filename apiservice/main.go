@@ -30,12 +30,23 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/buildinfo"
+	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -73,7 +84,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return errUsage
 	}
 	if *showVersion {
-		fmt.Fprintln(stdout, "apiservice", version)
+		fmt.Fprintln(stdout, buildinfo.New("apiservice", version, commit))
 		return nil
 	}
 	rest := fs.Args()
@@ -90,9 +101,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 }
 
-// newLogger returns the JSON logger all commands log with.
-func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+// newLogger returns the logger all commands log with (JSON unless
+// LOG_FORMAT=text).
+func newLogger(w io.Writer, cfg config) *slog.Logger {
+	return logging.New(w, cfg.LogFormat, cfg.LogLevel).With("service", "apiservice")
 }
 
 // openStore opens the database with a bounded wait.
@@ -193,8 +205,21 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	logger := newLogger(stderr, cfg.LogLevel)
-	logger.Info("starting", "version", version, "config", cfg)
+	info := buildinfo.New("apiservice", version, commit)
+	logger := newLogger(stderr, cfg)
+	logger.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
+
+	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{ServiceName: "apiservice", ServiceVersion: info.Version, Endpoint: cfg.OTLPEndpoint})
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		closeLogged(logger, "tracing", func() error { return shutdownTracing(ctx) })
+	}()
+	prop := tracing.Propagator()
+	reg := newRegistry(info)
 
 	pw, err := newPasswords(cfg.BcryptCost)
 	if err != nil {
@@ -205,6 +230,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer closeLogged(logger, "database", db.Close)
+	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
 	if err != nil {
@@ -213,6 +239,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer closeLogged(logger, "amqp connection", conn.Close)
 	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels})
 	defer closeLogged(logger, "rpc client", client.Close)
+	reg.MustRegister(newRPCClientCollector(client))
+	caller := newObservedCaller(client, tp, prop, reg)
 
 	checks := []readinessCheck{
 		{name: "database", check: db.Ping},
@@ -227,15 +255,35 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		defer stopDebug()
 	}
 	st := withUserCache(db, cfg.AuthCacheTTL, time.Now)
-	handler := newServer(logger, auth, pw, st, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now,
+	tel := serverTelemetry{metrics: newHTTPMetrics(reg)}
+	if cfg.MetricsAddr == "" {
+		tel.metricsHandler = metricsHandler(reg)
+	}
+	ginHandler := newServer(logger, auth, pw, st, newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now,
 		withTrustedProxies(cfg.Security.TrustedProxies),
-		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)))
+		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)),
+		withTelemetry(tel))
+	// The server span wraps the whole engine; traceRoute names it after
+	// the route once gin has matched one. Incoming traceparent is honoured.
+	handler := otelhttp.NewHandler(ginHandler, "http.server",
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(prop),
+		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+	)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	srv := newHTTPServer(ctx, handler, cfg, logger)
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(ctx, logger, cfg.MetricsAddr, metricsHandler(reg))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopMetrics()
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("http listening", "addr", ln.Addr().String())
@@ -263,4 +311,36 @@ func closeLogged(logger *slog.Logger, what string, close func() error) {
 	if err := close(); err != nil {
 		logger.Warn("close failed", "what", what, "error", err)
 	}
+}
+
+// serveMetrics serves h at /metrics on its own listener at addr (the
+// METRICS_ADDR option) until the returned stop function is called.
+func serveMetrics(ctx context.Context, logger *slog.Logger, addr string, h http.Handler) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s (METRICS_ADDR): %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server", "error", err)
+		}
+	}()
+	logger.Info("metrics listening", "metrics_addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+		<-done
+	}, nil
 }

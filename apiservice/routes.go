@@ -2,6 +2,7 @@ package main
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -18,6 +19,7 @@ func addRoutes(
 	checks []readinessCheck,
 	now func() time.Time,
 	login *loginThrottle,
+	metrics http.Handler,
 ) {
 	r.NoRoute(notFound())
 	r.NoMethod(methodNotAllowed())
@@ -25,6 +27,11 @@ func addRoutes(
 	// Probes: no auth.
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(logger, checks))
+	// Prometheus scrapes, no auth: counts and latencies only, no user data.
+	// nil when METRICS_ADDR serves them on a separate listener.
+	if metrics != nil {
+		r.GET("/metrics", gin.WrapH(metrics))
+	}
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(st, pw, auth, login))

@@ -85,6 +85,7 @@ func defaultSecurityConfig() securityConfig {
 type serverSettings struct {
 	trustedProxies []string
 	login          *loginThrottle
+	telemetry      serverTelemetry // see withTelemetry
 }
 
 // serverOption sets one of newServer's optional settings.

@@ -62,28 +62,35 @@ func newServer(
 		_ = r.SetTrustedProxies(nil)
 	}
 
+	r.Use(requestID(), requestLogger(logger, now), traceRoute())
+	if set.telemetry.metrics != nil {
+		r.Use(set.telemetry.metrics.middleware(now))
+	}
 	r.Use(
-		requestLogger(logger, now),
 		recoverer(logger),
 		securityHeaders(),
 		errorMiddleware(logger),
 		limitRequest(maxHeaderBytes, maxQueryBytes),
 		limitBody(maxBodyBytes),
 	)
-	addRoutes(r, logger, auth, pw, st, quotes, checks, now, set.login)
+	addRoutes(r, logger, auth, pw, st, quotes, checks, now, set.login, set.telemetry.metricsHandler)
 	return r
 }
 
-// requestLogger logs one line per request.
+// requestLogger logs one line per request: the route template and the
+// path (never the query or headers, where tokens could be), the status,
+// the latency in milliseconds and the user id; the logger adds the
+// request id and trace ids from the context.
 func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := now()
 		c.Next()
 		attrs := []slog.Attr{
 			slog.String("method", c.Request.Method),
+			slog.String("route", routeLabel(c)),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", now().Sub(start)),
+			slog.Float64("duration_ms", float64(now().Sub(start).Microseconds())/1000),
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", c.ClientIP()),
 		}

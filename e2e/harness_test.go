@@ -192,6 +192,10 @@ type system struct {
 	stooq  *stooqtest.Server
 	secret string
 	env    []string // the API's environment, for starting more copies
+
+	apiProc    *proc  // the API process, for its logs
+	worker     *proc  // the stock service process (nil with noWorker)
+	workerAddr string // the stock service's probe and metrics address
 }
 
 // options tune a system.
@@ -241,9 +245,11 @@ func newSystem(t *testing.T, o options) *system {
 			"HTTP_ADDR=127.0.0.1:0",
 			"SHUTDOWN_TIMEOUT=10s",
 		))
-		waitReady(t, "http://"+worker.listenAddr(t)+"/readyz")
+		s.worker, s.workerAddr = worker, worker.listenAddr(t)
+		waitReady(t, "http://"+s.workerAddr+"/readyz")
 	}
 	api := start(t, "apiservice", s.env)
+	s.apiProc = api
 	s.api = "http://" + api.listenAddr(t)
 	if o.noWorker {
 		waitReady(t, s.api+"/healthz")

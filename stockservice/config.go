@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/shared/tracing"
 )
 
 // config is the stock service's configuration, read once from the
@@ -23,8 +25,13 @@ type config struct {
 	HTTPAddr        string        // HTTP_ADDR: health and readiness probes
 	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
-	QuoteCacheTTL   time.Duration // QUOTE_CACHE_TTL: reuse a quote this long; 0 disables
-	DebugAddr       string        // DEBUG_ADDR: pprof and cache counters; empty (default) = off
+	// LogFormat (LOG_FORMAT) is json (the default) or text.
+	LogFormat logging.Format
+	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
+	// spans are exported to; empty exports nothing.
+	OTLPEndpoint  string
+	QuoteCacheTTL time.Duration // QUOTE_CACHE_TTL: reuse a quote this long; 0 disables
+	DebugAddr     string        // DEBUG_ADDR: pprof and cache counters; empty (default) = off
 }
 
 // maxWorkers bounds WORKERS: each worker holds an AMQP channel and may
@@ -43,6 +50,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
+		LogFormat:       logging.FormatJSON,
 		QuoteCacheTTL:   5 * time.Second,
 	}
 	var errs []error
@@ -102,6 +110,15 @@ func loadConfig(getenv func(string) string) (config, error) {
 			errs = append(errs, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", v))
 		}
 	}
+	if f, err := logging.ParseFormat(getenv("LOG_FORMAT")); err != nil {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %w", err))
+	} else {
+		cfg.LogFormat = f
+	}
+	cfg.OTLPEndpoint = strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
+	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
+		errs = append(errs, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return config{}, fmt.Errorf("config: %w", err)
 	}
@@ -114,12 +131,14 @@ func (c config) LogValue() slog.Value {
 		slog.String("amqp_url", maskURL(c.AMQPURL)),
 		slog.String("rpc_queue", c.Queue),
 		slog.String("stooq_url", maskURL(c.StooqURL)),
-		slog.Duration("stooq_timeout", c.StooqTimeout),
+		slog.String("stooq_timeout", c.StooqTimeout.String()),
 		slog.Int("workers", c.Workers),
 		slog.String("http_addr", c.HTTPAddr),
 		slog.String("log_level", c.LogLevel.String()),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
-		slog.Duration("quote_cache_ttl", c.QuoteCacheTTL),
+		slog.String("log_format", string(c.LogFormat)),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
+		slog.String("quote_cache_ttl", c.QuoteCacheTTL.String()),
 		slog.String("debug_addr", c.DebugAddr),
 	)
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -23,6 +24,7 @@ func TestLoadConfig(t *testing.T) {
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
+		LogFormat:       logging.FormatJSON,
 		QuoteCacheTTL:   5 * time.Second,
 	}
 	tests := []struct {
@@ -37,11 +39,12 @@ func TestLoadConfig(t *testing.T) {
 			env: map[string]string{
 				"AMQP_URL": "amqps://u:p@broker:5671/vh", "RPC_QUEUE": "q.test", "STOOQ_URL": "http://127.0.0.1:8089/",
 				"STOOQ_TIMEOUT": "1500ms", "WORKERS": "4", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s",
+				"LOG_FORMAT": "text", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
 			},
 			want: func(c *config) {
 				*c = config{AMQPURL: "amqps://u:p@broker:5671/vh", Queue: "q.test", StooqURL: "http://127.0.0.1:8089", StooqTimeout: 1500 * time.Millisecond,
 					Workers: 4, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelDebug, ShutdownTimeout: 2 * time.Second,
-					QuoteCacheTTL: 5 * time.Second}
+					LogFormat: logging.FormatText, OTLPEndpoint: "http://collector:4318", QuoteCacheTTL: 5 * time.Second}
 			},
 		},
 		{name: "log level warn upper case", env: map[string]string{"AMQP_URL": "amqp://localhost", "LOG_LEVEL": "WARN"},
@@ -60,6 +63,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "zero WORKERS", env: map[string]string{"AMQP_URL": "amqp://h", "WORKERS": "0"}, wantErr: []string{"WORKERS"}},
 		{name: "huge WORKERS", env: map[string]string{"AMQP_URL": "amqp://h", "WORKERS": "100000"}, wantErr: []string{"WORKERS"}},
 		{name: "bad LOG_LEVEL", env: map[string]string{"AMQP_URL": "amqp://h", "LOG_LEVEL": "loud"}, wantErr: []string{"LOG_LEVEL"}},
+		{name: "bad LOG_FORMAT", env: map[string]string{"AMQP_URL": "amqp://h", "LOG_FORMAT": "xml"}, wantErr: []string{"LOG_FORMAT"}},
+		{name: "bad OTEL_EXPORTER_OTLP_ENDPOINT", env: map[string]string{"AMQP_URL": "amqp://h", "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}, wantErr: []string{"OTEL_EXPORTER_OTLP_ENDPOINT"}},
 		{name: "every error at once", env: map[string]string{"WORKERS": "x", "LOG_LEVEL": "loud"}, wantErr: []string{"AMQP_URL", "WORKERS", "LOG_LEVEL"}},
 	}
 	for _, tt := range tests {

@@ -21,12 +21,23 @@ import (
 	"time"
 	_ "time/tzdata" // stooq reports Europe/Warsaw times; distroless images have no tz database
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/buildinfo"
+	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/tracing"
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// version is set at build time: -ldflags "-X main.version=v1.2.3".
-var version = "dev"
+// version and commit are set at build time:
+// -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -50,8 +61,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	info := buildinfo.New("stockservice", version, commit)
 	if *showVersion {
-		fmt.Fprintln(stdout, "stockservice", version)
+		fmt.Fprintln(stdout, info)
 		return nil
 	}
 
@@ -59,14 +71,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("service", "stockservice")
-	log.Info("starting", "version", version, "config", cfg)
+	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "stockservice")
+	log.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
 
-	quotes, err := stooq.New(stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version})
+	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{ServiceName: "stockservice", ServiceVersion: info.Version, Endpoint: cfg.OTLPEndpoint})
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(ctx); err != nil {
+			log.Warn("flush traces", "err", err)
+		}
+	}()
+	prop := tracing.Propagator()
+	reg := newRegistry(info)
+
+	quotes, err := stooq.New(stooq.Options{
+		BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version,
+		// A client span per stooq request, child of the consume span.
+		WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+			return otelhttp.NewTransport(rt,
+				otelhttp.WithTracerProvider(tp),
+				otelhttp.WithPropagators(prop),
+				otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+			)
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("stooq client: %w", err)
 	}
-	cache := newQuoteCache(quotes, cfg.QuoteCacheTTL, time.Now)
+	measured := measuredQuoter{next: quotes, m: newStooqMetrics(reg)}
+	// The cache sits in front of the measured client, so the stooq metrics
+	// count real fetches only.
+	cache := newQuoteCache(measured, cfg.QuoteCacheTTL, time.Now)
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, cache, log)
 		if err != nil {
@@ -83,11 +122,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ln.Close()
 		return fmt.Errorf("amqp: %w", err)
 	}
-	server := amqprpc.NewServer(conn, cfg.Queue, handleQuote(cache, log), amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
+	handler := observeHandler(handleQuote(cache, log), newHandlerMetrics(reg), tp, prop, log)
+	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
+	reg.MustRegister(newRPCServerCollector(server))
 
 	var draining atomic.Bool
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", newHealthServer(&draining, map[string]readier{"amqp": conn, "consumer": server}))
 	httpServer := &http.Server{
-		Handler:           newHealthServer(&draining, map[string]readier{"amqp": conn, "consumer": server}),
+		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

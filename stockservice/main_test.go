@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,7 @@ func TestRunWithoutBroker(t *testing.T) {
 		wantErr    string
 		wantStdout string
 	}{
-		{name: "version", args: []string{"--version"}, wantStdout: "stockservice dev\n"},
+		{name: "version", args: []string{"--version"}, wantStdout: "stockservice dev (commit unknown, " + runtime.Version() + ")\n"},
 		{name: "missing config", env: map[string]string{}, wantErr: "AMQP_URL is required"},
 		{name: "unknown flag", args: []string{"-nope"}, wantErr: "not defined"},
 		{name: "stray argument", args: []string{"serve"}, wantErr: "unexpected arguments"},

@@ -59,8 +59,9 @@ func allOn() map[string]any {
 				"matchLabels": map[string]any{"kubernetes.io/metadata.name": "ingress-nginx"}}}},
 			"extraEgress": []any{map[string]any{"ports": []any{map[string]any{"port": 3128, "protocol": "TCP"}}}},
 		},
-		"metrics": map[string]any{"podAnnotations": true, "serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}}},
-		"api":     map[string]any{"podAnnotations": map[string]any{"team": "quotes"}, "nodeSelector": map[string]any{"kubernetes.io/os": "linux"}},
+		"metrics": map[string]any{"podAnnotations": true, "serviceMonitor": map[string]any{"enabled": true, "labels": map[string]any{"release": "prom"}},
+			"dashboard": map[string]any{"enabled": true, "annotations": map[string]any{"grafana_folder": "Stockquote"}}},
+		"api": map[string]any{"podAnnotations": map[string]any{"team": "quotes"}, "nodeSelector": map[string]any{"kubernetes.io/os": "linux"}},
 	}
 }
 

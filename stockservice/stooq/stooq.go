@@ -69,6 +69,9 @@ type Options struct {
 	// HTTPClient overrides the client built from Timeout and a keep-alive
 	// transport. Its own Timeout is left alone.
 	HTTPClient *http.Client
+	// WrapTransport, when set, wraps the default keep-alive transport (to
+	// trace or measure each request); ignored with HTTPClient.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client fetches quotes from stooq. It is safe for concurrent use.
@@ -110,7 +113,11 @@ func New(opts Options) (*Client, error) {
 	}
 	hc := opts.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: opts.Timeout, Transport: newTransport()}
+		var rt http.RoundTripper = newTransport()
+		if opts.WrapTransport != nil {
+			rt = opts.WrapTransport(rt)
+		}
+		hc = &http.Client{Timeout: opts.Timeout, Transport: rt}
 	}
 	endpoint := base.JoinPath("q", "l") // net/url escapes; trailing slash below
 	endpoint.Path += "/"

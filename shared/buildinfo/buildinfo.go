@@ -1,0 +1,61 @@
+// Package buildinfo describes the running binary: its version and commit
+// (set at link time with -ldflags -X), and the Go version it was built
+// with, for --version, the startup log line and the build_info metric.
+package buildinfo
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Info is what a binary says about itself.
+type Info struct {
+	Program   string
+	Version   string
+	Commit    string
+	GoVersion string
+}
+
+// New returns the Info of program. An empty or "unknown" commit falls
+// back to the VCS revision the Go toolchain stamped, when there is one.
+func New(program, version, commit string) Info {
+	if version == "" {
+		version = "dev"
+	}
+	if commit == "" || commit == "unknown" {
+		commit = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" && s.Value != "" {
+					commit = s.Value
+					if len(commit) > 12 {
+						commit = commit[:12]
+					}
+				}
+			}
+		}
+	}
+	return Info{Program: program, Version: version, Commit: commit, GoVersion: runtime.Version()}
+}
+
+// String is the --version line.
+func (i Info) String() string {
+	return fmt.Sprintf("%s %s (commit %s, %s)", i.Program, i.Version, i.Commit, i.GoVersion)
+}
+
+// Collector returns the constant gauge stockquote_build_info{program,
+// version,commit,goversion} = 1.
+func (i Info) Collector() prometheus.Collector {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stockquote_build_info",
+		Help: "Build information of the running binary; the value is always 1.",
+		ConstLabels: prometheus.Labels{
+			"program": i.Program, "version": i.Version, "commit": i.Commit, "goversion": i.GoVersion,
+		},
+	})
+	g.Set(1)
+	return g
+}

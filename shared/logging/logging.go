@@ -1,0 +1,114 @@
+// Package logging builds the programs' log/slog loggers and carries the
+// request id through a context, so every line logged about a request
+// (with a ...Context method) names it, together with the W3C trace and
+// span ids of the current OpenTelemetry span.
+package logging
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Format is how log lines are written.
+type Format string
+
+// The formats ParseFormat accepts.
+const (
+	FormatJSON Format = "json" // one JSON object per line (the default)
+	FormatText Format = "text" // slog's key=value text
+)
+
+// ParseFormat reads LOG_FORMAT: json (also the empty string) or text.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
+	case "", FormatJSON:
+		return FormatJSON, nil
+	case FormatText:
+		return FormatText, nil
+	default:
+		return "", fmt.Errorf("log format %q: want json or text", s)
+	}
+}
+
+// New returns a logger writing to w in format at level and above. Lines
+// logged with a context carry request_id, trace_id and span_id when the
+// context has them.
+func New(w io.Writer, format Format, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	if format == FormatText {
+		h = slog.NewTextHandler(w, opts)
+	} else {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(contextHandler{h})
+}
+
+// contextHandler adds the request id and trace ids found in a record's
+// context.
+type contextHandler struct{ slog.Handler }
+
+func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
+	if ctx != nil {
+		if id := RequestID(ctx); id != "" {
+			r.AddAttrs(slog.String("request_id", id))
+		}
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h contextHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return contextHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h contextHandler) WithGroup(name string) slog.Handler {
+	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// requestIDKey is the context key of the request id.
+type requestIDKey struct{}
+
+// WithRequestID returns a copy of ctx carrying the request id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// MaxRequestIDLen bounds an accepted incoming request id.
+const MaxRequestIDLen = 128
+
+// ValidRequestID reports whether s may be used as a request id as it came:
+// 1 to MaxRequestIDLen characters from [A-Za-z0-9._:-], so it cannot
+// forge log lines or headers, or blow up a log.
+func ValidRequestID(s string) bool {
+	if s == "" || len(s) > MaxRequestIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// NewRequestID returns a fresh random request id (26 base32 characters,
+// 130 bits).
+func NewRequestID() string { return rand.Text() }
