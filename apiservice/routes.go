@@ -25,6 +25,12 @@ func addRoutes(
 	r.GET("/healthz", handleHealthz())
 	r.GET("/readyz", handleReadyz(logger, checks))
 
+	// The API's description and its interactive docs: no auth.
+	r.GET("/openapi.yaml", handleOpenAPI())
+	docs := handleDocs()
+	r.GET("/docs", docs)
+	r.GET("/docs/:asset", docs)
+
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(st, pw, auth))
 
