@@ -185,7 +185,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 	}
 	rpcErr := func(code stockrpc.Code) fakeQuotes { return failQuote(&stockrpc.Error{Code: code, Message: "m"}) }
 	dbDown := fmt.Errorf("query: %w", postgres.ErrUnavailable)
-	saveOK := func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) { return e, nil }
+	saveOK := func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		return e, nil
+	}
 	entries := func(n int) func(context.Context, int64, int, *postgres.HistoryCursor) ([]postgres.HistoryEntry, error) {
 		return func(_ context.Context, _ int64, limit int, _ *postgres.HistoryCursor) ([]postgres.HistoryEntry, error) {
 			var out []postgres.HistoryEntry
@@ -248,7 +250,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{name: "history limit 501", method: "GET", target: "/api/v1/history?limit=501", userID: 1, status: 400},
 		{name: "history bad cursor", method: "GET", target: "/api/v1/history?cursor=xx", userID: 1, status: 400},
 		{name: "history db down", method: "GET", target: "/api/v1/history", userID: 1, setup: func(e *testEnv) {
-			e.store.history = func(context.Context, int64, int, *postgres.HistoryCursor) ([]postgres.HistoryEntry, error) { return nil, dbDown }
+			e.store.history = func(context.Context, int64, int, *postgres.HistoryCursor) ([]postgres.HistoryEntry, error) {
+				return nil, dbDown
+			}
 		}, status: 503},
 
 		{name: "stats ok", method: "GET", target: "/api/v1/stats", userID: 2, setup: func(e *testEnv) {
@@ -262,10 +266,16 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		}, status: 503},
 
 		{name: "create user", method: "POST", target: "/api/v1/users", userID: 2, body: `{"username":"bob","password":"password-1","email":"bob@example.com"}`, setup: func(e *testEnv) {
-			e.store.createUser = func(_ context.Context, u postgres.User) (postgres.User, error) { u.ID = 3; u.CreatedAt = testNow; return u, nil }
+			e.store.createUser = func(_ context.Context, u postgres.User) (postgres.User, error) {
+				u.ID = 3
+				u.CreatedAt = testNow
+				return u, nil
+			}
 		}, status: 201},
 		{name: "create user taken", method: "POST", target: "/api/v1/users", userID: 2, body: `{"username":"bob","password":"password-1"}`, setup: func(e *testEnv) {
-			e.store.createUser = func(context.Context, postgres.User) (postgres.User, error) { return postgres.User{}, postgres.ErrDuplicate }
+			e.store.createUser = func(context.Context, postgres.User) (postgres.User, error) {
+				return postgres.User{}, postgres.ErrDuplicate
+			}
 		}, status: 409},
 		{name: "create user invalid", method: "POST", target: "/api/v1/users", userID: 2, body: `{"username":"x y","password":"short"}`, status: 400},
 		{name: "create user forbidden", method: "POST", target: "/api/v1/users", userID: 1, body: `{"username":"bob","password":"password-1"}`, status: 403},
