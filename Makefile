@@ -9,8 +9,9 @@ COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 PKGS    := ./...
 FUZZTIME ?= 30s
+SOAK_DURATION ?= 5m
 
-.PHONY: help build test test-unit check-services lint run fuzz clean
+.PHONY: help build test test-unit check-services lint run fuzz soak clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -18,8 +19,9 @@ help: ## list targets
 build: ## build apiservice, stockservice and fakestooq into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
 
-test: check-services ## every test (unit, integration, end-to-end) with the race detector
+test: check-services ## every test (unit, integration, end-to-end, deployment checks) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
+	@$(MAKE) --no-print-directory test-deploy
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
@@ -38,5 +40,27 @@ run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)
 
+soak: check-services ## the fault soak test for SOAK_DURATION (default 5m; 30s inside make test)
+	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
+
 clean: ## remove build output
 	rm -rf $(BIN)
+
+# ---- Shipping: images, and offline checks of Dockerfile, compose, chart, Jenkinsfile ----
+IMAGE_REGISTRY ?= stockquote
+IMAGE_TAG      ?= $(COMMIT)
+IMAGE_SERVICES := apiservice stockservice
+
+.PHONY: test-deploy images
+
+test-deploy: ## offline checks: Dockerfile, docker-compose.yml, Helm chart (deploy/check) and Jenkinsfile (npm-groovy-lint)
+	cd deploy/check && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd deploy && { [ -x node_modules/.bin/npm-groovy-lint ] || npm ci --no-audit --no-fund; } && \
+	  npx --no-install npm-groovy-lint --noserver --failon warning --no-insight ../Jenkinsfile
+
+images: ## docker build the apiservice and stockservice images as $(IMAGE_REGISTRY)/NAME:$(IMAGE_TAG) (needs a Docker engine)
+	@for s in $(IMAGE_SERVICES); do \
+	  echo "docker build $(IMAGE_REGISTRY)/$$s:$(IMAGE_TAG)"; \
+	  docker build --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	    -t $(IMAGE_REGISTRY)/$$s:$(IMAGE_TAG) . || exit 1; \
+	done

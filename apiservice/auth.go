@@ -127,7 +127,9 @@ func requireUser(auth *tokenAuth, users userByIDer) gin.HandlerFunc {
 			fail(c, withDetail(err, "invalid or expired bearer token"))
 			return
 		}
-		u, err := users.UserByID(c.Request.Context(), id)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+		u, err := users.UserByID(ctx, id)
+		cancel()
 		switch {
 		case errors.Is(err, postgres.ErrNotFound):
 			fail(c, withDetail(errUnauthenticated, "invalid or expired bearer token"))

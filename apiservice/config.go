@@ -36,6 +36,10 @@ type config struct {
 	JWTAudience     string        // JWT_AUDIENCE, default stockquote
 	TokenTTL        time.Duration // TOKEN_TTL, default 1h
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
+
+	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
+	// see loadSecurityConfig.
+	Security securityConfig
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -105,6 +109,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg.TokenTTL = durationEnv(getenv, "TOKEN_TTL", time.Hour, time.Minute, 7*24*time.Hour, add)
 	cfg.RPCTimeout = durationEnv(getenv, "RPC_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute, add)
 	cfg.ShutdownTimeout = durationEnv(getenv, "SHUTDOWN_TIMEOUT", 15*time.Second, 0, 10*time.Minute, add)
+	cfg.Security = loadSecurityConfig(getenv, add)
 	return cfg, errors.Join(errs...)
 }
 
@@ -155,6 +160,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("jwt_audience", c.JWTAudience),
 		slog.Duration("token_ttl", c.TokenTTL),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Any("security", c.Security),
 	)
 }
 

@@ -54,22 +54,19 @@ func newStaticFile(name, contentType string, body []byte) staticFile {
 
 // serve answers f, or 304 when the client's If-None-Match is current.
 // Clients must revalidate (no-cache), so an upgraded binary is seen at once.
-func (f staticFile) serve(c *gin.Context, extra map[string]string) {
+func (f staticFile) serve(c *gin.Context) {
 	h := c.Writer.Header()
 	h.Set("Content-Type", f.contentType)
 	h.Set("ETag", f.etag)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
-	for k, v := range extra {
-		h.Set(k, v)
-	}
 	http.ServeContent(c.Writer, c.Request, f.name, time.Time{}, bytes.NewReader(f.body))
 }
 
 // handleOpenAPI serves the OpenAPI description.
 func handleOpenAPI() gin.HandlerFunc {
 	f := newStaticFile("openapi.yaml", "application/yaml", openAPISpec)
-	return func(c *gin.Context) { f.serve(c, nil) }
+	return func(c *gin.Context) { f.serve(c) }
 }
 
 // docsContentTypes maps the extensions of the docs files to media types;
@@ -108,11 +105,9 @@ func loadDocs() (map[string]staticFile, error) {
 }
 
 // handleDocs serves the interactive documentation: the page at /docs and
-// its files at /docs/:asset, each with the docs' own CSP, which replaces
-// any stricter policy a middleware set before.
+// its files at /docs/:asset. Its routes relax the default CSP to docsCSP.
 func handleDocs() gin.HandlerFunc {
 	files, loadErr := loadDocs()
-	extra := map[string]string{"Content-Security-Policy": docsCSP}
 	return func(c *gin.Context) {
 		if loadErr != nil {
 			fail(c, loadErr)
@@ -132,6 +127,6 @@ func handleDocs() gin.HandlerFunc {
 			fail(c, errRouteNotFound)
 			return
 		}
-		f.serve(c, extra)
+		f.serve(c)
 	}
 }

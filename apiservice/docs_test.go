@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -51,7 +53,7 @@ func TestOpenAPIRootCopyIsTheEmbeddedFile(t *testing.T) {
 // operation is a route: neither can be added without the other.
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	env := newTestEnv(t)
-	h := newServer(nil, env.auth, env.pw, env.store, env.quotes, nil, nil)
+	h := newServer(slog.New(slog.DiscardHandler), env.auth, env.pw, env.store, env.quotes, nil, time.Now)
 	engine, ok := h.(*gin.Engine)
 	if !ok {
 		t.Fatalf("newServer returned %T, want *gin.Engine", h)
@@ -204,7 +206,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		target string
 		body   string
 		basic  [2]string
-		userID int64 // bearer token for this user; 0 for none
+		header [2]string // one extra request header
+		userID int64     // bearer token for this user; 0 for none
 		setup  func(*testEnv)
 		status int
 	}
@@ -292,6 +295,8 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{name: "docs", method: "GET", target: "/docs", status: 200},
 		{name: "docs asset", method: "GET", target: "/docs/swagger-ui.css", status: 200},
 		{name: "docs unknown asset", method: "GET", target: "/docs/nope.js", status: 404},
+		{name: "query too long", method: "GET", target: "/api/v1/stock?q=" + strings.Repeat("a", 17<<10), userID: 1, status: 414},
+		{name: "headers too large", method: "GET", target: "/api/v1/history", userID: 1, header: [2]string{"X-Padding", strings.Repeat("a", 33<<10)}, status: 431},
 		{name: "unknown route", method: "GET", target: "/api/v2/stock", status: 404},
 		{name: "wrong method", method: "PUT", target: "/api/v1/stock", status: 405},
 	}
@@ -312,6 +317,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 			if tc.basic[0] != "" {
 				r.SetBasicAuth(tc.basic[0], tc.basic[1])
 			}
+			if tc.header[0] != "" {
+				r.Header.Set(tc.header[0], tc.header[1])
+			}
 			w := env.serve(t, r.Clone(context.Background()))
 			if w.Code != tc.status {
 				t.Fatalf("status = %d, want %d: %.300s", w.Code, tc.status, w.Body)
@@ -327,5 +335,37 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// A throttled login (429 with Retry-After) matches the document too; it
+// needs one server across requests, so it is not in the table above.
+func TestThrottledLoginMatchesTheDocument(t *testing.T) {
+	v, err := openapitest.New(context.Background(), openAPISpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newTestEnv(t)
+	now := testNow
+	clock := func() time.Time { return now }
+	cfg := throttleConfig{AccountBurst: 1, AccountInterval: time.Minute, ClientBurst: 10, ClientInterval: time.Minute, MaxKeys: 100}
+	h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, clock)))
+	const body = `{"username":"alice","password":"wrong-wrong"}`
+	var w *httptest.ResponseRecorder
+	for range 2 {
+		w = serveWith(h, newRequest("POST", "/api/v1/login", strings.NewReader(body), ""))
+	}
+	if w.Code != http.StatusTooManyRequests {
+		t.Fatalf("second wrong login = %d, want 429", w.Code)
+	}
+	err = v.Check(context.Background(), openapitest.Exchange{
+		Request:     newRequest("POST", "/api/v1/login", strings.NewReader(body), ""),
+		RequestBody: []byte(body),
+		Status:      w.Code,
+		Header:      w.Header(),
+		Body:        w.Body.Bytes(),
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/mail"
 	"strconv"
@@ -60,7 +61,9 @@ func decodeJSON(r *http.Request, v any) error {
 // body) for an access token. The username is matched exactly as given,
 // after trimming surrounding white space. Unknown users and wrong
 // passwords get the same 401, and both cost one bcrypt comparison.
-func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth) gin.HandlerFunc {
+// Repeated failures per attempted username and per client address are
+// answered 429 with Retry-After, before any password is checked.
+func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
 	type request struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -80,6 +83,12 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth) gin.HandlerF
 		}
 		name := strings.TrimSpace(req.Username)
 
+		done, retry, ok := throttle.begin(name, c.ClientIP())
+		if !ok {
+			c.Header("Retry-After", strconv.FormatInt(int64(math.Ceil(max(retry, time.Second).Seconds())), 10))
+			fail(c, errTooManyRequests)
+			return
+		}
 		hash := pw.dummy
 		u, err := users.UserByName(c.Request.Context(), name)
 		switch {
@@ -88,14 +97,17 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth) gin.HandlerF
 		case errors.Is(err, postgres.ErrNotFound):
 			// Compare against the dummy hash below, then refuse.
 		default:
+			done(false)
 			fail(c, fmt.Errorf("login %q: %w", name, err))
 			return
 		}
 		cmpErr := pw.compare(hash, []byte(req.Password))
 		if err != nil || cmpErr != nil || name == "" {
+			done(true)
 			fail(c, errBadCredentials)
 			return
 		}
+		done(false)
 		token, err := auth.issue(u.ID)
 		if err != nil {
 			fail(c, err)
@@ -105,6 +117,12 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth) gin.HandlerF
 		c.JSON(http.StatusOK, response{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(auth.ttl / time.Second)})
 	}
 }
+
+// dbCallTimeout bounds one database call made while answering a request
+// (loading the caller, saving a quote): a database that does not answer in
+// time gives 503 instead of holding the request, and a pooled connection,
+// until the client gives up.
+const dbCallTimeout = 5 * time.Second
 
 // handleStock answers the latest quote of ?q= and records it in the
 // caller's history first: a quote that cannot be saved is not answered.
@@ -133,7 +151,9 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			return
 		}
 		u := currentUser(c)
-		_, err = history.AddHistory(ctx, u.ID, postgres.HistoryEntry{
+		saveCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+		defer cancel()
+		_, err = history.AddHistory(saveCtx, u.ID, postgres.HistoryEntry{
 			RequestedAt: requestedAt,
 			Symbol:      q.Symbol,
 			Name:        q.Name,

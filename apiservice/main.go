@@ -219,22 +219,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		{name: "broker", check: func(context.Context) error { return client.Ready() }},
 	}
 	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
-	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now)
+	handler := newServer(logger, auth, pw, db, newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now,
+		withTrustedProxies(cfg.Security.TrustedProxies),
+		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)))
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
+	srv := newHTTPServer(ctx, handler, cfg, logger)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("http listening", "addr", ln.Addr().String())

@@ -42,6 +42,12 @@ var (
 	errRouteNotFound = errors.New("route not found")
 	// errMethodNotAllowed: the route exists for other methods (405).
 	errMethodNotAllowed = errors.New("method not allowed")
+	// errTooManyRequests: login attempts throttled (429 + Retry-After).
+	errTooManyRequests = errors.New("too many requests")
+	// errHeaderTooLarge: the request headers exceed the limit (431).
+	errHeaderTooLarge = errors.New("request headers too large")
+	// errURITooLong: the query string exceeds the limit (414).
+	errURITooLong = errors.New("request URI too long")
 	// errBadReply: the stock service answered something undecodable (502).
 	errBadReply = errors.New("bad reply from stock service")
 )
@@ -92,6 +98,12 @@ func problemFor(err error) (problem, bool) {
 	case errors.Is(err, errBadCredentials):
 		status = http.StatusUnauthorized
 		detail = "invalid username or password"
+	case errors.Is(err, errTooManyRequests):
+		status, detail = http.StatusTooManyRequests, "too many failed login attempts; retry after the time in Retry-After"
+	case errors.Is(err, errHeaderTooLarge):
+		status, detail = http.StatusRequestHeaderFieldsTooLarge, "request headers too large"
+	case errors.Is(err, errURITooLong):
+		status, detail = http.StatusRequestURITooLong, "query string too long"
 	case errors.Is(err, errForbidden):
 		status = http.StatusForbidden
 	case errors.Is(err, errRouteNotFound):
@@ -150,13 +162,13 @@ func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 		logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
-			slog.String("error", err.Error()))
+			slog.String("error", redactCredentials(err.Error())))
 	} else if p.Status >= 500 {
 		logger.LogAttrs(c.Request.Context(), slog.LevelWarn, "request failed",
 			slog.String("method", c.Request.Method),
 			slog.String("path", c.Request.URL.Path),
 			slog.Int("status", p.Status),
-			slog.String("error", err.Error()))
+			slog.String("error", redactCredentials(err.Error())))
 	}
 	switch {
 	case errors.Is(err, errUnauthenticated):

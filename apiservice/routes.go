@@ -17,6 +17,7 @@ func addRoutes(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	login *loginThrottle,
 ) {
 	r.NoRoute(notFound())
 	r.NoMethod(methodNotAllowed())
@@ -28,11 +29,11 @@ func addRoutes(
 	// The API's description and its interactive docs: no auth.
 	r.GET("/openapi.yaml", handleOpenAPI())
 	docs := handleDocs()
-	r.GET("/docs", docs)
-	r.GET("/docs/:asset", docs)
+	r.GET("/docs", contentSecurityPolicy(docsCSP), docs)
+	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), docs)
 
 	v1 := r.Group("/api/v1")
-	v1.POST("/login", handleLogin(st, pw, auth))
+	v1.POST("/login", handleLogin(st, pw, auth, login))
 
 	// Any authenticated user.
 	user := v1.Group("", requireUser(auth, st))

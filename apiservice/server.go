@@ -26,8 +26,9 @@ type store interface {
 }
 
 // newServer builds the HTTP handler: a gin engine in release mode, with
-// request logging, panic recovery, body limits and problem+json errors
-// for every failure, unknown routes and wrong methods included.
+// request logging, panic recovery, security headers, header, query and
+// body limits, login throttling and problem+json errors for every
+// failure, unknown routes and wrong methods included.
 func newServer(
 	logger *slog.Logger,
 	auth *tokenAuth,
@@ -36,7 +37,16 @@ func newServer(
 	quotes quoteRequester,
 	checks []readinessCheck,
 	now func() time.Time,
+	opts ...serverOption,
 ) http.Handler {
+	var set serverSettings
+	for _, o := range opts {
+		o(&set)
+	}
+	if set.login == nil {
+		set.login = newLoginThrottle(defaultSecurityConfig().Login, now)
+	}
+
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -44,14 +54,23 @@ func newServer(
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.ContextWithFallback = false
+	// The client address (login throttling, logs) is the TCP peer unless
+	// the peer is a configured proxy; gin would otherwise believe any
+	// X-Forwarded-For. An invalid list (config validates it) trusts no one.
+	if err := r.SetTrustedProxies(set.trustedProxies); err != nil {
+		logger.Error("trusted proxies ignored", "error", err)
+		_ = r.SetTrustedProxies(nil)
+	}
 
 	r.Use(
 		requestLogger(logger, now),
 		recoverer(logger),
+		securityHeaders(),
 		errorMiddleware(logger),
+		limitRequest(maxHeaderBytes, maxQueryBytes),
 		limitBody(maxBodyBytes),
 	)
-	addRoutes(r, logger, auth, pw, st, quotes, checks, now)
+	addRoutes(r, logger, auth, pw, st, quotes, checks, now, set.login)
 	return r
 }
 

@@ -104,3 +104,20 @@ func TestNewRejectsInvalidDocuments(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRoutesOnTheDecodedPath(t *testing.T) {
+	v, err := New(context.Background(), []byte(testSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server sees /items: the exchange is checked as GET /items.
+	err = v.Check(context.Background(), Exchange{
+		Request: httptest.NewRequest("GET", "/%69tems", nil),
+		Status:  200,
+		Header:  http.Header{"Content-Type": {"application/json"}},
+		Body:    []byte(`["not an integer"]`),
+	})
+	if err == nil || !strings.Contains(err.Error(), "doesn't match") {
+		t.Errorf("Check = %v, want a body mismatch of GET /items", err)
+	}
+}

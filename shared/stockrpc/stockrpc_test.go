@@ -193,3 +193,22 @@ func FuzzNormalizeSymbol(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeReply: the API decodes whatever comes back on the reply
+// queue; it must never panic, and an accepted reply holds exactly one of
+// a quote and an error.
+func FuzzDecodeReply(f *testing.F) {
+	for _, s := range []string{`{"v":1,"quote":{"symbol":"AAPL.US","close":1}}`, `{"v":1,"error":{"code":"not_found"}}`,
+		`{"v":1}`, `{"v":1,"quote":null,"error":null}`, `[]`, `null`, "\x00", `{"v":1e999}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r, err := DecodeReply(body)
+		if err != nil {
+			return
+		}
+		if r.Version != Version || (r.Quote == nil) == (r.Error == nil) {
+			t.Fatalf("accepted %q as %+v", body, r)
+		}
+	})
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+)
+
+// Request size limits. Requests over maxHeaderBytes or maxQueryBytes are
+// refused by the API with problem+json (431, 414); serverMaxHeaderBytes is
+// the HTTP server's own hard cap on request line plus headers, above which
+// net/http answers a plain-text 431 before any handler runs.
+const (
+	maxHeaderBytes       = 32 << 10
+	maxQueryBytes        = 16 << 10
+	serverMaxHeaderBytes = 256 << 10
+)
+
+// securityConfig is the part of config about attackers: which proxies to
+// believe and how hard to throttle logins.
+type securityConfig struct {
+	TrustedProxies    []string       // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none
+	Login             throttleConfig // LOGIN_* below
+	ReadHeaderTimeout time.Duration  // HTTP_READ_HEADER_TIMEOUT, default 5s: slow clients are cut off
+}
+
+// loadSecurityConfig reads the security settings through getenv:
+//
+//	TRUSTED_PROXIES          none    IPs or CIDRs of reverse proxies
+//	LOGIN_ACCOUNT_BURST      5       failed logins per username before throttling
+//	LOGIN_ACCOUNT_INTERVAL   1m      then one more attempt per interval
+//	LOGIN_CLIENT_BURST       20      failed logins per client address
+//	LOGIN_CLIENT_INTERVAL    6s      then one more attempt per interval
+//	LOGIN_MAX_TRACKED        65536   usernames (and addresses) tracked at most
+//	HTTP_READ_HEADER_TIMEOUT 5s      time a client has to send its headers
+func loadSecurityConfig(getenv func(string) string, add func(error)) securityConfig {
+	var c securityConfig
+	for _, p := range strings.Split(getenv("TRUSTED_PROXIES"), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		_, _, cidrErr := net.ParseCIDR(p)
+		if cidrErr != nil && net.ParseIP(p) == nil {
+			add(fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	c.Login.AccountBurst = intEnv(getenv, "LOGIN_ACCOUNT_BURST", 5, 1, 1000, add)
+	c.Login.AccountInterval = durationEnv(getenv, "LOGIN_ACCOUNT_INTERVAL", time.Minute, time.Millisecond, 24*time.Hour, add)
+	c.Login.ClientBurst = intEnv(getenv, "LOGIN_CLIENT_BURST", 20, 1, 100000, add)
+	c.Login.ClientInterval = durationEnv(getenv, "LOGIN_CLIENT_INTERVAL", 6*time.Second, time.Millisecond, 24*time.Hour, add)
+	c.Login.MaxKeys = intEnv(getenv, "LOGIN_MAX_TRACKED", 65536, 16, 10_000_000, add)
+	c.ReadHeaderTimeout = durationEnv(getenv, "HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute, add)
+	return c
+}
+
+// LogValue logs the security settings.
+func (c securityConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
+		slog.Int("login_account_burst", c.Login.AccountBurst),
+		slog.Duration("login_account_interval", c.Login.AccountInterval),
+		slog.Int("login_client_burst", c.Login.ClientBurst),
+		slog.Duration("login_client_interval", c.Login.ClientInterval),
+		slog.Int("login_max_tracked", c.Login.MaxKeys),
+		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
+	)
+}
+
+// defaultSecurityConfig is the configuration with no variable set.
+func defaultSecurityConfig() securityConfig {
+	return loadSecurityConfig(func(string) string { return "" }, func(error) {})
+}
+
+// serverSettings are newServer's optional settings.
+type serverSettings struct {
+	trustedProxies []string
+	login          *loginThrottle
+}
+
+// serverOption sets one of newServer's optional settings.
+type serverOption func(*serverSettings)
+
+// withTrustedProxies makes the server believe X-Forwarded-For from these
+// proxies (IPs or CIDRs); by default it believes no one and the client
+// address is the TCP peer.
+func withTrustedProxies(proxies []string) serverOption {
+	return func(s *serverSettings) { s.trustedProxies = proxies }
+}
+
+// withLoginThrottle sets the login throttle; by default newServer makes
+// one with the default limits.
+func withLoginThrottle(t *loginThrottle) serverOption {
+	return func(s *serverSettings) { s.login = t }
+}
+
+// Security headers every answer carries. The policy suits JSON: nothing
+// may load, nothing may frame it. A route that serves HTML (the API docs
+// page) relaxes it with contentSecurityPolicy.
+const (
+	defaultCSP     = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+	referrerPolicy = "no-referrer"
+)
+
+// securityHeaders sets the security headers on every answer, errors
+// included. Cache-Control: no-store keeps tokens and per-user data out of
+// shared and browser caches.
+func securityHeaders() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		h := c.Writer.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", referrerPolicy)
+		h.Set("Content-Security-Policy", defaultCSP)
+		h.Set("Cache-Control", "no-store")
+		c.Next()
+	}
+}
+
+// contentSecurityPolicy replaces the default policy for the routes it is
+// put on, e.g. r.GET("/docs", contentSecurityPolicy(docsPolicy), handleDocs()).
+// It must run after securityHeaders, which the engine-wide middleware does.
+func contentSecurityPolicy(policy string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		c.Writer.Header().Set("Content-Security-Policy", policy)
+		c.Next()
+	}
+}
+
+// limitRequest refuses requests whose headers or query string are too
+// large, before any handler parses them.
+func limitRequest(headerBytes, queryBytes int) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if len(c.Request.URL.RawQuery) > queryBytes {
+			fail(c, errURITooLong)
+			return
+		}
+		n := 0
+		for k, vs := range c.Request.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4 // ": " and CRLF
+			}
+		}
+		if n > headerBytes {
+			fail(c, errHeaderTooLarge)
+			return
+		}
+		c.Next()
+	}
+}
+
+// newHTTPServer returns the HTTP server serving handler, with every
+// timeout set so slow or idle clients cannot hold connections forever.
+func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger *slog.Logger) *http.Server {
+	readHeader := cfg.Security.ReadHeaderTimeout
+	if readHeader <= 0 {
+		readHeader = 5 * time.Second
+	}
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeader,
+		ReadTimeout:       readHeader + 10*time.Second,
+		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+}
+
+// urlUserinfo matches the password of a URL's userinfo (scheme://user:pw@).
+var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
+
+// redactCredentials masks passwords in URLs and key=value DSNs inside a
+// message (a driver error quoting its connection string) before it is
+// logged.
+func redactCredentials(s string) string {
+	s = urlUserinfo.ReplaceAllString(s, "${1}xxxxx@")
+	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}

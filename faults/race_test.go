@@ -1,0 +1,6 @@
+//go:build integration && race
+
+package faults
+
+// raceEnabled builds the programs under test with -race when the suite itself runs with it.
+const raceEnabled = true
