@@ -405,9 +405,10 @@ func (c *Client) servePublisher(p *publisher, conn *amqp.Connection) (opened boo
 				returns = nil
 				continue
 			}
-			if c.resolve(r.CorrelationId, result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}, idGone) {
-				c.returns.Add(1)
-			}
+			// Count before resolving: the caller may read Stats as soon as
+			// its Call returns.
+			c.returns.Add(1)
+			c.resolve(r.CorrelationId, result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}, idGone)
 		case e, ok := <-closes:
 			if ok && e != nil {
 				return true, fmt.Errorf("channel closed: %w", e)
