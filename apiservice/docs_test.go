@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stockquote/stockquote/apiservice/openapitest"
 	"github.com/stockquote/stockquote/apiservice/postgres"
@@ -53,7 +54,10 @@ func TestOpenAPIRootCopyIsTheEmbeddedFile(t *testing.T) {
 // operation is a route: neither can be added without the other.
 func TestOpenAPIListsEveryRoute(t *testing.T) {
 	env := newTestEnv(t)
-	h := newServer(slog.New(slog.DiscardHandler), env.auth, env.pw, env.store, env.quotes, nil, time.Now)
+	// Built as run builds it by default: /metrics on the API port.
+	reg := prometheus.NewRegistry()
+	tel := serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metricsHandler(reg)}
+	h := newServer(slog.New(slog.DiscardHandler), env.auth, env.pw, env.store, env.quotes, nil, time.Now, withTelemetry(tel))
 	engine, ok := h.(*gin.Engine)
 	if !ok {
 		t.Fatalf("newServer returned %T, want *gin.Engine", h)
