@@ -33,6 +33,12 @@ func addRoutes(
 		r.GET("/metrics", gin.WrapH(metrics))
 	}
 
+	// The API's description and its interactive docs: no auth.
+	r.GET("/openapi.yaml", handleOpenAPI())
+	docs := handleDocs()
+	r.GET("/docs", contentSecurityPolicy(docsCSP), docs)
+	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), docs)
+
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(st, pw, auth, login))
 

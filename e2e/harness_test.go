@@ -320,8 +320,11 @@ func (s *system) do(t *testing.T, method, path, token string, body any) response
 	return send(t, req)
 }
 
+// send is the suite's single way to call the API: every exchange is also
+// checked against the OpenAPI description (see openapi_test.go).
 func send(t *testing.T, req *http.Request) response {
 	t.Helper()
+	reqBody := requestBody(t, req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
@@ -331,7 +334,9 @@ func send(t *testing.T, req *http.Request) response {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	r := response{status: resp.StatusCode, header: resp.Header, body: b}
+	checkSpec(t, req, reqBody, r)
+	return r
 }
 
 // login returns a token for the user, failing the test otherwise.
