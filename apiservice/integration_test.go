@@ -6,60 +6,29 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/stockquote/stockquote/apiservice/postgres/pgtest"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/amqprpc/amqptest"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
 // brokerURL is the RabbitMQ the integration tests use; AMQP_URL overrides.
-func brokerURL() string {
-	if u := os.Getenv("AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
+var brokerURL = amqptest.URL
 
 // uniqueQueue returns a fresh queue name and deletes the queue at the end.
 // An unreachable broker fails the test.
 func uniqueQueue(t *testing.T) string {
 	t.Helper()
-	conn, err := amqp.Dial(brokerURL())
-	if err != nil {
-		t.Fatalf("RabbitMQ not reachable at %s: %v", maskURL(brokerURL()), err)
-	}
-	conn.Close()
-	name := "apiservice-test-" + strings.ToLower(rand.Text()[:10])
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(brokerURL())
-		if err != nil {
-			t.Errorf("delete queue %s: %v", name, err)
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Errorf("delete queue %s: %v", name, err)
-			return
-		}
-		defer ch.Close()
-		if _, err := ch.QueueDelete(name, false, false, false); err != nil {
-			t.Errorf("delete queue %s: %v", name, err)
-		}
-	})
-	return name
+	return amqptest.NewQueue(t, "apiservice-test")
 }
 
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.

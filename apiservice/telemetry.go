@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/amqprpc/rpcmetrics"
 	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/tracing"
@@ -144,24 +145,14 @@ type clientStatser interface {
 	Stats() amqprpc.ClientStats
 }
 
-// rpcClientCollector exposes the RPC client's own counters.
-type rpcClientCollector struct {
-	client clientStatser
-	descs  []rpcStatDesc
-}
-
-type rpcStatDesc struct {
-	desc  *prometheus.Desc
-	value func(amqprpc.ClientStats) uint64
-}
-
 // newRPCClientCollector returns a collector reading client.Stats() at
 // each scrape.
-func newRPCClientCollector(client clientStatser) *rpcClientCollector {
-	d := func(name, help string, v func(amqprpc.ClientStats) uint64) rpcStatDesc {
-		return rpcStatDesc{prometheus.NewDesc("stockquote_rpc_client_"+name, help, nil, nil), v}
+func newRPCClientCollector(client clientStatser) *rpcmetrics.Collector[amqprpc.ClientStats] {
+	type counter = rpcmetrics.Counter[amqprpc.ClientStats]
+	d := func(name, help string, v func(amqprpc.ClientStats) uint64) counter {
+		return counter{Name: "stockquote_rpc_client_" + name, Help: help, Value: v}
 	}
-	return &rpcClientCollector{client: client, descs: []rpcStatDesc{
+	return rpcmetrics.NewCollector(client.Stats,
 		d("calls_total", "RPC calls made.", func(s amqprpc.ClientStats) uint64 { return s.Calls }),
 		d("replies_total", "RPC replies handed to their caller.", func(s amqprpc.ClientStats) uint64 { return s.Replies }),
 		d("timeouts_total", "RPC calls ended by their deadline or cancellation before a reply.", func(s amqprpc.ClientStats) uint64 { return s.Expired }),
@@ -170,22 +161,7 @@ func newRPCClientCollector(client clientStatser) *rpcClientCollector {
 		d("unknown_replies_total", "Replies with an unknown correlation id (dropped).", func(s amqprpc.ClientStats) uint64 { return s.UnknownReplies }),
 		d("returned_total", "Requests the broker returned as unroutable (no worker queue).", func(s amqprpc.ClientStats) uint64 { return s.Returns }),
 		d("unavailable_total", "RPC calls failed fast because the broker was unavailable.", func(s amqprpc.ClientStats) uint64 { return s.Unavailable }),
-	}}
-}
-
-// Describe implements prometheus.Collector.
-func (c *rpcClientCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d.desc
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (c *rpcClientCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.client.Stats()
-	for _, d := range c.descs {
-		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(s)))
-	}
+	)
 }
 
 // observedCaller wraps the RPC client: each call gets a client span, the

@@ -131,7 +131,7 @@ func TestDocsInBrowser(t *testing.T) {
 	}
 
 	run("open /docs",
-		chromedp.Navigate(s.api+"/docs"),
+		chromedp.Navigate(s.API+"/docs"),
 		chromedp.WaitVisible(chromedp.CSS(login)),
 	)
 
@@ -189,11 +189,11 @@ func TestDocsInBrowser(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatalf("quote through the page showed %q: %v", body, err)
 	}
-	want, _ := s.stooq.Want(symbol)
+	want, _ := s.Stooq.Want(symbol)
 	if got.Symbol != strings.ToUpper(symbol) || got.Quote != want.Close || got.CompanyName == "" {
 		t.Errorf("quote through the page = %+v, want %s at %v", got, strings.ToUpper(symbol), want.Close)
 	}
-	if n := s.countRows(t, "symbol = $1", strings.ToUpper(symbol)); n != 1 {
+	if n := s.CountRows(t, "symbol = $1", strings.ToUpper(symbol)); n != 1 {
 		t.Errorf("history rows for %s = %d, want 1 (the page's request went through the whole system)", symbol, n)
 	}
 	// The rest of the page renders under the CSP too: the schemas.

@@ -3,8 +3,8 @@
 package e2e
 
 import (
-	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -14,8 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // stockAnswer is the body of a 200 from /api/v1/stock.
@@ -36,108 +34,88 @@ type historyRow struct {
 	Close  float64 `json:"close"`
 }
 
-// countRows counts history rows in the system's database.
-func (s *system) countRows(t *testing.T, where string, args ...any) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.dbURL)
-	if err != nil {
-		t.Fatalf("connect to test database: %v", err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	q := "SELECT count(*) FROM history"
-	if where != "" {
-		q += " WHERE " + where
-	}
-	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-		t.Fatalf("count history: %v", err)
-	}
-	return n
-}
-
 // TestWalkthrough walks the API as a client would, on one system.
 func TestWalkthrough(t *testing.T) {
 	s := newSystem(t, options{})
 
 	t.Run("probes", func(t *testing.T) {
 		for _, p := range []string{"/healthz", "/readyz"} {
-			r := s.do(t, http.MethodGet, p, "", nil)
-			if r.status != http.StatusOK {
-				t.Errorf("GET %s = %d: %s", p, r.status, r.body)
+			r := s.Do(t, http.MethodGet, p, "", nil)
+			if r.Status != http.StatusOK {
+				t.Errorf("GET %s = %d: %s", p, r.Status, r.Body)
 			}
 		}
 	})
 
 	t.Run("login", func(t *testing.T) {
-		s.login(t, "admin", "admin-password-1")
+		s.Login(t, "admin", "admin-password-1")
 
-		req, _ := http.NewRequest(http.MethodPost, s.api+"/api/v1/login", nil)
+		req, _ := http.NewRequest(http.MethodPost, s.API+"/api/v1/login", nil)
 		req.SetBasicAuth("alice", "alice-password-1")
-		if r := send(t, req); r.status != http.StatusOK {
-			t.Errorf("basic-auth login = %d: %s", r.status, r.body)
+		if r := send(t, req); r.Status != http.StatusOK {
+			t.Errorf("basic-auth login = %d: %s", r.Status, r.Body)
 		}
 
-		wrong := s.do(t, http.MethodPost, "/api/v1/login", "", map[string]string{"username": "alice", "password": "nope-nope-nope"})
-		unknown := s.do(t, http.MethodPost, "/api/v1/login", "", map[string]string{"username": "mallory", "password": "nope-nope-nope"})
+		wrong := s.Do(t, http.MethodPost, "/api/v1/login", "", map[string]string{"username": "alice", "password": "nope-nope-nope"})
+		unknown := s.Do(t, http.MethodPost, "/api/v1/login", "", map[string]string{"username": "mallory", "password": "nope-nope-nope"})
 		pw := wantProblem(t, wrong, http.StatusUnauthorized)
 		pu := wantProblem(t, unknown, http.StatusUnauthorized)
 		if pw != pu {
 			t.Errorf("wrong password and unknown user answer differently: %+v vs %+v", pw, pu)
 		}
 
-		req, _ = http.NewRequest(http.MethodPost, s.api+"/api/v1/login", strings.NewReader(`{"username":`))
+		req, _ = http.NewRequest(http.MethodPost, s.API+"/api/v1/login", strings.NewReader(`{"username":`))
 		req.Header.Set("Content-Type", "application/json")
 		wantProblem(t, send(t, req), http.StatusBadRequest)
 	})
 
-	admin := s.login(t, "admin", "admin-password-1")
-	alice := s.login(t, "alice", "alice-password-1")
+	admin := s.Login(t, "admin", "admin-password-1")
+	alice := s.Login(t, "alice", "alice-password-1")
 
 	t.Run("authentication required", func(t *testing.T) {
 		for _, path := range []string{"/api/v1/stock?q=aapl.us", "/api/v1/history", "/api/v1/stats"} {
 			for _, tok := range []string{"", "garbage", alice + "x"} {
-				r := s.do(t, http.MethodGet, path, tok, nil)
+				r := s.Do(t, http.MethodGet, path, tok, nil)
 				wantProblem(t, r, http.StatusUnauthorized)
-				if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
-					t.Errorf("GET %s with token %.10q: WWW-Authenticate = %q", path, tok, r.header.Get("WWW-Authenticate"))
+				if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("GET %s with token %.10q: WWW-Authenticate = %q", path, tok, r.Header.Get("WWW-Authenticate"))
 				}
 			}
 		}
 		// A token signed with another key.
 		parts := strings.Split(alice, ".")
 		forged := parts[0] + "." + parts[1] + "." + base64.RawURLEncoding.EncodeToString([]byte("not-the-signature-not-the-signature"))
-		wantProblem(t, s.do(t, http.MethodGet, "/api/v1/history", forged, nil), http.StatusUnauthorized)
+		wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/history", forged, nil), http.StatusUnauthorized)
 	})
 
 	t.Run("stock", func(t *testing.T) {
-		before := s.countRows(t, "")
-		r := s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", alice, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("GET /stock = %d: %s", r.status, r.body)
+		before := s.CountRows(t, "")
+		r := s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", alice, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /stock = %d: %s", r.Status, r.Body)
 		}
 		var got stockAnswer
 		decode(t, r, &got)
-		want, _ := s.stooq.Want("aapl.us")
+		want, _ := s.Stooq.Want("aapl.us")
 		if got.Symbol != "AAPL.US" || got.CompanyName != "APPLE" || got.Quote != want.Close {
 			t.Errorf("GET /stock = %+v, want AAPL.US APPLE %v", got, want.Close)
 		}
-		if n := s.countRows(t, ""); n != before+1 {
+		if n := s.CountRows(t, ""); n != before+1 {
 			t.Errorf("history rows = %d after one quote, want %d", n, before+1)
 		}
 	})
 
 	t.Run("stock errors", func(t *testing.T) {
-		before := s.countRows(t, "")
-		hitsBefore := s.stooq.TotalHits()
+		before := s.CountRows(t, "")
+		hitsBefore := s.Stooq.TotalHits()
 		invalid := []string{
 			"", "?q=", "?q=aapl.us%2Bmsft.us", "?q=aapl.us%26f%3Dx", "?q=" + strings.Repeat("a", 100),
 			"?q=%00", "?q=%C4%85", "?q=aapl.us&q=msft.us", "?q=..%2F..%2Fetc", "?q=%27%20OR%201%3D1",
 		}
 		for _, qs := range invalid {
-			wantProblem(t, s.do(t, http.MethodGet, "/api/v1/stock"+qs, alice, nil), http.StatusBadRequest)
+			wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/stock"+qs, alice, nil), http.StatusBadRequest)
 		}
-		if h := s.stooq.TotalHits(); h != hitsBefore {
+		if h := s.Stooq.TotalHits(); h != hitsBefore {
 			t.Errorf("invalid symbols reached stooq: %d hits", h-hitsBefore)
 		}
 		cases := []struct {
@@ -158,13 +136,13 @@ func TestWalkthrough(t *testing.T) {
 		for _, tc := range cases {
 			t.Run(tc.q, func(t *testing.T) {
 				start := time.Now()
-				wantProblem(t, s.do(t, http.MethodGet, "/api/v1/stock?q="+tc.q, alice, nil), tc.status)
+				wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/stock?q="+tc.q, alice, nil), tc.status)
 				if d := time.Since(start); d > 5*time.Second {
 					t.Errorf("answer took %v", d)
 				}
 			})
 		}
-		if n := s.countRows(t, ""); n != before {
+		if n := s.CountRows(t, ""); n != before {
 			t.Errorf("failed requests wrote %d history rows", n-before)
 		}
 	})
@@ -173,8 +151,8 @@ func TestWalkthrough(t *testing.T) {
 		var want []string
 		for i := 1; i <= 7; i++ {
 			sym := fmt.Sprintf("t%d.us", i)
-			if r := s.do(t, http.MethodGet, "/api/v1/stock?q="+sym, alice, nil); r.status != http.StatusOK {
-				t.Fatalf("GET /stock?q=%s = %d: %s", sym, r.status, r.body)
+			if r := s.Do(t, http.MethodGet, "/api/v1/stock?q="+sym, alice, nil); r.Status != http.StatusOK {
+				t.Fatalf("GET /stock?q=%s = %d: %s", sym, r.Status, r.Body)
 			}
 			want = append([]string{strings.ToUpper(sym)}, want...)
 		}
@@ -187,9 +165,9 @@ func TestWalkthrough(t *testing.T) {
 			if pages > 10 {
 				t.Fatal("pagination does not end")
 			}
-			r := s.do(t, http.MethodGet, next, alice, nil)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET %s = %d: %s", next, r.status, r.body)
+			r := s.Do(t, http.MethodGet, next, alice, nil)
+			if r.Status != http.StatusOK {
+				t.Fatalf("GET %s = %d: %s", next, r.Status, r.Body)
 			}
 			var rows []historyRow
 			decode(t, r, &rows)
@@ -205,30 +183,30 @@ func TestWalkthrough(t *testing.T) {
 				}
 				got = append(got, row.Symbol)
 			}
-			next = nextLink(t, r.header.Get("Link"))
+			next = nextLink(t, r.Header.Get("Link"))
 		}
 		if strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("history = %v, want %v", got, want)
 		}
 		// The admin's history is separate.
-		r := s.do(t, http.MethodGet, "/api/v1/history", admin, nil)
-		if r.status != http.StatusOK || strings.TrimSpace(string(r.body)) != "[]" {
-			t.Errorf("admin history = %d %s, want 200 []", r.status, r.body)
+		r := s.Do(t, http.MethodGet, "/api/v1/history", admin, nil)
+		if r.Status != http.StatusOK || strings.TrimSpace(string(r.Body)) != "[]" {
+			t.Errorf("admin history = %d %s, want 200 []", r.Status, r.Body)
 		}
-		wantProblem(t, s.do(t, http.MethodGet, "/api/v1/history?limit=0", alice, nil), http.StatusBadRequest)
-		wantProblem(t, s.do(t, http.MethodGet, "/api/v1/history?limit=100000", alice, nil), http.StatusBadRequest)
-		wantProblem(t, s.do(t, http.MethodGet, "/api/v1/history?cursor=%21%21", alice, nil), http.StatusBadRequest)
+		wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/history?limit=0", alice, nil), http.StatusBadRequest)
+		wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/history?limit=100000", alice, nil), http.StatusBadRequest)
+		wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/history?cursor=%21%21", alice, nil), http.StatusBadRequest)
 	})
 
 	t.Run("stats", func(t *testing.T) {
 		for i := 0; i < 3; i++ {
-			s.do(t, http.MethodGet, "/api/v1/stock?q=MSFT.us", admin, nil)
+			s.Do(t, http.MethodGet, "/api/v1/stock?q=MSFT.us", admin, nil)
 		}
-		s.do(t, http.MethodGet, "/api/v1/stock?q=msft.US", alice, nil)
-		wantProblem(t, s.do(t, http.MethodGet, "/api/v1/stats", alice, nil), http.StatusForbidden)
-		r := s.do(t, http.MethodGet, "/api/v1/stats", admin, nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("GET /stats = %d: %s", r.status, r.body)
+		s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.US", alice, nil)
+		wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/stats", alice, nil), http.StatusForbidden)
+		r := s.Do(t, http.MethodGet, "/api/v1/stats", admin, nil)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /stats = %d: %s", r.Status, r.Body)
 		}
 		var got []struct {
 			Stock          string `json:"stock"`
@@ -248,24 +226,24 @@ func TestWalkthrough(t *testing.T) {
 
 	t.Run("users", func(t *testing.T) {
 		body := map[string]any{"username": "bob", "password": "bob-password-1", "email": "bob@example.com"}
-		wantProblem(t, s.do(t, http.MethodPost, "/api/v1/users", alice, body), http.StatusForbidden)
-		r := s.do(t, http.MethodPost, "/api/v1/users", admin, body)
-		if r.status != http.StatusCreated {
-			t.Fatalf("POST /users = %d: %s", r.status, r.body)
+		wantProblem(t, s.Do(t, http.MethodPost, "/api/v1/users", alice, body), http.StatusForbidden)
+		r := s.Do(t, http.MethodPost, "/api/v1/users", admin, body)
+		if r.Status != http.StatusCreated {
+			t.Fatalf("POST /users = %d: %s", r.Status, r.Body)
 		}
-		if strings.Contains(string(r.body), "bob-password-1") || strings.Contains(string(r.body), "$2a$") {
-			t.Errorf("created user answer leaks the password: %s", r.body)
+		if strings.Contains(string(r.Body), "bob-password-1") || strings.Contains(string(r.Body), "$2a$") {
+			t.Errorf("created user answer leaks the password: %s", r.Body)
 		}
-		wantProblem(t, s.do(t, http.MethodPost, "/api/v1/users", admin, body), http.StatusConflict)
-		wantProblem(t, s.do(t, http.MethodPost, "/api/v1/users", admin, map[string]any{"username": "x y", "password": "short"}), http.StatusBadRequest)
-		s.login(t, "bob", "bob-password-1")
+		wantProblem(t, s.Do(t, http.MethodPost, "/api/v1/users", admin, body), http.StatusConflict)
+		wantProblem(t, s.Do(t, http.MethodPost, "/api/v1/users", admin, map[string]any{"username": "x y", "password": "short"}), http.StatusBadRequest)
+		s.Login(t, "bob", "bob-password-1")
 	})
 
 	t.Run("unknown route and wrong method", func(t *testing.T) {
-		wantProblem(t, s.do(t, http.MethodGet, "/nope", "", nil), http.StatusNotFound)
-		r := s.do(t, http.MethodDelete, "/api/v1/login", "", nil)
+		wantProblem(t, s.Do(t, http.MethodGet, "/nope", "", nil), http.StatusNotFound)
+		r := s.Do(t, http.MethodDelete, "/api/v1/login", "", nil)
 		wantProblem(t, r, http.StatusMethodNotAllowed)
-		if r.header.Get("Allow") == "" {
+		if r.Header.Get("Allow") == "" {
 			t.Error("405 without an Allow header")
 		}
 	})
@@ -279,19 +257,19 @@ func TestWalkthrough(t *testing.T) {
 			go func(i int) {
 				defer wg.Done()
 				sym := fmt.Sprintf("t%d.us", 100+i)
-				req, _ := http.NewRequest(http.MethodGet, s.api+"/api/v1/stock?q="+sym, nil)
+				req, _ := http.NewRequest(http.MethodGet, s.API+"/api/v1/stock?q="+sym, nil)
 				req.Header.Set("Authorization", "Bearer "+alice)
 				r := send(t, req)
-				if r.status != http.StatusOK {
-					errs <- fmt.Sprintf("%s: %d %s", sym, r.status, r.body)
+				if r.Status != http.StatusOK {
+					errs <- fmt.Sprintf("%s: %d %s", sym, r.Status, r.Body)
 					return
 				}
 				var got stockAnswer
-				if err := jsonUnmarshal(r.body, &got); err != nil {
+				if err := json.Unmarshal(r.Body, &got); err != nil {
 					errs <- err.Error()
 					return
 				}
-				want, _ := s.stooq.Want(sym)
+				want, _ := s.Stooq.Want(sym)
 				if got.Symbol != strings.ToUpper(sym) || math.Abs(got.Quote-want.Close) > 1e-9 {
 					errs <- fmt.Sprintf("%s: got %+v, want close %v", sym, got, want.Close)
 				}
@@ -302,7 +280,7 @@ func TestWalkthrough(t *testing.T) {
 		for e := range errs {
 			t.Error(e)
 		}
-		if n := s.countRows(t, "symbol LIKE 'T1__.US'"); n != 64 {
+		if n := s.CountRows(t, "symbol LIKE 'T1__.US'"); n != 64 {
 			t.Errorf("history rows for the concurrent symbols = %d, want 64", n)
 		}
 	})
@@ -312,18 +290,18 @@ func TestWalkthrough(t *testing.T) {
 // (the request is unroutable) and saves nothing.
 func TestNoWorker(t *testing.T) {
 	s := newSystem(t, options{noWorker: true, rpcTimeout: 2 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
+	tok := s.Login(t, "alice", "alice-password-1")
 	start := time.Now()
-	wantProblem(t, s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil), http.StatusServiceUnavailable)
+	wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil), http.StatusServiceUnavailable)
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("503 took %v, want fast failure", d)
 	}
-	if n := s.countRows(t, ""); n != 0 {
+	if n := s.CountRows(t, ""); n != 0 {
 		t.Errorf("history rows = %d, want 0", n)
 	}
-	r := s.do(t, http.MethodGet, "/readyz", "", nil)
-	if r.status != http.StatusOK && r.status != http.StatusServiceUnavailable {
-		t.Errorf("readyz = %d", r.status)
+	r := s.Do(t, http.MethodGet, "/readyz", "", nil)
+	if r.Status != http.StatusOK && r.Status != http.StatusServiceUnavailable {
+		t.Errorf("readyz = %d", r.Status)
 	}
 }
 

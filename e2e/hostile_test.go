@@ -22,17 +22,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// startAPI starts another copy of the system's API with extra settings
-// and returns its base URL and process.
-func (s *system) startAPI(t *testing.T, extra ...string) (string, *proc) {
-	t.Helper()
-	env := append(append([]string{}, s.env...), extra...)
-	p := start(t, "apiservice", env)
-	base := "http://" + p.listenAddr(t)
-	waitReady(t, base+"/readyz")
-	return base, p
-}
-
 // get sends a GET with an Authorization header value (if any) to base+path.
 func get(t *testing.T, base, path, authorization string, header ...string) response {
 	t.Helper()
@@ -68,7 +57,7 @@ func loginAt(t *testing.T, base, user, password, xff string) response {
 func (s *system) exec(t *testing.T, sql string, args ...any) {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, s.dbURL)
+	conn, err := pgx.Connect(ctx, s.DatabaseURL)
 	if err != nil {
 		t.Fatalf("connect to test database: %v", err)
 	}
@@ -84,9 +73,9 @@ func (s *system) exec(t *testing.T, sql string, args ...any) {
 // that no password, token or secret reaches the logs.
 func TestHostile(t *testing.T) {
 	s := newSystem(t, options{})
-	api, apiProc := s.startAPI(t, "HTTP_READ_HEADER_TIMEOUT=1s")
-	alice := s.login(t, "alice", "alice-password-1")
-	admin := s.login(t, "admin", "admin-password-1")
+	api, apiProc := s.StartAPI(t, "HTTP_READ_HEADER_TIMEOUT=1s")
+	alice := s.Login(t, "alice", "alice-password-1")
+	admin := s.Login(t, "admin", "admin-password-1")
 	tokens := []string{alice, admin}
 
 	t.Run("forged and invalid tokens", func(t *testing.T) {
@@ -110,10 +99,10 @@ func TestHostile(t *testing.T) {
 			}
 			return tok
 		}
-		secret := []byte(s.secret)
+		secret := []byte(s.Secret)
 		valid := sign(jwt.SigningMethodHS256, secret, claims(func(*jwt.RegisteredClaims) {}))
-		if r := get(t, api, "/api/v1/history", "Bearer "+valid); r.status != http.StatusOK {
-			t.Fatalf("control: a correctly signed token got %d %s", r.status, r.body)
+		if r := get(t, api, "/api/v1/history", "Bearer "+valid); r.Status != http.StatusOK {
+			t.Fatalf("control: a correctly signed token got %d %s", r.Status, r.Body)
 		}
 		enc := base64.RawURLEncoding.EncodeToString
 		parts := strings.Split(alice, ".")
@@ -135,8 +124,8 @@ func TestHostile(t *testing.T) {
 		for name, tok := range cases {
 			for _, path := range []string{"/api/v1/history", "/api/v1/stats", "/api/v1/stock?q=aapl.us"} {
 				r := get(t, api, path, "Bearer "+tok)
-				if r.status != http.StatusUnauthorized {
-					t.Errorf("%s on %s: status %d, want 401: %s", name, path, r.status, r.body)
+				if r.Status != http.StatusUnauthorized {
+					t.Errorf("%s on %s: status %d, want 401: %s", name, path, r.Status, r.Body)
 					continue
 				}
 				wantProblem(t, r, http.StatusUnauthorized)
@@ -149,34 +138,34 @@ func TestHostile(t *testing.T) {
 			"100 KB token": "Bearer " + strings.Repeat("a", 100<<10),
 		} {
 			r := get(t, api, "/api/v1/history", h)
-			if r.status != http.StatusUnauthorized && r.status != http.StatusRequestHeaderFieldsTooLarge {
-				t.Errorf("%s: status %d, want 401 or 431", name, r.status)
+			if r.Status != http.StatusUnauthorized && r.Status != http.StatusRequestHeaderFieldsTooLarge {
+				t.Errorf("%s: status %d, want 401 or 431", name, r.Status)
 			}
-			wantProblem(t, r, r.status)
+			wantProblem(t, r, r.Status)
 		}
 		// Over the server's hard cap, net/http itself answers 431.
-		if r := get(t, api, "/api/v1/history", "Bearer "+strings.Repeat("a", 1<<20)); r.status != http.StatusRequestHeaderFieldsTooLarge {
-			t.Errorf("1 MB Authorization: status %d, want 431", r.status)
+		if r := get(t, api, "/api/v1/history", "Bearer "+strings.Repeat("a", 1<<20)); r.Status != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("1 MB Authorization: status %d, want 431", r.Status)
 		}
-		if r := get(t, api, "/healthz", ""); r.status != http.StatusOK {
-			t.Errorf("API unhealthy after the oversized headers: %d", r.status)
+		if r := get(t, api, "/healthz", ""); r.Status != http.StatusOK {
+			t.Errorf("API unhealthy after the oversized headers: %d", r.Status)
 		}
 	})
 
 	t.Run("demoted and removed users", func(t *testing.T) {
-		r := s.do(t, http.MethodPost, "/api/v1/users", admin, map[string]any{"username": "eve", "password": "eve-password-1", "superuser": true})
-		if r.status != http.StatusCreated {
-			t.Fatalf("create eve: %d %s", r.status, r.body)
+		r := s.Do(t, http.MethodPost, "/api/v1/users", admin, map[string]any{"username": "eve", "password": "eve-password-1", "superuser": true})
+		if r.Status != http.StatusCreated {
+			t.Fatalf("create eve: %d %s", r.Status, r.Body)
 		}
-		eve := s.login(t, "eve", "eve-password-1")
+		eve := s.Login(t, "eve", "eve-password-1")
 		tokens = append(tokens, eve)
-		if r := get(t, api, "/api/v1/stats", "Bearer "+eve); r.status != http.StatusOK {
-			t.Fatalf("superuser eve /stats: %d %s", r.status, r.body)
+		if r := get(t, api, "/api/v1/stats", "Bearer "+eve); r.Status != http.StatusOK {
+			t.Fatalf("superuser eve /stats: %d %s", r.Status, r.Body)
 		}
 		s.exec(t, "UPDATE users SET superuser = false WHERE username = 'eve'")
 		wantProblem(t, get(t, api, "/api/v1/stats", "Bearer "+eve), http.StatusForbidden)
-		if r := get(t, api, "/api/v1/history", "Bearer "+eve); r.status != http.StatusOK {
-			t.Errorf("demoted eve /history: %d, want 200", r.status)
+		if r := get(t, api, "/api/v1/history", "Bearer "+eve); r.Status != http.StatusOK {
+			t.Errorf("demoted eve /history: %d, want 200", r.Status)
 		}
 		s.exec(t, "DELETE FROM users WHERE username = 'eve'")
 		wantProblem(t, get(t, api, "/api/v1/history", "Bearer "+eve), http.StatusUnauthorized)
@@ -207,23 +196,23 @@ func TestHostile(t *testing.T) {
 				req.Header.Set(v.header[i], v.header[i+1])
 			}
 			r := send(t, req)
-			if strings.Contains(string(r.body), "times_requested") || r.status >= 500 {
-				t.Errorf("%s %s %v: normal user got %d %s", v.method, v.path, v.header, r.status, r.body)
+			if strings.Contains(string(r.Body), "times_requested") || r.Status >= 500 {
+				t.Errorf("%s %s %v: normal user got %d %s", v.method, v.path, v.header, r.Status, r.Body)
 			}
 			if v.path == "/api/v1/history" {
 				continue // answered as /history, which alice may read
 			}
-			if r.status == http.StatusOK {
+			if r.Status == http.StatusOK {
 				t.Errorf("%s %s: 200 for a normal user", v.method, v.path)
 			}
 		}
-		if r := get(t, api, "/api/v1/stats", "Bearer "+admin); r.status != http.StatusOK {
-			t.Errorf("control: superuser /stats = %d", r.status)
+		if r := get(t, api, "/api/v1/stats", "Bearer "+admin); r.Status != http.StatusOK {
+			t.Errorf("control: superuser /stats = %d", r.Status)
 		}
 	})
 
 	t.Run("hostile symbols reach neither stooq nor the database", func(t *testing.T) {
-		rows, hits := s.countRows(t, ""), s.stooq.TotalHits()
+		rows, hits := s.CountRows(t, ""), s.Stooq.TotalHits()
 		qs := []string{
 			"aapl.us+msft.us", "aapl.us%2Bmsft.us", "aapl.us%26f%3Djson", "%00", "aapl.us%00", "%C4%85", "%F0%9F%98%80",
 			"%27%20OR%201%3D1--", "aapl.us%27%3B%20DROP%20TABLE%20history%3B--", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd",
@@ -234,10 +223,10 @@ func TestHostile(t *testing.T) {
 			wantProblem(t, r, http.StatusBadRequest)
 		}
 		wantProblem(t, get(t, api, "/api/v1/stock?q="+strings.Repeat("a", 20<<10), "Bearer "+alice), http.StatusRequestURITooLong)
-		if n := s.countRows(t, ""); n != rows {
+		if n := s.CountRows(t, ""); n != rows {
 			t.Errorf("hostile symbols wrote %d history rows", n-rows)
 		}
-		if n := s.stooq.TotalHits(); n != hits {
+		if n := s.Stooq.TotalHits(); n != hits {
 			t.Errorf("hostile symbols reached stooq %d times", n-hits)
 		}
 	})
@@ -268,8 +257,8 @@ func TestHostile(t *testing.T) {
 			select {
 			case <-closed:
 				t.Logf("slowloris connection closed after %v (HTTP_READ_HEADER_TIMEOUT=1s)", time.Since(start).Round(time.Millisecond))
-				if r := get(t, api, "/healthz", ""); r.status != http.StatusOK {
-					t.Errorf("API unhealthy after slowloris: %d", r.status)
+				if r := get(t, api, "/healthz", ""); r.Status != http.StatusOK {
+					t.Errorf("API unhealthy after slowloris: %d", r.Status)
 				}
 				return
 			case <-tick.C:
@@ -287,12 +276,12 @@ func TestHostile(t *testing.T) {
 			get(t, api, "/api/v1/history", ""), get(t, api, "/nope", ""), loginAt(t, api, "alice", "alice-password-1", ""),
 		} {
 			for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
-				if got := r.header.Get(k); got != v {
-					t.Errorf("status %d: %s = %q, want %q", r.status, k, got, v)
+				if got := r.Header.Get(k); got != v {
+					t.Errorf("status %d: %s = %q, want %q", r.Status, k, got, v)
 				}
 			}
-			if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
-				t.Errorf("status %d: CSP %q", r.status, csp)
+			if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+				t.Errorf("status %d: CSP %q", r.Status, csp)
 			}
 		}
 	})
@@ -312,7 +301,7 @@ func TestHostile(t *testing.T) {
 		}
 		secrets := map[string]string{
 			"alice's password": "alice-password-1", "admin's password": "admin-password-1", "eve's password": "eve-password-1",
-			"wrong password": "wrong-password-for-log", "JWT secret": s.secret,
+			"wrong password": "wrong-password-for-log", "JWT secret": s.Secret,
 		}
 		for i, tok := range tokens {
 			secrets["token "+string(rune('0'+i))] = tok[strings.LastIndexByte(tok, '.')+1:]
@@ -333,20 +322,20 @@ func TestLoginThrottled(t *testing.T) {
 	s := newSystem(t, options{})
 
 	t.Run("per account", func(t *testing.T) {
-		api, _ := s.startAPI(t, "LOGIN_ACCOUNT_BURST=3", "LOGIN_ACCOUNT_INTERVAL=2s", "LOGIN_CLIENT_BURST=1000")
+		api, _ := s.StartAPI(t, "LOGIN_ACCOUNT_BURST=3", "LOGIN_ACCOUNT_INTERVAL=2s", "LOGIN_CLIENT_BURST=1000")
 		var alice, mallory []string
 		for i := 0; i < 5; i++ {
 			a := loginAt(t, api, "alice", "guess-guess", "")
 			m := loginAt(t, api, "mallory", "guess-guess", "")
-			alice = append(alice, string(a.body)+a.header.Get("Retry-After"))
-			mallory = append(mallory, string(m.body)+m.header.Get("Retry-After"))
+			alice = append(alice, string(a.Body)+a.Header.Get("Retry-After"))
+			mallory = append(mallory, string(m.Body)+m.Header.Get("Retry-After"))
 			want := http.StatusUnauthorized
 			if i >= 3 {
 				want = http.StatusTooManyRequests
 			}
 			wantProblem(t, a, want)
 			wantProblem(t, m, want)
-			if want == http.StatusTooManyRequests && a.header.Get("Retry-After") == "" {
+			if want == http.StatusTooManyRequests && a.Header.Get("Retry-After") == "" {
 				t.Error("429 without Retry-After")
 			}
 		}
@@ -358,17 +347,17 @@ func TestLoginThrottled(t *testing.T) {
 		for {
 			time.Sleep(500 * time.Millisecond)
 			r := loginAt(t, api, "alice", "alice-password-1", "")
-			if r.status == http.StatusOK {
+			if r.Status == http.StatusOK {
 				break
 			}
-			if r.status != http.StatusTooManyRequests || time.Now().After(deadline) {
-				t.Fatalf("real user after the attack: %d %s", r.status, r.body)
+			if r.Status != http.StatusTooManyRequests || time.Now().After(deadline) {
+				t.Fatalf("real user after the attack: %d %s", r.Status, r.Body)
 			}
 		}
 	})
 
 	t.Run("per client address, X-Forwarded-For ignored", func(t *testing.T) {
-		api, _ := s.startAPI(t, "LOGIN_CLIENT_BURST=4", "LOGIN_CLIENT_INTERVAL=1h")
+		api, _ := s.StartAPI(t, "LOGIN_CLIENT_BURST=4", "LOGIN_CLIENT_INTERVAL=1h")
 		for i := 0; i < 6; i++ {
 			r := loginAt(t, api, "user"+string(rune('a'+i)), "guess-guess", "203.0.113."+string(rune('1'+i)))
 			want := http.StatusUnauthorized

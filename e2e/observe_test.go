@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,7 +43,7 @@ func waitLines(t *testing.T, p *proc, id string, cond func([]map[string]any) boo
 			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: log lines for request %s never matched; got %v\n%s", p.name, id, lines, p.Logs())
+			t.Fatalf("%s: log lines for request %s never matched; got %v\n%s", p.Name, id, lines, p.Logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -56,18 +55,18 @@ func waitLines(t *testing.T, p *proc, id string, cond func([]map[string]any) boo
 // and logs its request line with them.
 func TestRequestIDAndTraceReachWorker(t *testing.T) {
 	s := newSystem(t, options{})
-	tok := s.login(t, "alice", "alice-password-1")
+	tok := s.Login(t, "alice", "alice-password-1")
 	id := "e2e-" + randomHex(8)
 	traceID := randomHex(16)
-	req, _ := http.NewRequest(http.MethodGet, s.api+"/api/v1/stock?q=aapl.us", nil)
+	req, _ := http.NewRequest(http.MethodGet, s.API+"/api/v1/stock?q=aapl.us", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("X-Request-ID", id)
 	req.Header.Set("traceparent", "00-"+traceID+"-"+randomHex(8)+"-01")
 	r := send(t, req)
-	if r.status != http.StatusOK {
-		t.Fatalf("stock = %d: %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("stock = %d: %s", r.Status, r.Body)
 	}
-	if got := r.header.Get("X-Request-ID"); got != id {
+	if got := r.Header.Get("X-Request-ID"); got != id {
 		t.Errorf("X-Request-ID echoed %q, want %q", got, id)
 	}
 
@@ -88,7 +87,7 @@ func TestRequestIDAndTraceReachWorker(t *testing.T) {
 		t.Errorf("worker logged %d lines for the request, want at least 2: %v", len(workerLines), workerLines)
 	}
 
-	apiLines := waitLines(t, s.apiProc, id, func(l []map[string]any) bool { return len(l) > 0 })
+	apiLines := waitLines(t, s.APIProc, id, func(l []map[string]any) bool { return len(l) > 0 })
 	var found bool
 	for _, rec := range apiLines {
 		if rec["msg"] != "request" {
@@ -107,10 +106,10 @@ func TestRequestIDAndTraceReachWorker(t *testing.T) {
 	}
 
 	// Without an incoming id the API makes one and still passes it on.
-	r = s.do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil)
-	gen := r.header.Get("X-Request-ID")
-	if r.status != http.StatusOK || gen == "" {
-		t.Fatalf("stock without id = %d, X-Request-ID %q", r.status, gen)
+	r = s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil)
+	gen := r.Header.Get("X-Request-ID")
+	if r.Status != http.StatusOK || gen == "" {
+		t.Fatalf("stock without id = %d, X-Request-ID %q", r.Status, gen)
 	}
 	waitLines(t, s.worker, gen, func(l []map[string]any) bool { return len(l) > 0 })
 }
@@ -168,13 +167,13 @@ next:
 // TestMetrics scrapes both programs after some traffic.
 func TestMetrics(t *testing.T) {
 	s := newSystem(t, options{})
-	tok := s.login(t, "alice", "alice-password-1")
+	tok := s.Login(t, "alice", "alice-password-1")
 	for _, q := range []string{"aapl.us", "msft.us", "nosuch.us"} {
-		s.do(t, http.MethodGet, "/api/v1/stock?q="+q, tok, nil)
+		s.Do(t, http.MethodGet, "/api/v1/stock?q="+q, tok, nil)
 	}
-	s.do(t, http.MethodGet, "/no/such/route", "", nil)
+	s.Do(t, http.MethodGet, "/no/such/route", "", nil)
 
-	api := scrape(t, s.api+"/metrics")
+	api := scrape(t, s.API+"/metrics")
 	worker := scrape(t, "http://"+s.workerAddr+"/metrics")
 	tests := []struct {
 		where  string
@@ -292,7 +291,7 @@ func checkDashboard(t *testing.T, scraped ...map[string]*dto.MetricFamily) {
 func TestVersion(t *testing.T) {
 	want := regexp.MustCompile(`^(apiservice|stockservice) \S+ \(commit \S+, go[0-9.]+\S*\)\n$`)
 	for _, bin := range []string{"apiservice", "stockservice"} {
-		out, err := exec.Command(filepath.Join(binDir, bin), "--version").Output()
+		out, err := exec.Command(programs.Path(bin), "--version").Output()
 		if err != nil {
 			t.Fatalf("%s --version: %v", bin, err)
 		}

@@ -5,7 +5,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/stockquote/stockquote/apiservice/openapitest"
+	"github.com/stockquote/stockquote/e2e/systemtest"
 )
 
 // specPath is the OpenAPI description the programs embed and serve.
@@ -27,32 +27,11 @@ var specValidator = sync.OnceValues(func() (*openapitest.Validator, error) {
 	return openapitest.New(context.Background(), spec)
 })
 
-// requestBody returns a copy of req's body without consuming it.
-func requestBody(t *testing.T, req *http.Request) []byte {
-	t.Helper()
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil
-	}
-	if req.GetBody == nil {
-		t.Fatalf("%s %s: body cannot be read twice; build the request from a bytes or strings reader", req.Method, req.URL)
-	}
-	rc, err := req.GetBody()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // checkSpec fails the test when an exchange departs from the OpenAPI
 // description: an undocumented status, a body or header off its schema,
 // a request the description rejects that the server accepted, or the
 // reverse. It only reports (t.Errorf), so it is safe from any goroutine.
-func checkSpec(t *testing.T, req *http.Request, reqBody []byte, r response) {
+func checkSpec(t *testing.T, x systemtest.Exchange) {
 	t.Helper()
 	v, err := specValidator()
 	if err != nil {
@@ -60,11 +39,11 @@ func checkSpec(t *testing.T, req *http.Request, reqBody []byte, r response) {
 		return
 	}
 	err = v.Check(context.Background(), openapitest.Exchange{
-		Request:     req,
-		RequestBody: reqBody,
-		Status:      r.status,
-		Header:      r.header,
-		Body:        r.body,
+		Request:     x.Request,
+		RequestBody: x.RequestBody,
+		Status:      x.Response.Status,
+		Header:      x.Response.Header,
+		Body:        x.Response.Body,
 	})
 	if err != nil {
 		t.Errorf("OpenAPI: %v", err)
@@ -79,18 +58,18 @@ func TestServedDocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := s.do(t, http.MethodGet, "/openapi.yaml", "", nil)
-	if r.status != http.StatusOK || !bytes.Equal(r.body, want) {
-		t.Errorf("GET /openapi.yaml = %d, %d bytes; want 200 and %s (%d bytes)", r.status, len(r.body), specPath, len(want))
+	r := s.Do(t, http.MethodGet, "/openapi.yaml", "", nil)
+	if r.Status != http.StatusOK || !bytes.Equal(r.Body, want) {
+		t.Errorf("GET /openapi.yaml = %d, %d bytes; want 200 and %s (%d bytes)", r.Status, len(r.Body), specPath, len(want))
 	}
 	for _, path := range []string{"/docs", "/docs/init.js", "/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css", "/docs/LICENSE"} {
-		r := s.do(t, http.MethodGet, path, "", nil)
-		if r.status != http.StatusOK {
-			t.Errorf("GET %s = %d", path, r.status)
+		r := s.Do(t, http.MethodGet, path, "", nil)
+		if r.Status != http.StatusOK {
+			t.Errorf("GET %s = %d", path, r.Status)
 		}
-		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
 			t.Errorf("GET %s: Content-Security-Policy = %q", path, csp)
 		}
 	}
-	wantProblem(t, s.do(t, http.MethodGet, "/docs/secret.txt", "", nil), http.StatusNotFound)
+	wantProblem(t, s.Do(t, http.MethodGet, "/docs/secret.txt", "", nil), http.StatusNotFound)
 }

@@ -17,7 +17,7 @@ import (
 func TestStooqMisbehaves(t *testing.T) {
 	const stooqTimeout = time.Second
 	s := newSystem(t, options{stooqTimeout: stooqTimeout, rpcTimeout: 5 * time.Second, slowDelay: 20 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
+	tok := s.Login(t, "alice", "alice-password-1")
 
 	// The good traffic runs all along on its own goroutine.
 	stop := make(chan struct{})
@@ -31,13 +31,13 @@ func TestStooqMisbehaves(t *testing.T) {
 				return
 			default:
 			}
-			r, err := s.try(http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil)
+			r, err := s.Try(http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil)
 			goodMu.Lock()
-			if err == nil && r.status == http.StatusOK {
+			if err == nil && r.Status == http.StatusOK {
 				good++
 			} else {
 				bad++
-				t.Errorf("good request meanwhile: %v %d %s", err, r.status, r.body)
+				t.Errorf("good request meanwhile: %v %d %s", err, r.Status, r.Body)
 			}
 			goodMu.Unlock()
 			time.Sleep(20 * time.Millisecond)
@@ -64,7 +64,7 @@ func TestStooqMisbehaves(t *testing.T) {
 		// All at once: a bad upstream answer must not hold up the others.
 		cwg.Go(func() {
 			start := time.Now()
-			r, err := s.try(http.MethodGet, "/api/v1/stock?q="+tc.symbol, tok, nil)
+			r, err := s.Try(http.MethodGet, "/api/v1/stock?q="+tc.symbol, tok, nil)
 			d := time.Since(start)
 			if err != nil {
 				t.Errorf("%s: %v", tc.symbol, err)
@@ -85,16 +85,16 @@ func TestStooqMisbehaves(t *testing.T) {
 		t.Error("no good request was answered while stooq misbehaved")
 	}
 	t.Logf("good requests answered meanwhile: %d, failed: %d", good, bad)
-	if n := s.countRows(t, "symbol <> 'MSFT.US'"); n != 0 {
+	if n := s.CountRows(t, "symbol <> 'MSFT.US'"); n != 0 {
 		t.Errorf("history rows for failed quotes = %d, want 0", n)
 	}
-	if n := s.countRows(t, "symbol = 'MSFT.US'"); n != good {
+	if n := s.CountRows(t, "symbol = 'MSFT.US'"); n != good {
 		t.Errorf("history rows for good requests = %d, want %d", n, good)
 	}
 
 	t.Run("whole server down", func(t *testing.T) {
-		s.stooq.Close() // connection refused from now on
-		r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
+		s.Stooq.Close() // connection refused from now on
+		r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
 		wantProblem(t, r, http.StatusBadGateway, http.StatusGatewayTimeout)
 		if d > 3*time.Second {
 			t.Errorf("answered after %v", d)
@@ -108,27 +108,27 @@ func TestStooqMisbehaves(t *testing.T) {
 // a bound and /readyz not ready; slow under it: 200, only slower.
 func TestDatabaseDownOrSlow(t *testing.T) {
 	s := newSystem(t, options{})
-	tok := s.login(t, "alice", "alice-password-1")
-	if r := s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.status != http.StatusOK {
-		t.Fatalf("warm-up: %d %s", r.status, r.body)
+	tok := s.Login(t, "alice", "alice-password-1")
+	if r := s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.Status != http.StatusOK {
+		t.Fatalf("warm-up: %d %s", r.Status, r.Body)
 	}
 
 	t.Run("down", func(t *testing.T) {
 		s.db.down()
 		for i := range 3 {
-			r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil) })
+			r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil) })
 			wantProblem(t, r, http.StatusServiceUnavailable)
 			if d > 3*time.Second {
 				t.Errorf("request %d while the database is down took %v", i, d)
 			}
 		}
-		waitStatus(t, s.api+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
+		waitStatus(t, s.API+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
 		s.db.up()
-		waitStatus(t, s.api+"/readyz", http.StatusOK, 15*time.Second)
-		if r := s.do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil); r.status != http.StatusOK {
-			t.Fatalf("after heal: %d %s", r.status, r.body)
+		waitStatus(t, s.API+"/readyz", http.StatusOK, 15*time.Second)
+		if r := s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil); r.Status != http.StatusOK {
+			t.Fatalf("after heal: %d %s", r.Status, r.Body)
 		}
-		if n := s.countRows(t, ""); n != 2 {
+		if n := s.CountRows(t, ""); n != 2 {
 			t.Errorf("history rows = %d, want 2 (warm-up and after heal; none while down)", n)
 		}
 	})
@@ -137,32 +137,32 @@ func TestDatabaseDownOrSlow(t *testing.T) {
 		// Requests towards PostgreSQL are held up longer than the API's
 		// save timeout (5s) and readiness timeout (2s).
 		s.db.slow("upstream", 7*time.Second)
-		r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=googl.us", tok, nil) })
+		r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=googl.us", tok, nil) })
 		wantProblem(t, r, http.StatusServiceUnavailable)
 		// Loading the caller meets the slow link first and times out.
 		if d > 8*time.Second {
 			t.Errorf("answered after %v, want about the 5s database call timeout", d)
 		}
-		waitStatus(t, s.api+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
+		waitStatus(t, s.API+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
 		s.db.fast("upstream")
-		waitStatus(t, s.api+"/readyz", http.StatusOK, 20*time.Second)
+		waitStatus(t, s.API+"/readyz", http.StatusOK, 20*time.Second)
 
 		// Slow but under the timeouts: just slower.
 		s.db.slow("upstream", 300*time.Millisecond)
-		r = s.do(t, http.MethodGet, "/api/v1/stock?q=googl.us", tok, nil)
+		r = s.Do(t, http.MethodGet, "/api/v1/stock?q=googl.us", tok, nil)
 		s.db.fast("upstream")
-		if r.status != http.StatusOK {
-			t.Fatalf("slightly slow database: %d %s", r.status, r.body)
+		if r.Status != http.StatusOK {
+			t.Fatalf("slightly slow database: %d %s", r.Status, r.Body)
 		}
 		// Here the 503 came from loading the caller, before any INSERT. Had
 		// the save itself timed out, the INSERT held in the link could still
 		// reach PostgreSQL after the API gave up (the API cannot tell): a
 		// whole row, never a part. Either way no row is partial.
-		n := s.countRows(t, "symbol = 'GOOGL.US'")
+		n := s.CountRows(t, "symbol = 'GOOGL.US'")
 		if n < 1 || n > 2 {
 			t.Errorf("GOOGL.US rows = %d, want 1 (the 200) or 2 (plus the late INSERT of the 503)", n)
 		}
-		if m := s.countRows(t, "symbol = '' OR name = '' OR close IS NULL OR requested_at IS NULL"); m != 0 {
+		if m := s.CountRows(t, "symbol = '' OR name = '' OR close IS NULL OR requested_at IS NULL"); m != 0 {
 			t.Errorf("%d partial rows", m)
 		}
 		t.Logf("GOOGL.US rows after the slow-database 503 and one 200: %d", n)
@@ -174,8 +174,8 @@ func TestDatabaseDownOrSlow(t *testing.T) {
 // queue or unacked, and the program exits 0 within its SHUTDOWN_TIMEOUT.
 func TestGracefulShutdownUnderLoad(t *testing.T) {
 	s := newSystem(t, options{rpcTimeout: 20 * time.Second, stooqTimeout: 10 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
-	s.stooq.SetLatency(time.Second)
+	tok := s.Login(t, "alice", "alice-password-1")
+	s.Stooq.SetLatency(time.Second)
 	outer := t
 
 	burst := func(n int, prefix int) <-chan error {
@@ -184,9 +184,9 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				sym := fmt.Sprintf("t%d.us", prefix+i)
-				r, err := s.try(http.MethodGet, "/api/v1/stock?q="+sym, tok, nil)
-				if err == nil && r.status != http.StatusOK {
-					err = fmt.Errorf("%s: %d %s", sym, r.status, r.body)
+				r, err := s.Try(http.MethodGet, "/api/v1/stock?q="+sym, tok, nil)
+				if err == nil && r.Status != http.StatusOK {
+					err = fmt.Errorf("%s: %d %s", sym, r.Status, r.Body)
 				}
 				if err != nil {
 					errs <- err
@@ -205,7 +205,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		old := s.workers[0]
 		stopped := make(chan error, 1)
 		go func() {
-			took, err := old.terminate(15 * time.Second)
+			took, err := old.Terminate(15 * time.Second)
 			if err == nil && took > 12*time.Second {
 				err = fmt.Errorf("exit took %v, SHUTDOWN_TIMEOUT is 10s", took)
 			}
@@ -218,10 +218,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n := s.countRows(t, "symbol LIKE 'T1___.US'"); n != 16 {
+		if n := s.CountRows(t, "symbol LIKE 'T1___.US'"); n != 16 {
 			t.Errorf("history rows = %d, want 16", n)
 		}
-		if n, _ := queueDepth(t, s.queue); n != 0 {
+		if n, _ := queueDepth(t, s.Queue); n != 0 {
 			t.Errorf("queue depth = %d, want 0", n)
 		}
 	})
@@ -229,7 +229,7 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 	t.Run("api", func(t *testing.T) {
 		errs := burst(8, 2000)
 		s.waitHits(t, 24) // 16 before + 8 of this burst in flight
-		took, err := s.apiProc.terminate(15 * time.Second)
+		took, err := s.APIProc.Terminate(15 * time.Second)
 		if err != nil {
 			t.Errorf("api: %v", err)
 		} else if took > 12*time.Second {
@@ -238,10 +238,10 @@ func TestGracefulShutdownUnderLoad(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		if n := s.countRows(t, "symbol LIKE 'T2___.US'"); n != 8 {
+		if n := s.CountRows(t, "symbol LIKE 'T2___.US'"); n != 8 {
 			t.Errorf("history rows = %d, want 8", n)
 		}
-		if n, _ := queueDepth(t, s.queue); n != 0 {
+		if n, _ := queueDepth(t, s.Queue); n != 0 {
 			t.Errorf("queue depth = %d, want 0", n)
 		}
 	})

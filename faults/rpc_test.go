@@ -31,9 +31,9 @@ func timed(f func() response) (response, time.Duration) {
 func (s *system) waitHits(t *testing.T, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for s.stooq.TotalHits() < n {
+	for s.Stooq.TotalHits() < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("stooq saw %d requests, want %d", s.stooq.TotalHits(), n)
+			t.Fatalf("stooq saw %d requests, want %d", s.Stooq.TotalHits(), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -47,14 +47,14 @@ func (s *system) waitHits(t *testing.T, n int) {
 func TestBrokerLinkLost(t *testing.T) {
 	const rpcTimeout = 10 * time.Second
 	s := newSystem(t, options{rpcTimeout: rpcTimeout, stooqTimeout: 8 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
+	tok := s.Login(t, "alice", "alice-password-1")
 
 	t.Run("api link cut with a call in flight", func(t *testing.T) {
-		s.stooq.SetLatency(3 * time.Second)
-		before := s.stooq.TotalHits()
+		s.Stooq.SetLatency(3 * time.Second)
+		before := s.Stooq.TotalHits()
 		done := make(chan response, 1)
 		go func() {
-			r, _ := s.try(http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil)
+			r, _ := s.Try(http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil)
 			done <- r
 		}()
 		s.waitHits(t, before+1) // the worker is fetching: the call is in flight
@@ -65,22 +65,22 @@ func TestBrokerLinkLost(t *testing.T) {
 			t.Errorf("in-flight call answered %v after the cut, want well under %v", d, rpcTimeout)
 		}
 		wantProblem(t, r, http.StatusServiceUnavailable)
-		s.stooq.SetLatency(0)
+		s.Stooq.SetLatency(0)
 
-		r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil) })
+		r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil) })
 		wantProblem(t, r, http.StatusServiceUnavailable)
 		if d > time.Second {
 			t.Errorf("call while the link is down took %v, want at once", d)
 		}
-		waitStatus(t, s.api+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
+		waitStatus(t, s.API+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
 
 		s.broker.up()
-		waitStatus(t, s.api+"/readyz", http.StatusOK, 15*time.Second)
-		if r := s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.status != http.StatusOK {
-			t.Fatalf("after heal: %d %s", r.status, r.body)
+		waitStatus(t, s.API+"/readyz", http.StatusOK, 15*time.Second)
+		if r := s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.Status != http.StatusOK {
+			t.Fatalf("after heal: %d %s", r.Status, r.Body)
 		}
 		// The in-flight request's reply reached nobody; only the 200 is kept.
-		if n := s.countRows(t, ""); n != 1 {
+		if n := s.CountRows(t, ""); n != 1 {
 			t.Errorf("history rows = %d, want 1 (only the 200)", n)
 		}
 	})
@@ -90,7 +90,7 @@ func TestBrokerLinkLost(t *testing.T) {
 		s.broker.down()
 		w.broker.down()
 		waitStatus(t, w.health+"/readyz", http.StatusServiceUnavailable, 5*time.Second)
-		r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
+		r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
 		wantProblem(t, r, http.StatusServiceUnavailable)
 		if d > time.Second {
 			t.Errorf("call while the broker is gone took %v, want at once", d)
@@ -99,11 +99,11 @@ func TestBrokerLinkLost(t *testing.T) {
 		s.broker.up()
 		w.broker.up()
 		waitStatus(t, w.health+"/readyz", http.StatusOK, 15*time.Second)
-		waitStatus(t, s.api+"/readyz", http.StatusOK, 15*time.Second)
-		if r := s.do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil); r.status != http.StatusOK {
-			t.Fatalf("after restart: %d %s", r.status, r.body)
+		waitStatus(t, s.API+"/readyz", http.StatusOK, 15*time.Second)
+		if r := s.Do(t, http.MethodGet, "/api/v1/stock?q=msft.us", tok, nil); r.Status != http.StatusOK {
+			t.Fatalf("after restart: %d %s", r.Status, r.Body)
 		}
-		if n := s.countRows(t, ""); n != 2 {
+		if n := s.CountRows(t, ""); n != 2 {
 			t.Errorf("history rows = %d, want 2", n)
 		}
 	})
@@ -115,20 +115,20 @@ func TestBrokerLinkLost(t *testing.T) {
 func TestNoWorkerConsuming(t *testing.T) {
 	const rpcTimeout = 2 * time.Second
 	s := newSystem(t, options{workers: -1, rpcTimeout: rpcTimeout})
-	declareQueue(t, s.queue)
-	tok := s.login(t, "alice", "alice-password-1")
+	declareQueue(t, s.Queue)
+	tok := s.Login(t, "alice", "alice-password-1")
 
-	r, d := timed(func() response { return s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
+	r, d := timed(func() response { return s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil) })
 	wantProblem(t, r, http.StatusGatewayTimeout)
 	if d < rpcTimeout-100*time.Millisecond || d > rpcTimeout+3*time.Second {
 		t.Errorf("answered after %v, want about RPC_TIMEOUT %v", d, rpcTimeout)
 	}
-	if n := s.countRows(t, ""); n != 0 {
+	if n := s.CountRows(t, ""); n != 0 {
 		t.Errorf("history rows = %d, want 0", n)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		n, c := queueDepth(t, s.queue)
+		n, c := queueDepth(t, s.Queue)
 		if c != 0 {
 			t.Fatalf("queue has %d consumers, want 0", c)
 		}
@@ -147,34 +147,34 @@ func TestNoWorkerConsuming(t *testing.T) {
 // to a worker started afterwards, and the caller gets exactly one answer.
 func TestWorkerKilledMidRequest(t *testing.T) {
 	s := newSystem(t, options{rpcTimeout: 20 * time.Second, stooqTimeout: 10 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
-	s.stooq.SetLatency(5 * time.Second)
+	tok := s.Login(t, "alice", "alice-password-1")
+	s.Stooq.SetLatency(5 * time.Second)
 
 	done := make(chan response, 1)
 	go func() {
-		r, _ := s.try(http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil)
+		r, _ := s.Try(http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil)
 		done <- r
 	}()
 	s.waitHits(t, 1) // received, fetching, not replied
-	s.workers[0].kill()
-	s.stooq.SetLatency(0)
+	s.workers[0].Kill()
+	s.Stooq.SetLatency(0)
 	s.startWorker(t)
 
 	r := <-done
-	if r.status != http.StatusOK {
-		t.Fatalf("status %d: %s", r.status, r.body)
+	if r.Status != http.StatusOK {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
 	var q struct{ Symbol string }
-	if err := json.Unmarshal(r.body, &q); err != nil || q.Symbol != "AAPL.US" {
-		t.Fatalf("answer %s (%v), want AAPL.US", r.body, err)
+	if err := json.Unmarshal(r.Body, &q); err != nil || q.Symbol != "AAPL.US" {
+		t.Fatalf("answer %s (%v), want AAPL.US", r.Body, err)
 	}
-	if h := s.stooq.Hits("aapl.us"); h != 2 {
+	if h := s.Stooq.Hits("aapl.us"); h != 2 {
 		t.Errorf("stooq hits for aapl.us = %d, want 2 (the killed worker's and the redelivery's)", h)
 	}
-	if n := s.countRows(t, ""); n != 1 {
+	if n := s.CountRows(t, ""); n != 1 {
 		t.Errorf("history rows = %d, want exactly 1", n)
 	}
-	if n, _ := queueDepth(t, s.queue); n != 0 {
+	if n, _ := queueDepth(t, s.Queue); n != 0 {
 		t.Errorf("queue depth = %d, want 0", n)
 	}
 }
@@ -289,7 +289,7 @@ func TestThousandConcurrentSymbols(t *testing.T) {
 		wg.Go(func() {
 			sym := fmt.Sprintf("t%d.us", i)
 			body, _ := json.Marshal(stockrpc.Request{Version: stockrpc.Version, Symbol: sym})
-			raw, err := c.Call(ctx, s.queue, body, nil)
+			raw, err := c.Call(ctx, s.Queue, body, nil)
 			if err != nil {
 				errs <- fmt.Errorf("%s: %w", sym, err)
 				return
@@ -345,7 +345,7 @@ func TestPoisonRequests(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
-			raw, err := c.Call(ctx, s.queue, []byte(tc.body), nil)
+			raw, err := c.Call(ctx, s.Queue, []byte(tc.body), nil)
 			if err != nil {
 				t.Fatalf("Call: %v", err)
 			}
@@ -357,11 +357,11 @@ func TestPoisonRequests(t *testing.T) {
 	}
 	t.Run("no reply_to", func(t *testing.T) {
 		withChannel(t, func(ch *amqp.Channel) error {
-			return ch.Publish("", s.queue, true, false, amqp.Publishing{Body: []byte(`{"v":1,"symbol":"aapl.us"}`)})
+			return ch.Publish("", s.Queue, true, false, amqp.Publishing{Body: []byte(`{"v":1,"symbol":"aapl.us"}`)})
 		})
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			if n, _ := queueDepth(t, s.queue); n == 0 {
+			if n, _ := queueDepth(t, s.Queue); n == 0 {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -377,11 +377,11 @@ func TestPoisonRequests(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
-	if s.stooq.TotalHits() != 0 {
-		t.Errorf("stooq saw %d requests, want 0: nothing poisoned reaches it", s.stooq.TotalHits())
+	if s.Stooq.TotalHits() != 0 {
+		t.Errorf("stooq saw %d requests, want 0: nothing poisoned reaches it", s.Stooq.TotalHits())
 	}
-	tok := s.login(t, "alice", "alice-password-1")
-	if r := s.do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.status != http.StatusOK {
-		t.Fatalf("worker stopped serving after poison: %d %s", r.status, r.body)
+	tok := s.Login(t, "alice", "alice-password-1")
+	if r := s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil); r.Status != http.StatusOK {
+		t.Fatalf("worker stopped serving after poison: %d %s", r.Status, r.Body)
 	}
 }

@@ -46,9 +46,9 @@ func TestSoak(t *testing.T) {
 	)
 	duration := soakDuration(t)
 	s := newSystem(t, options{workers: 2, rpcTimeout: rpcTimeout, stooqTimeout: 2 * time.Second})
-	tok := s.login(t, "alice", "alice-password-1")
-	admin := s.login(t, "admin", "admin-password-1")
-	s.stooq.SetLatency(20 * time.Millisecond)
+	tok := s.Login(t, "alice", "alice-password-1")
+	admin := s.Login(t, "admin", "admin-password-1")
+	s.Stooq.SetLatency(20 * time.Millisecond)
 
 	var (
 		mu        sync.Mutex
@@ -70,7 +70,7 @@ func TestSoak(t *testing.T) {
 				}
 				sym := soakSymbols[(c+i)%len(soakSymbols)]
 				start := time.Now()
-				r, err := s.try(http.MethodGet, "/api/v1/stock?q="+sym, tok, nil)
+				r, err := s.Try(http.MethodGet, "/api/v1/stock?q="+sym, tok, nil)
 				took := time.Since(start)
 				mu.Lock()
 				sent++
@@ -79,14 +79,14 @@ func TestSoak(t *testing.T) {
 				case err != nil:
 					transport++
 					t.Errorf("%s: %v", sym, err)
-				case r.status == http.StatusOK:
+				case r.Status == http.StatusOK:
 					ok[strings.ToUpper(sym)]++
 				default:
 					if msg := checkProblem(r, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusBadGateway); msg != "" {
 						t.Errorf("%s: %s", sym, msg)
 					}
 				}
-				statuses[r.status]++
+				statuses[r.Status]++
 				mu.Unlock()
 				if took > answerBound {
 					t.Errorf("%s answered after %v, bound %v", sym, took, answerBound)
@@ -104,7 +104,7 @@ func TestSoak(t *testing.T) {
 		switch i % 3 {
 		case 0: // a worker dies without warning; another one replaces it
 			victim := s.workers[len(s.workers)-1]
-			victim.kill()
+			victim.Kill()
 			s.startWorker(t)
 			faults["worker killed (SIGKILL) and restarted"]++
 		case 1: // the API loses the broker for a second
@@ -114,13 +114,13 @@ func TestSoak(t *testing.T) {
 			faults["API broker link cut for 1s"]++
 		case 2: // every worker loses the broker for a second
 			for _, w := range s.workers {
-				if !isExited(w.proc) {
+				if !isExited(w.Proc) {
 					w.broker.down()
 				}
 			}
 			time.Sleep(time.Second)
 			for _, w := range s.workers {
-				if !isExited(w.proc) {
+				if !isExited(w.Proc) {
 					w.broker.up()
 				}
 			}
@@ -134,27 +134,27 @@ func TestSoak(t *testing.T) {
 
 	// Every answer is in; now count what is kept.
 	total200 := statuses[http.StatusOK]
-	rows := s.countRows(t, "")
+	rows := s.CountRows(t, "")
 	for _, sym := range soakSymbols {
 		want := ok[strings.ToUpper(sym)]
-		if got := s.countRows(t, "symbol = $1", strings.ToUpper(sym)); got != want {
+		if got := s.CountRows(t, "symbol = $1", strings.ToUpper(sym)); got != want {
 			t.Errorf("%s: %d history rows, %d answers 200", sym, got, want)
 		}
 	}
 	if rows != total200 {
 		t.Errorf("history rows = %d, answers 200 = %d", rows, total200)
 	}
-	waitStatus(t, s.api+"/readyz", http.StatusOK, 20*time.Second)
-	r := s.do(t, http.MethodGet, "/api/v1/stats", admin, nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("/stats: %d %s", r.status, r.body)
+	waitStatus(t, s.API+"/readyz", http.StatusOK, 20*time.Second)
+	r := s.Do(t, http.MethodGet, "/api/v1/stats", admin, nil)
+	if r.Status != http.StatusOK {
+		t.Fatalf("/stats: %d %s", r.Status, r.Body)
 	}
 	var stats []struct {
 		Stock          string `json:"stock"`
 		TimesRequested int    `json:"times_requested"`
 	}
-	if err := json.Unmarshal(r.body, &stats); err != nil {
-		t.Fatalf("/stats %s: %v", r.body, err)
+	if err := json.Unmarshal(r.Body, &stats); err != nil {
+		t.Fatalf("/stats %s: %v", r.Body, err)
 	}
 	statsTotal := 0
 	for _, st := range stats {
@@ -189,7 +189,7 @@ func TestSoak(t *testing.T) {
 // isExited reports whether p has exited.
 func isExited(p *proc) bool {
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		return true
 	default:
 		return false

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/amqprpc/rpcmetrics"
 	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
@@ -36,46 +37,21 @@ type serverStatser interface {
 	Stats() amqprpc.ServerStats
 }
 
-// rpcServerCollector exposes the RPC server's own counters.
-type rpcServerCollector struct {
-	server serverStatser
-	descs  []serverStatDesc
-}
-
-type serverStatDesc struct {
-	desc  *prometheus.Desc
-	value func(amqprpc.ServerStats) uint64
-}
-
 // newRPCServerCollector returns a collector reading server.Stats() at
 // each scrape.
-func newRPCServerCollector(server serverStatser) *rpcServerCollector {
-	d := func(name, help string, v func(amqprpc.ServerStats) uint64) serverStatDesc {
-		return serverStatDesc{prometheus.NewDesc("stockquote_rpc_server_"+name, help, nil, nil), v}
+func newRPCServerCollector(server serverStatser) *rpcmetrics.Collector[amqprpc.ServerStats] {
+	type counter = rpcmetrics.Counter[amqprpc.ServerStats]
+	d := func(name, help string, v func(amqprpc.ServerStats) uint64) counter {
+		return counter{Name: "stockquote_rpc_server_" + name, Help: help, Value: v}
 	}
-	return &rpcServerCollector{server: server, descs: []serverStatDesc{
+	return rpcmetrics.NewCollector(server.Stats,
 		d("deliveries_total", "Requests received from the queue.", func(s amqprpc.ServerStats) uint64 { return s.Deliveries }),
 		d("handled_total", "Requests answered and acked.", func(s amqprpc.ServerStats) uint64 { return s.Handled }),
 		d("expired_total", "Requests dropped unhandled because their deadline had passed.", func(s amqprpc.ServerStats) uint64 { return s.Expired }),
 		d("panics_total", "Handler panics (request acked without a reply).", func(s amqprpc.ServerStats) uint64 { return s.Panics }),
 		d("no_reply_to_total", "Requests dropped for lack of reply_to.", func(s amqprpc.ServerStats) uint64 { return s.NoReplyTo }),
 		d("reply_errors_total", "Replies that could not be published (request left for redelivery).", func(s amqprpc.ServerStats) uint64 { return s.ReplyErrors }),
-	}}
-}
-
-// Describe implements prometheus.Collector.
-func (c *rpcServerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d.desc
-	}
-}
-
-// Collect implements prometheus.Collector.
-func (c *rpcServerCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.server.Stats()
-	for _, d := range c.descs {
-		ch <- prometheus.MustNewConstMetric(d.desc, prometheus.CounterValue, float64(d.value(s)))
-	}
+	)
 }
 
 // handlerMetrics time the RPC handler and count redeliveries and the

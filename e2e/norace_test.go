@@ -1,5 +1,0 @@
-//go:build integration && !race
-
-package e2e
-
-const raceEnabled = false

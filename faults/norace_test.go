@@ -1,5 +1,0 @@
-//go:build integration && !race
-
-package faults
-
-const raceEnabled = false

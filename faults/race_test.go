@@ -1,6 +1,0 @@
-//go:build integration && race
-
-package faults
-
-// raceEnabled builds the programs under test with -race when the suite itself runs with it.
-const raceEnabled = true

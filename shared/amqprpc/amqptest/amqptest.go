@@ -1,0 +1,66 @@
+// Package amqptest gives integration tests the shared RabbitMQ and queues
+// of their own. It is for tests only: it fails the test (never skips it)
+// when the broker cannot be reached.
+package amqptest
+
+import (
+	"crypto/rand"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// URL is the RabbitMQ the integration tests use: AMQP_URL, or the local
+// broker with the default guest account.
+func URL() string {
+	if u := os.Getenv("AMQP_URL"); u != "" {
+		return u
+	}
+	return "amqp://guest:guest@127.0.0.1:5672/"
+}
+
+// NewQueue returns a fresh queue name starting with prefix and deletes
+// the queue when the test ends. An unreachable broker fails the test.
+func NewQueue(t *testing.T, prefix string) string {
+	t.Helper()
+	conn, err := amqp.Dial(URL())
+	if err != nil {
+		t.Fatalf("RabbitMQ not reachable at %s: %v", redacted(URL()), err)
+	}
+	conn.Close()
+	name := prefix + "-" + strings.ToLower(rand.Text()[:10])
+	t.Cleanup(func() { DeleteQueue(t, URL(), name) })
+	return name
+}
+
+// DeleteQueue removes the queue name from the broker at amqpURL,
+// reporting (not stopping the test on) a failure, so it suits t.Cleanup.
+func DeleteQueue(t *testing.T, amqpURL, name string) {
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		t.Errorf("delete queue %s: %v", name, err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Errorf("delete queue %s: %v", name, err)
+		return
+	}
+	defer ch.Close()
+	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
+		t.Errorf("delete queue %s: %v", name, err)
+	}
+}
+
+// redacted hides the password of u for a failure message.
+func redacted(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return p.Redacted()
+}

@@ -1,0 +1,46 @@
+// Package rpcmetrics exposes the counters amqprpc keeps (ClientStats,
+// ServerStats) as Prometheus metrics. It is a package of its own so that
+// amqprpc does not depend on the Prometheus client.
+package rpcmetrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Counter names one field of a stats snapshot S as a Prometheus counter.
+type Counter[S any] struct {
+	Name  string // full metric name, e.g. stockquote_rpc_client_calls_total
+	Help  string
+	Value func(S) uint64
+}
+
+// Collector is a prometheus.Collector that takes one snapshot of stats at
+// each scrape and reports its counters.
+type Collector[S any] struct {
+	stats    func() S
+	counters []Counter[S]
+	descs    []*prometheus.Desc
+}
+
+// NewCollector returns a collector reading stats() at each scrape (for
+// example client.Stats) and reporting the given counters.
+func NewCollector[S any](stats func() S, counters ...Counter[S]) *Collector[S] {
+	c := &Collector[S]{stats: stats, counters: counters}
+	for _, k := range counters {
+		c.descs = append(c.descs, prometheus.NewDesc(k.Name, k.Help, nil, nil))
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector[S]) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector[S]) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for i, k := range c.counters {
+		ch <- prometheus.MustNewConstMetric(c.descs[i], prometheus.CounterValue, float64(k.Value(s)))
+	}
+}
