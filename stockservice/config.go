@@ -46,7 +46,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		Queue:           stockrpc.QueueName,
 		StooqURL:        "https://stooq.com",
 		StooqTimeout:    5 * time.Second,
-		Workers:         16,
+		Workers:         64,
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,

@@ -20,7 +20,7 @@ func TestLoadConfig(t *testing.T) {
 		Queue:           stockrpc.QueueName,
 		StooqURL:        "https://stooq.com",
 		StooqTimeout:    5 * time.Second,
-		Workers:         16,
+		Workers:         64,
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: 15 * time.Second,
