@@ -22,10 +22,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// brokerURL is the RabbitMQ the integration tests use; AMQP_URL overrides.
+// brokerURL is the RabbitMQ the integration tests use; TEST_AMQP_URL
+// overrides (read here, not through amqptest, which imports this package).
 func brokerURL(t *testing.T) string {
 	t.Helper()
-	if u := os.Getenv("AMQP_URL"); u != "" {
+	if u := os.Getenv("TEST_AMQP_URL"); u != "" {
 		return u
 	}
 	return "amqp://guest:guest@127.0.0.1:5672/"

@@ -13,10 +13,15 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// URL is the RabbitMQ the integration tests use: AMQP_URL, or the local
-// broker with the default guest account.
+// EnvURL names the environment variable that points every integration
+// test of the module at a RabbitMQ (the same one the Makefile's service
+// check, e2e and the benchmark read).
+const EnvURL = "TEST_AMQP_URL"
+
+// URL is the RabbitMQ the integration tests use: TEST_AMQP_URL, or the
+// local broker with the default guest account.
 func URL() string {
-	if u := os.Getenv("AMQP_URL"); u != "" {
+	if u := os.Getenv(EnvURL); u != "" {
 		return u
 	}
 	return "amqp://guest:guest@127.0.0.1:5672/"
