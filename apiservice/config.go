@@ -44,7 +44,7 @@ type config struct {
 	MetricsAddr string
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
-	OTLPEndpoint string
+	OTLPEndpoint  string
 	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default on
 	UserCacheSize int    // USER_CACHE_SIZE, most users cached; default 10000
 	DebugAddr     string // DEBUG_ADDR, pprof listener; default "" (off)
