@@ -257,6 +257,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	var st store = db
 	if cfg.UserCache {
 		users := newUserCache(db, cfg.UserCacheSize, logger)
+		reg.MustRegister(userCacheCollectors(users)...)
 		watchCtx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan struct{})
 		go func() {

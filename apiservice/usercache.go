@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
@@ -154,4 +156,31 @@ type cachedUserStore struct {
 // UserByID implements userByIDer through the cache.
 func (s cachedUserStore) UserByID(ctx context.Context, id int64) (postgres.User, error) {
 	return s.users.UserByID(ctx, id)
+}
+
+// userCacheCollectors returns the cache's metrics: hits, misses (lookups
+// that read the database), entries, and whether it is in use.
+func userCacheCollectors(c *userCache) []prometheus.Collector {
+	stat := func(f func(userCacheStats) float64) func() float64 {
+		return func() float64 { return f(c.stats()) }
+	}
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stockquote_user_cache_hits_total",
+			Help: "Bearer user lookups answered from the user cache."},
+			stat(func(s userCacheStats) float64 { return float64(s.Hits) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "stockquote_user_cache_misses_total",
+			Help: "Bearer user lookups that read the database (not cached, or cache bypassed)."},
+			stat(func(s userCacheStats) float64 { return float64(s.Misses) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stockquote_user_cache_entries",
+			Help: "Users in the user cache."},
+			stat(func(s userCacheStats) float64 { return float64(s.Entries) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "stockquote_user_cache_listening",
+			Help: "1 while the user change listener is connected and the cache is used; 0 while it is bypassed."},
+			stat(func(s userCacheStats) float64 {
+				if s.Live {
+					return 1
+				}
+				return 0
+			})),
+	}
 }

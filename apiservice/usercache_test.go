@@ -5,8 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 )
@@ -234,5 +238,35 @@ func TestUserCacheConcurrent(t *testing.T) {
 		if err != nil || u.Superuser {
 			t.Errorf("user %d after demotion = %+v, %v; want demoted", id, u, err)
 		}
+	}
+}
+
+func TestUserCacheMetrics(t *testing.T) {
+	db := &usersByID{users: map[int64]postgres.User{7: {ID: 7}}}
+	c := newUserCache(db, 10, discardLogger())
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(userCacheCollectors(c)...)
+	c.Listening()
+	for range 3 {
+		if _, err := c.UserByID(context.Background(), 7); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP stockquote_user_cache_entries Users in the user cache.
+# TYPE stockquote_user_cache_entries gauge
+stockquote_user_cache_entries 1
+# HELP stockquote_user_cache_hits_total Bearer user lookups answered from the user cache.
+# TYPE stockquote_user_cache_hits_total counter
+stockquote_user_cache_hits_total 2
+# HELP stockquote_user_cache_listening 1 while the user change listener is connected and the cache is used; 0 while it is bypassed.
+# TYPE stockquote_user_cache_listening gauge
+stockquote_user_cache_listening 1
+# HELP stockquote_user_cache_misses_total Bearer user lookups that read the database (not cached, or cache bypassed).
+# TYPE stockquote_user_cache_misses_total counter
+stockquote_user_cache_misses_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
