@@ -192,3 +192,48 @@ func TestUserCacheListenerKilled(t *testing.T) {
 		t.Errorf("after recovery: %+v hit=%v, want a cached demoted user", u, hit)
 	}
 }
+
+// BenchmarkUserByID compares the bearer middleware's user lookup straight
+// from PostgreSQL (USER_CACHE=off) with the listening cache (on), run in
+// parallel as the middleware runs it:
+//
+//	go test -tags integration -run '^$' -bench UserByID -benchtime 2s ./apiservice/
+func BenchmarkUserByID(b *testing.B) {
+	url := pgtest.NewDatabase(b)
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, postgres.Config{URL: url})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	u, err := db.CreateUser(ctx, postgres.User{Username: "alice", PasswordHash: "x"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cache := newUserCache(db, 100, discardLogger())
+	watchCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- db.WatchUsers(watchCtx, cache) }()
+	defer func() { stop(); <-done }()
+	for !cache.stats().Live {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, bb := range []struct {
+		name  string
+		users userByIDer
+	}{{"database", db}, {"cache", cache}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := bb.users.UserByID(ctx, u.ID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
