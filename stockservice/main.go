@@ -106,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// The cache sits in front of the measured client, so the stooq metrics
 	// count real fetches only.
 	cache := newQuoteCache(measured, cfg.QuoteCacheTTL, time.Now)
+	registerCacheMetrics(reg, cache.Stats)
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, cache, log)
 		if err != nil {

@@ -160,38 +160,27 @@ func (q measuredQuoter) Quote(ctx context.Context, symbol string) (stockrpc.Quot
 	return quote, err
 }
 
-// cacheMetrics count quote cache lookups. A cache in front of stooq takes
-// it as a cacheObserver and calls Hit or Miss once per lookup.
-type cacheMetrics struct {
-	hits, misses prometheus.Counter
-}
-
-// cacheObserver is what a quote cache reports its lookups to.
-type cacheObserver interface {
-	Hit()
-	Miss()
-}
-
-var _ cacheObserver = (*cacheMetrics)(nil)
-
-// newCacheMetrics registers the cache counters with reg.
-func newCacheMetrics(reg prometheus.Registerer) *cacheMetrics {
-	m := &cacheMetrics{
-		hits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stockquote_quote_cache_hits_total",
-			Help: "Quote lookups answered from the worker's cache.",
-		}),
-		misses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "stockquote_quote_cache_misses_total",
-			Help: "Quote lookups the worker's cache could not answer (sent on to stooq).",
-		}),
+// registerCacheMetrics exposes the quote cache's own counters, read from
+// stats at each scrape, so the cache keeps one set of counters (also served
+// at /debug/quotecache) and the hot path pays nothing for metrics.
+func registerCacheMetrics(reg prometheus.Registerer, stats func() cacheStats) {
+	counter := func(name, help string, v func(cacheStats) int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
+			func() float64 { return float64(v(stats())) })
 	}
-	reg.MustRegister(m.hits, m.misses)
-	return m
+	reg.MustRegister(
+		counter("stockquote_quote_cache_hits_total",
+			"Quote lookups answered from the worker's cache.",
+			func(s cacheStats) int64 { return s.Hits }),
+		counter("stockquote_quote_cache_misses_total",
+			"Quote lookups the worker's cache could not answer (sent on to stooq, one per shared fetch).",
+			func(s cacheStats) int64 { return s.Misses }),
+		counter("stockquote_quote_cache_coalesced_total",
+			"Quote lookups that joined a stooq fetch already in flight for the same symbol.",
+			func(s cacheStats) int64 { return s.Coalesced }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "stockquote_quote_cache_entries",
+			Help: "Symbols held in the worker's quote cache.",
+		}, func() float64 { return float64(stats().Entries) }),
+	)
 }
-
-// Hit counts a lookup answered from the cache.
-func (m *cacheMetrics) Hit() { m.hits.Inc() }
-
-// Miss counts a lookup the cache could not answer.
-func (m *cacheMetrics) Miss() { m.misses.Inc() }

@@ -157,12 +157,24 @@ stockquote_rpc_server_reply_errors_total 4
 }
 
 func TestCacheMetrics(t *testing.T) {
-	m := newCacheMetrics(prometheus.NewRegistry())
-	var o cacheObserver = m
-	o.Hit()
-	o.Hit()
-	o.Miss()
-	if h, mi := testutil.ToFloat64(m.hits), testutil.ToFloat64(m.misses); h != 2 || mi != 1 {
-		t.Errorf("hits/misses = %v/%v, want 2/1", h, mi)
+	reg := prometheus.NewRegistry()
+	stats := cacheStats{Hits: 2, Misses: 1, Coalesced: 3, Entries: 4}
+	registerCacheMetrics(reg, func() cacheStats { return stats })
+	want := `
+# HELP stockquote_quote_cache_hits_total Quote lookups answered from the worker's cache.
+# TYPE stockquote_quote_cache_hits_total counter
+stockquote_quote_cache_hits_total 2
+# HELP stockquote_quote_cache_misses_total Quote lookups the worker's cache could not answer (sent on to stooq, one per shared fetch).
+# TYPE stockquote_quote_cache_misses_total counter
+stockquote_quote_cache_misses_total 1
+# HELP stockquote_quote_cache_coalesced_total Quote lookups that joined a stooq fetch already in flight for the same symbol.
+# TYPE stockquote_quote_cache_coalesced_total counter
+stockquote_quote_cache_coalesced_total 3
+# HELP stockquote_quote_cache_entries Symbols held in the worker's quote cache.
+# TYPE stockquote_quote_cache_entries gauge
+stockquote_quote_cache_entries 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }
