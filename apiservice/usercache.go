@@ -42,6 +42,7 @@ type userCache struct {
 
 	mu     sync.Mutex
 	live   bool   // the listener is LISTENing
+	warned bool   // the current outage was logged at warn level
 	gen    uint64 // bumped on every invalidation and flush
 	users  map[int64]postgres.User
 	hits   uint64
@@ -98,6 +99,7 @@ func (c *userCache) Listening() {
 	defer c.mu.Unlock()
 	c.flushLocked()
 	c.live = true
+	c.warned = false
 	c.logger.Info("user cache on: listening for user changes")
 }
 
@@ -117,11 +119,12 @@ func (c *userCache) UserChanged(id int64, all bool) {
 // the listener is back.
 func (c *userCache) Lost(err error) {
 	c.mu.Lock()
-	wasLive := c.live
+	first := !c.warned
+	c.warned = true
 	c.live = false
 	c.flushLocked()
 	c.mu.Unlock()
-	if wasLive {
+	if first {
 		c.logger.Warn("user cache bypassed: user change listener lost", "err", err)
 	} else {
 		c.logger.Debug("user change listener still down", "err", err)
