@@ -44,9 +44,10 @@ type config struct {
 	MetricsAddr string
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
-	OTLPEndpoint string
-	AuthCacheTTL time.Duration // AUTH_CACHE_TTL, how long a user loaded for a token is reused; default 0 (off)
-	DebugAddr    string        // DEBUG_ADDR, pprof listener; default "" (off)
+	OTLPEndpoint  string
+	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default on
+	UserCacheSize int    // USER_CACHE_SIZE, most users cached; default 10000
+	DebugAddr     string // DEBUG_ADDR, pprof listener; default "" (off)
 
 	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
 	// see loadSecurityConfig.
@@ -130,7 +131,20 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
 		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
 	}
-	cfg.AuthCacheTTL = durationEnv(getenv, "AUTH_CACHE_TTL", 0, 0, time.Minute, add)
+	switch v := strings.ToLower(strings.TrimSpace(getenv("USER_CACHE"))); v {
+	case "", "on", "true", "1":
+		cfg.UserCache = true
+	case "off", "false", "0":
+	default:
+		add(fmt.Errorf("USER_CACHE: %q is neither on nor off", v))
+	}
+	cfg.UserCacheSize = intEnv(getenv, "USER_CACHE_SIZE", defaultUserCacheSize, 1, 10_000_000, add)
+	if strings.TrimSpace(getenv("AUTH_CACHE_TTL")) != "" {
+		// The TTL cache traded away "a removed user loses access at
+		// once"; its replacement keeps that promise. Refuse the old
+		// setting rather than ignore it silently.
+		add(errors.New("AUTH_CACHE_TTL was removed: users are now cached exactly (USER_CACHE=on|off, USER_CACHE_SIZE)"))
+	}
 	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
 	cfg.Security = loadSecurityConfig(getenv, add)
 	return cfg, errors.Join(errs...)
@@ -186,7 +200,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
-		slog.String("auth_cache_ttl", c.AuthCacheTTL.String()),
+		slog.Bool("user_cache", c.UserCache),
+		slog.Int("user_cache_size", c.UserCacheSize),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.Any("security", c.Security),
 	)

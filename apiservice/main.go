@@ -254,7 +254,19 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopDebug()
 	}
-	st := withUserCache(db, cfg.AuthCacheTTL, time.Now)
+	var st store = db
+	if cfg.UserCache {
+		users := newUserCache(db, cfg.UserCacheSize, logger)
+		reg.MustRegister(userCacheCollectors(users)...)
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() {
+			defer close(watchDone)
+			_ = db.WatchUsers(watchCtx, users) // returns watchCtx's error
+		}()
+		defer func() { stopWatch(); <-watchDone }()
+		st = cachedUserStore{store: db, users: users}
+	}
 	tel := serverTelemetry{metrics: newHTTPMetrics(reg)}
 	if cfg.MetricsAddr == "" {
 		tel.metricsHandler = metricsHandler(reg)

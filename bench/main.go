@@ -53,7 +53,7 @@ type options struct {
 	latency         time.Duration
 	cacheTTL        time.Duration
 	workers         int
-	authCacheTTL    time.Duration
+	userCache       string
 	bcryptCost      int
 	logLevel        string
 	out             string
@@ -95,7 +95,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.latency, "latency", 50*time.Millisecond, "the slow fake stooq's answer time")
 	fs.DurationVar(&o.cacheTTL, "cache-ttl", 5*time.Second, "QUOTE_CACHE_TTL of the cached scenarios")
 	fs.IntVar(&o.workers, "workers", 64, "stock service WORKERS")
-	fs.DurationVar(&o.authCacheTTL, "auth-cache-ttl", 0, "API AUTH_CACHE_TTL")
+	fs.StringVar(&o.userCache, "user-cache", "on", "API USER_CACHE (on|off)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "API BCRYPT_COST (the /login scenario measures it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of both services (info logs every request, as in production)")
 	fs.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file")
@@ -367,7 +367,7 @@ func (b *bench) apiEnv(httpAddr string) []string {
 	return append([]string{
 		"DATABASE_URL=" + b.dbURL, "AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue,
 		"JWT_SECRET=" + string(b.secret), "HTTP_ADDR=" + httpAddr, "LOG_LEVEL=" + b.o.logLevel,
-		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "AUTH_CACHE_TTL=" + b.o.authCacheTTL.String(),
+		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "USER_CACHE=" + b.o.userCache,
 		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s",
 		// The login throttle would answer most of the /login scenario with
 		// 429: lift it, so the scenario measures bcrypt.

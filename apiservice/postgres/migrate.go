@@ -99,6 +99,30 @@ var migrations = []migration{
 		`INSERT INTO stock_counts (stock, shard, n)
 			SELECT lower(symbol), id % 16, count(*) FROM history GROUP BY 1, 2`,
 	}},
+	// The API caches users in memory and must drop one the moment it is
+	// changed or removed (see WatchUsers): every UPDATE or DELETE of a user
+	// row notifies its id on usersChannel, and a TRUNCATE notifies an empty
+	// payload, meaning "all users". NOTIFY is delivered at commit, so a
+	// rolled-back change notifies nothing.
+	{version: 3, statements: []string{
+		`CREATE OR REPLACE FUNCTION users_notify_change() RETURNS trigger
+		LANGUAGE plpgsql AS $$
+		BEGIN
+			IF TG_OP = 'TRUNCATE' THEN
+				PERFORM pg_notify('stockquote_users', '');
+				RETURN NULL;
+			END IF;
+			PERFORM pg_notify('stockquote_users', OLD.id::text);
+			RETURN NULL;
+		END
+		$$`,
+		`DROP TRIGGER IF EXISTS users_notify_change ON users`,
+		`CREATE TRIGGER users_notify_change AFTER UPDATE OR DELETE ON users
+			FOR EACH ROW EXECUTE FUNCTION users_notify_change()`,
+		`DROP TRIGGER IF EXISTS users_notify_truncate ON users`,
+		`CREATE TRIGGER users_notify_truncate AFTER TRUNCATE ON users
+			FOR EACH STATEMENT EXECUTE FUNCTION users_notify_change()`,
+	}},
 }
 
 // Migrate creates or updates the schema, indexes included. Idempotent, and

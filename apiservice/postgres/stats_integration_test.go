@@ -128,7 +128,7 @@ func TestMigrateCountsExistingHistory(t *testing.T) {
 		`DROP TRIGGER history_count_insert ON history`,
 		`DROP TRIGGER history_count_delete ON history`,
 		`DROP TABLE stock_counts`,
-		`DELETE FROM schema_migrations WHERE version = 2`,
+		`DELETE FROM schema_migrations WHERE version >= 2`,
 	} {
 		if _, err := conn.Exec(ctx, stmt); err != nil {
 			t.Fatalf("%s: %v", stmt, err)

@@ -46,6 +46,7 @@ type Config struct {
 type DB struct {
 	gorm *gorm.DB
 	sql  *sql.DB // the pool underneath gorm
+	url  string  // for WatchUsers' dedicated connection
 }
 
 // Open connects and pings. It does not migrate. A database that cannot be
@@ -90,7 +91,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
 	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 
-	db := &DB{gorm: g, sql: sqlDB}
+	db := &DB{gorm: g, sql: sqlDB, url: cfg.URL}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
