@@ -192,6 +192,7 @@ func TestStockErrors(t *testing.T) {
 		{"no route", "?q=x", fmt.Errorf("call: %w", amqprpc.ErrNoRoute), nil, 503},
 		{"client closed", "?q=x", fmt.Errorf("call: %w", amqprpc.ErrClosed), nil, 503},
 		{"rpc timeout", "?q=x", fmt.Errorf("call: %w", context.DeadlineExceeded), nil, 504},
+		{"no worker answered", "?q=x", fmt.Errorf("call: %w: %w", errNoAnswer, context.DeadlineExceeded), nil, 503},
 		{"unknown rpc failure", "?q=x", errors.New("boom"), nil, 500},
 		{"save db down", "?q=x", nil, fmt.Errorf("insert: %w", postgres.ErrUnavailable), 503},
 		{"save fails", "?q=x", nil, errors.New("constraint violated"), 500},

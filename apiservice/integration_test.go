@@ -214,7 +214,7 @@ func TestIntegrationRun(t *testing.T) {
 			t.Fatalf("stock %s: %d %s", q, code, body)
 		}
 	}
-	for q, want := range map[string]int{"nope.us": 404, "limit.us": 503, "slow.us": 504, "a%2Bb": 400, "": 400} {
+	for q, want := range map[string]int{"nope.us": 404, "limit.us": 503, "slow.us": 503, "a%2Bb": 400, "": 400} {
 		if code, _, body := c.do("GET", "/api/v1/stock?q="+q, aliceTok, ""); code != want {
 			t.Errorf("stock %q: %d %s, want %d", q, code, body, want)
 		}

@@ -50,6 +50,8 @@ var (
 	errURITooLong = errors.New("request URI too long")
 	// errBadReply: the stock service answered something undecodable (502).
 	errBadReply = errors.New("bad reply from stock service")
+	// errNoAnswer: no stock service replied before the RPC deadline (503).
+	errNoAnswer = errors.New("no stock service answered in time")
 )
 
 // clientError marks an error whose message is meant for the client: the
@@ -125,6 +127,8 @@ func problemFor(err error) (problem, bool) {
 		default: // upstream_error, unsupported_version, internal and codes added later
 			status, detail = http.StatusBadGateway, "quote provider failed"
 		}
+	case errors.Is(err, errNoAnswer):
+		status, detail = http.StatusServiceUnavailable, "no stock service answered in time; try again later"
 	case errors.Is(err, errBadReply):
 		status, detail = http.StatusBadGateway, "stock service answered garbage"
 	case errors.Is(err, amqprpc.ErrUnavailable), errors.Is(err, amqprpc.ErrNoRoute), errors.Is(err, amqprpc.ErrClosed):

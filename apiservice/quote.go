@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -43,6 +44,12 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, e
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
 	raw, err := q.rpc.Call(ctx, q.queue, body, nil)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// No reply at all within the deadline: no worker is consuming, or
+		// all are too busy. (A slow stooq is not this case: the worker's
+		// STOOQ_TIMEOUT is shorter, so it answers upstream_timeout.)
+		return stockrpc.Quote{}, fmt.Errorf("call %s: %w: %w", q.queue, errNoAnswer, err)
+	}
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("call %s: %w", q.queue, err)
 	}

@@ -38,7 +38,7 @@ func TestRPCQuotes(t *testing.T) {
 		{name: "empty symbol", reply: `{"v":1,"quote":{"symbol":""}}`, wantErr: errBadReply},
 		{name: "broker down", callErr: amqprpc.ErrUnavailable, wantErr: amqprpc.ErrUnavailable},
 		{name: "no route", callErr: amqprpc.ErrNoRoute, wantErr: amqprpc.ErrNoRoute},
-		{name: "timeout", callErr: fmt.Errorf("wait: %w", context.DeadlineExceeded), wantErr: context.DeadlineExceeded},
+		{name: "timeout", callErr: fmt.Errorf("wait: %w", context.DeadlineExceeded), wantErr: errNoAnswer},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

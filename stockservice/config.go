@@ -45,7 +45,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		AMQPURL:         strings.TrimSpace(getenv("AMQP_URL")),
 		Queue:           stockrpc.QueueName,
 		StooqURL:        "https://stooq.com",
-		StooqTimeout:    5 * time.Second,
+		StooqTimeout:    4 * time.Second,
 		Workers:         64,
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,

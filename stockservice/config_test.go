@@ -19,7 +19,7 @@ func TestLoadConfig(t *testing.T) {
 		AMQPURL:         "amqp://guest:guest@localhost:5672/",
 		Queue:           stockrpc.QueueName,
 		StooqURL:        "https://stooq.com",
-		StooqTimeout:    5 * time.Second,
+		StooqTimeout:    4 * time.Second,
 		Workers:         64,
 		HTTPAddr:        ":8081",
 		LogLevel:        slog.LevelInfo,
