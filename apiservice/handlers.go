@@ -90,7 +90,9 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 			return
 		}
 		hash := pw.dummy
-		u, err := users.UserByName(c.Request.Context(), name)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+		u, err := users.UserByName(ctx, name)
+		cancel()
 		switch {
 		case err == nil:
 			hash = []byte(u.PasswordHash)
@@ -119,7 +121,7 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 }
 
 // dbCallTimeout bounds one database call made while answering a request
-// (loading the caller, saving a quote): a database that does not answer in
+// (loading the caller, login, history, stats, users, saving a quote): a database that does not answer in
 // time gives 503 instead of holding the request, and a pooled connection,
 // until the client gives up.
 const dbCallTimeout = 5 * time.Second
@@ -165,9 +167,10 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			QuotedAt:    q.QuotedAt.UTC(),
 		})
 		if err != nil {
-			if !errors.Is(err, postgres.ErrUnavailable) {
+			if !errors.Is(err, postgres.ErrUnavailable) && !errors.Is(ctx.Err(), context.Canceled) {
 				// %v on purpose: any other failure to save is a 500,
 				// whatever it wraps (a deadline here is not the RPC's).
+				// A client that went away is kept as it is (not a 500).
 				err = fmt.Errorf("save history for user %d: %v", u.ID, err)
 			}
 			fail(c, err)
@@ -217,7 +220,9 @@ func handleHistory(history historyLister) gin.HandlerFunc {
 			after = &cur
 		}
 		u := currentUser(c)
-		entries, err := history.History(c.Request.Context(), u.ID, limit+1, after)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+		entries, err := history.History(ctx, u.ID, limit+1, after)
+		cancel()
 		if err != nil {
 			fail(c, fmt.Errorf("history of user %d: %w", u.ID, err))
 			return
@@ -254,7 +259,9 @@ func handleStats(stocks topStocker) gin.HandlerFunc {
 		TimesRequested int64  `json:"times_requested"`
 	}
 	return func(c *gin.Context) {
-		top, err := stocks.TopStocks(c.Request.Context(), statsTop)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+		top, err := stocks.TopStocks(ctx, statsTop)
+		cancel()
 		if err != nil {
 			fail(c, fmt.Errorf("top stocks: %w", err))
 			return
@@ -355,7 +362,9 @@ func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
 			fail(c, err)
 			return
 		}
-		u, err := users.CreateUser(c.Request.Context(), postgres.User{
+		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+		defer cancel()
+		u, err := users.CreateUser(ctx, postgres.User{
 			Username:     in.Username,
 			Email:        in.Email,
 			PasswordHash: hash,
@@ -369,7 +378,6 @@ func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
 			fail(c, fmt.Errorf("create user %q: %w", in.Username, err))
 			return
 		}
-		c.Header("Location", "/api/v1/users/"+strconv.FormatInt(u.ID, 10))
 		c.JSON(http.StatusCreated, userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Superuser: u.Superuser, CreatedAt: u.CreatedAt.UTC()})
 	}
 }

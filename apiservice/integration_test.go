@@ -244,7 +244,7 @@ func TestIntegrationRun(t *testing.T) {
 	if code, _, _ := c.do("GET", "/api/v1/stats", aliceTok, ""); code != 403 {
 		t.Errorf("stats as alice: %d, want 403", code)
 	}
-	if code, hdr, body := c.do("POST", "/api/v1/users", adminTok, `{"username":"bob","password":"bob-password"}`); code != 201 || hdr.Get("Location") == "" {
+	if code, hdr, body := c.do("POST", "/api/v1/users", adminTok, `{"username":"bob","password":"bob-password"}`); code != 201 || hdr.Get("Location") != "" {
 		t.Errorf("create bob: %d %s", code, body)
 	}
 	if code, _, _ := c.do("POST", "/api/v1/users", adminTok, `{"username":"bob","password":"bob-password"}`); code != 409 {
