@@ -83,7 +83,9 @@ func fakeWorker(t *testing.T, queue string) {
 			reply.Quote = &stockrpc.Quote{Symbol: strings.ToUpper(req.Symbol), Name: strings.ToUpper(req.Symbol[:4]),
 				Open: 1, High: 2, Low: 0.5, Close: 1.25, Volume: 100, QuotedAt: time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)}
 		case req.Symbol == "slow.us":
+			// Answer only after the caller's deadline: the API sees no reply.
 			<-ctx.Done()
+			time.Sleep(300 * time.Millisecond)
 			reply.Error = &stockrpc.Error{Code: stockrpc.CodeUpstreamTimeout}
 		case req.Symbol == "limit.us":
 			reply.Error = &stockrpc.Error{Code: stockrpc.CodeRateLimited}
