@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Runs the whole system locally without internet: the fake stooq, the
 # schema migration, the stock service and the API service. Settings come
-# from the environment, then from ./.env if present, then from the local
-# defaults below. Ctrl-C stops everything.
+# from the environment, then from ./.env if present (only for variables
+# the environment does not set), then from the local defaults below.
+# Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -f .env ]; then
-  set -a
-  # shellcheck disable=SC1091
-  . ./.env
-  set +a
+  while IFS= read -r line || [ -n "$line" ]; do
+    case $line in '' | '#'*) continue ;; esac
+    key=${line%%=*}
+    [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    [ -n "${!key+set}" ] && continue # the environment wins
+    val=${line#*=}
+    case $val in
+      \"*\") val=${val:1:${#val}-2} ;;
+      \'*\') val=${val:1:${#val}-2} ;;
+    esac
+    export "$key=$val"
+  done <.env
 fi
 
 export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/stockquote?sslmode=disable}

@@ -90,7 +90,7 @@ func (e *Error) Error() string {
 	return string(e.Code) + ": " + e.Message
 }
 
-// ErrInvalidSymbol reports a symbol that fails ValidateSymbol.
+// ErrInvalidSymbol reports a symbol that NormalizeSymbol rejects.
 var ErrInvalidSymbol = errors.New("invalid symbol")
 
 // NormalizeSymbol trims and lower-cases s and checks it: 1 to MaxSymbolLen
