@@ -125,9 +125,9 @@ func (c *userCache) Lost(err error) {
 	c.flushLocked()
 	c.mu.Unlock()
 	if first {
-		c.logger.Warn("user cache bypassed: user change listener lost", "err", err)
+		c.logger.Warn("user cache bypassed: user change listener lost", "error", err)
 	} else {
-		c.logger.Debug("user change listener still down", "err", err)
+		c.logger.Debug("user change listener still down", "error", err)
 	}
 }
 

@@ -26,7 +26,7 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 	return func(ctx context.Context, m amqprpc.Message) []byte {
 		req, err := stockrpc.DecodeRequest(m.Body)
 		if err != nil {
-			log.InfoContext(ctx, "bad request", "correlation_id", m.CorrelationID, "err", err)
+			log.InfoContext(ctx, "bad request", "correlation_id", m.CorrelationID, "error", err)
 			return encodeReply(log, stockrpc.Reply{Error: replyError(err)})
 		}
 		// The deadline may pass between delivery and now; stooq's answer
@@ -46,7 +46,7 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 				level = slog.LevelError
 			}
 			log.Log(ctx, level, "quote failed", "symbol", req.Symbol, "code", re.Code,
-				"correlation_id", m.CorrelationID, "duration", time.Since(start), "err", err)
+				"correlation_id", m.CorrelationID, "duration", time.Since(start), "error", err)
 			return encodeReply(log, stockrpc.Reply{Error: re})
 		}
 		log.DebugContext(ctx, "quote", "symbol", req.Symbol, "correlation_id", m.CorrelationID, "duration", time.Since(start))
@@ -84,7 +84,7 @@ func encodeReply(log *slog.Logger, r stockrpc.Reply) []byte {
 	r.Version = stockrpc.Version
 	b, err := json.Marshal(r)
 	if err != nil {
-		log.Error("encode reply", "err", err)
+		log.Error("encode reply", "error", err)
 		b, _ = json.Marshal(stockrpc.Reply{Version: stockrpc.Version, Error: &stockrpc.Error{Code: stockrpc.CodeInternal, Message: "cannot encode reply"}})
 	}
 	return b

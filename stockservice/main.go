@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		if err := shutdownTracing(ctx); err != nil {
-			log.Warn("flush traces", "err", err)
+			log.Warn("flush traces", "error", err)
 		}
 	}()
 	prop := tracing.Propagator()
@@ -174,16 +174,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Warn("requests still in flight at the shutdown timeout; closing anyway")
 	}
 	if err := conn.Close(); err != nil {
-		log.Warn("close amqp connection", "err", err)
+		log.Warn("close amqp connection", "error", err)
 	}
 	quotes.CloseIdleConnections()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
+		log.Warn("http shutdown", "error", err)
 		httpServer.Close()
 	}
 	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	log.Info("stopped", "err", runErr, "quote_cache", cache.Stats())
+	log.Info("stopped", "error", runErr, "quote_cache", cache.Stats())
 	return runErr
 }

@@ -323,7 +323,7 @@ func (c *Client) runPublisher(p *publisher) {
 				failures = 0
 			}
 			if err != nil {
-				c.log.Warn("amqp client channel", "channel", p.idx, "err", err)
+				c.log.Warn("amqp client channel", "channel", p.idx, "error", err)
 			}
 			if !opened {
 				// Opening failed on a connection that looks up: back off
@@ -390,7 +390,7 @@ func (c *Client) servePublisher(p *publisher, conn *amqp.Connection) (opened boo
 		select {
 		case <-c.done:
 			if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
-				c.log.Warn("amqp client channel close", "channel", p.idx, "err", err)
+				c.log.Warn("amqp client channel close", "channel", p.idx, "error", err)
 			}
 			return true, nil
 		case cl := <-p.reqs:

@@ -137,7 +137,7 @@ func (c *Conn) loop() {
 		if err != nil {
 			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
 			attempt++
-			c.log.Warn("amqp dial failed", "amqp_url", maskURL(c.cfg.URL), "err", err, "attempt", attempt, "retry_in", d)
+			c.log.Warn("amqp dial failed", "amqp_url", maskURL(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
 			if !c.sleep(d) {
 				return
 			}
@@ -187,7 +187,7 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 		case <-c.done:
 			c.setState(func() { c.conn = nil; c.blocked = "" })
 			if err := conn.CloseDeadline(time.Now().Add(closeTimeout)); err != nil && !errors.Is(err, amqp.ErrClosed) {
-				c.log.Warn("amqp close", "err", err)
+				c.log.Warn("amqp close", "error", err)
 			}
 			c.log.Info("amqp connection closed")
 			return false
@@ -200,7 +200,7 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 		case err, ok := <-closes:
 			c.setState(func() { c.conn = nil; c.blocked = "" })
 			if ok && err != nil {
-				c.log.Warn("amqp connection lost", "err", err)
+				c.log.Warn("amqp connection lost", "error", err)
 			} else {
 				c.log.Warn("amqp connection lost")
 			}

@@ -175,7 +175,7 @@ func (s *Server) worker(ctx context.Context, id int) {
 				return
 			}
 			if err != nil {
-				s.log.Warn("amqp server channel", "worker", id, "err", err)
+				s.log.Warn("amqp server channel", "worker", id, "error", err)
 			}
 			if consumed {
 				failures = 0
@@ -228,10 +228,10 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection, id int) (co
 		// already pushed but we did not start is requeued when the
 		// channel closes.
 		if err := ch.Cancel(tag, false); err != nil && !errors.Is(err, amqp.ErrClosed) {
-			s.log.Warn("amqp cancel consumer", "worker", id, "err", err)
+			s.log.Warn("amqp cancel consumer", "worker", id, "error", err)
 		}
 		if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
-			s.log.Warn("amqp close channel", "worker", id, "err", err)
+			s.log.Warn("amqp close channel", "worker", id, "error", err)
 		}
 	}
 	for {
