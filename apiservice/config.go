@@ -45,7 +45,7 @@ type config struct {
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
 	OTLPEndpoint  string
-	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default on
+	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default off
 	UserCacheSize int    // USER_CACHE_SIZE, most users cached; default 10000
 	DebugAddr     string // DEBUG_ADDR, pprof listener; default "" (off)
 
@@ -132,9 +132,12 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
 	}
 	switch v := strings.ToLower(strings.TrimSpace(getenv("USER_CACHE"))); v {
-	case "", "on", "true", "1":
+	case "on", "true", "1":
 		cfg.UserCache = true
-	case "off", "false", "0":
+	case "", "off", "false", "0":
+		// Off by default: a change reaches the cache by NOTIFY, a moment
+		// after its commit, so a request right after a demotion could still
+		// pass; off keeps "loses access at once" exact.
 	default:
 		add(fmt.Errorf("USER_CACHE: %q is neither on nor off", v))
 	}

@@ -95,7 +95,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.latency, "latency", 50*time.Millisecond, "the slow fake stooq's answer time")
 	fs.DurationVar(&o.cacheTTL, "cache-ttl", 5*time.Second, "QUOTE_CACHE_TTL of the cached scenarios")
 	fs.IntVar(&o.workers, "workers", 64, "stock service WORKERS")
-	fs.StringVar(&o.userCache, "user-cache", "on", "API USER_CACHE (on|off)")
+	fs.StringVar(&o.userCache, "user-cache", "off", "API USER_CACHE (on|off; off is the production default)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "API BCRYPT_COST (the /login scenario measures it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of both services (info logs every request, as in production)")
 	fs.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file")
