@@ -353,3 +353,32 @@ func TestLoginThrottleTrustedClient(t *testing.T) {
 		}
 	})
 }
+
+// TestLoginKnownClientDuringAttack drives the login handler: the real
+// user's earlier successful login makes its address immune to an attack
+// that drains the account bucket from other addresses, while a new
+// address of the same user is still throttled.
+func TestLoginKnownClientDuringAttack(t *testing.T) {
+	cfg := throttleConfig{AccountBurst: 3, AccountInterval: time.Minute, ClientBurst: 10, ClientInterval: time.Minute, MaxKeys: 1000, TrustedWindow: 24 * time.Hour}
+	env := newTestEnv(t)
+	now := testNow
+	h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+	const home = "198.51.100.7"
+	if w := serveWith(h, loginRequest("alice", "password1", home)); w.Code != 200 {
+		t.Fatalf("first login: status %d, body %s", w.Code, w.Body)
+	}
+	for i := 0; i < 3; i++ {
+		checkProblem(t, serveWith(h, loginRequest("alice", "guess-guess", fmt.Sprintf("192.0.2.%d", i+1))), 401)
+	}
+	checkProblem(t, serveWith(h, loginRequest("alice", "guess-guess", "192.0.2.50")), 429)
+	if w := serveWith(h, loginRequest("alice", "password1", home)); w.Code != 200 {
+		t.Fatalf("known client during the attack: status %d, body %s", w.Code, w.Body)
+	}
+	checkProblem(t, serveWith(h, loginRequest("alice", "password1", "198.51.100.8")), 429)
+	// After the window, the known address is just another address.
+	now = now.Add(24 * time.Hour)
+	for i := 0; i < 3; i++ {
+		checkProblem(t, serveWith(h, loginRequest("alice", "guess-guess", fmt.Sprintf("192.0.2.%d", i+100))), 401)
+	}
+	checkProblem(t, serveWith(h, loginRequest("alice", "password1", home)), 429)
+}
