@@ -248,3 +248,29 @@ func TestComposeNoCommittedSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestComposePublishesOnLoopback checks that no service of any profile
+// publishes a port on every interface: the API and the RabbitMQ UI are
+// for this host only (a proxy in front serves other hosts).
+func TestComposePublishesOnLoopback(t *testing.T) {
+	p := mustLoadCompose(t, "*")
+	published := 0
+	for _, s := range p.Services {
+		for _, port := range s.Ports {
+			if port.Published == "" {
+				continue
+			}
+			published++
+			if port.HostIP != "127.0.0.1" {
+				t.Errorf("%s publishes %s:%d on host IP %q, want 127.0.0.1", s.Name, port.Published, port.Target, port.HostIP)
+			}
+		}
+	}
+	if published == 0 {
+		t.Error("compose publishes no port at all; the API should be reachable on 127.0.0.1")
+	}
+	api := composeService(t, p, "apiservice")
+	if len(api.Ports) != 1 || api.Ports[0].Target != 8080 || api.Ports[0].Published != "8080" {
+		t.Errorf("apiservice ports %+v, want 127.0.0.1:8080 -> 8080 by default", api.Ports)
+	}
+}

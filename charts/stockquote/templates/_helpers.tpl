@@ -110,3 +110,21 @@ prometheus.io/port: {{ .port | quote }}
 prometheus.io/path: /metrics
 {{- end -}}
 {{- end -}}
+
+{{/* The API's /metrics port: the port of api.metricsAddr, or 8080 (the API port) when it is empty. */}}
+{{- define "stockquote.apiMetricsPort" -}}
+{{- if .Values.api.metricsAddr -}}
+{{- $p := regexFind "[0-9]+$" .Values.api.metricsAddr | int -}}
+{{- if or (lt $p 1) (gt $p 65535) (eq $p 8080) -}}
+{{- fail (printf "api.metricsAddr %q: want a port from 1 to 65535 other than the API's 8080" .Values.api.metricsAddr) -}}
+{{- end -}}
+{{- $p -}}
+{{- else -}}
+8080
+{{- end -}}
+{{- end -}}
+
+{{/* The name of the API's Service/container port /metrics is scraped on. */}}
+{{- define "stockquote.apiMetricsPortName" -}}
+{{- ternary "metrics" "http" (ne .Values.api.metricsAddr "") -}}
+{{- end -}}
