@@ -62,7 +62,9 @@ func decodeJSON(r *http.Request, v any) error {
 // after trimming surrounding white space. Unknown users and wrong
 // passwords get the same 401, and both cost one bcrypt comparison.
 // Repeated failures per attempted username and per client address are
-// answered 429 with Retry-After, before any password is checked.
+// answered 429 with Retry-After, before any password is checked; a client
+// that logged in as that user recently is not throttled by other clients'
+// failures (see loginThrottle).
 func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
 	type request struct {
 		Username string `json:"username"`
@@ -110,6 +112,7 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 			return
 		}
 		done(false)
+		throttle.trust(name, c.ClientIP())
 		token, err := auth.issue(u.ID)
 		if err != nil {
 			fail(c, err)

@@ -39,6 +39,7 @@ type securityConfig struct {
 //	LOGIN_CLIENT_BURST       20      failed logins per client address
 //	LOGIN_CLIENT_INTERVAL    6s      then one more attempt per interval
 //	LOGIN_MAX_TRACKED        65536   usernames (and addresses) tracked at most
+//	LOGIN_TRUSTED_WINDOW     720h    a client that logged in as a user is trusted this long (0 = never)
 //	HTTP_READ_HEADER_TIMEOUT 5s      time a client has to send its headers
 func loadSecurityConfig(getenv func(string) string, add func(error)) securityConfig {
 	var c securityConfig
@@ -59,6 +60,7 @@ func loadSecurityConfig(getenv func(string) string, add func(error)) securityCon
 	c.Login.ClientBurst = intEnv(getenv, "LOGIN_CLIENT_BURST", 20, 1, 100000, add)
 	c.Login.ClientInterval = durationEnv(getenv, "LOGIN_CLIENT_INTERVAL", 6*time.Second, time.Millisecond, 24*time.Hour, add)
 	c.Login.MaxKeys = intEnv(getenv, "LOGIN_MAX_TRACKED", 65536, 16, 10_000_000, add)
+	c.Login.TrustedWindow = durationEnv(getenv, "LOGIN_TRUSTED_WINDOW", 30*24*time.Hour, 0, 366*24*time.Hour, add)
 	c.ReadHeaderTimeout = durationEnv(getenv, "HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute, add)
 	return c
 }
@@ -72,6 +74,7 @@ func (c securityConfig) LogValue() slog.Value {
 		slog.Int("login_client_burst", c.Login.ClientBurst),
 		slog.Duration("login_client_interval", c.Login.ClientInterval),
 		slog.Int("login_max_tracked", c.Login.MaxKeys),
+		slog.Duration("login_trusted_window", c.Login.TrustedWindow),
 		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
 	)
 }

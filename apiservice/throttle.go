@@ -96,15 +96,91 @@ func (s *bucketSet) len() int {
 	return s.lru.Len()
 }
 
+// trustSet remembers, for at most max (username, client) pairs, when that
+// client last logged in successfully as that username. An entry older than
+// window no longer counts and is dropped when looked at; when a new pair
+// arrives at the cap, the pair used least recently is forgotten.
+type trustSet struct {
+	window time.Duration
+	max    int
+
+	mu   sync.Mutex
+	lru  *list.List               // of *trustEntry, most recently used first
+	keys map[string]*list.Element // key -> element of lru
+}
+
+// trustEntry is one pair's last successful login.
+type trustEntry struct {
+	key string
+	at  time.Time
+}
+
+// newTrustSet returns a trustSet; max must be > 0. A window <= 0 trusts
+// no one.
+func newTrustSet(window time.Duration, max int) *trustSet {
+	return &trustSet{window: window, max: max, lru: list.New(), keys: make(map[string]*list.Element)}
+}
+
+// add records a successful login of key at now.
+func (s *trustSet) add(key string, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.keys[key]; ok {
+		s.lru.MoveToFront(e)
+		e.Value.(*trustEntry).at = now
+		return
+	}
+	for s.lru.Len() >= s.max {
+		oldest := s.lru.Back()
+		s.lru.Remove(oldest)
+		delete(s.keys, oldest.Value.(*trustEntry).key)
+	}
+	s.keys[key] = s.lru.PushFront(&trustEntry{key: key, at: now})
+}
+
+// has reports whether key logged in successfully within the window
+// before now, forgetting it if its entry has expired.
+func (s *trustSet) has(key string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.keys[key]
+	if !ok {
+		return false
+	}
+	if now.Sub(e.Value.(*trustEntry).at) >= s.window {
+		s.lru.Remove(e)
+		delete(s.keys, key)
+		return false
+	}
+	return true
+}
+
+// len reports how many pairs are tracked.
+func (s *trustSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Len()
+}
+
 // loginThrottle limits login attempts per attempted username (whether or
 // not the user exists, so the answer tells nothing about existence) and
 // per client address. Every attempt takes a token from both buckets before
 // the password is checked, so concurrent guesses are counted too; an
 // attempt that turns out not to be a wrong guess (a successful login, a
 // database failure) gives both back, so only wrong guesses count.
+//
+// So that an attacker exhausting a username's bucket from other addresses
+// cannot lock its real user out, a client address that logged in
+// successfully as that username within TrustedWindow (see trust) is
+// charged to its own (username, client) bucket, with the account limits,
+// instead of the shared per-account one (OWASP's "device cookie" idea,
+// keyed on the client address since the API has no cookies). The
+// per-client bucket applies to every attempt either way.
 type loginThrottle struct {
 	account *bucketSet
+	known   *bucketSet // per (username, trusted client)
 	client  *bucketSet
+	trusted *trustSet
 	now     func() time.Time
 }
 
@@ -116,13 +192,16 @@ type throttleConfig struct {
 	ClientBurst     int
 	ClientInterval  time.Duration
 	MaxKeys         int
+	TrustedWindow   time.Duration // how long a successful login keeps its client trusted; <= 0 trusts no one
 }
 
 // newLoginThrottle returns a loginThrottle reading the clock now.
 func newLoginThrottle(c throttleConfig, now func() time.Time) *loginThrottle {
 	return &loginThrottle{
 		account: newBucketSet(c.AccountBurst, c.AccountInterval, c.MaxKeys),
+		known:   newBucketSet(c.AccountBurst, c.AccountInterval, c.MaxKeys),
 		client:  newBucketSet(c.ClientBurst, c.ClientInterval, c.MaxKeys),
+		trusted: newTrustSet(c.TrustedWindow, c.MaxKeys),
 		now:     now,
 	}
 }
@@ -131,18 +210,33 @@ func newLoginThrottle(c throttleConfig, now func() time.Time) *loginThrottle {
 // (usernames are at most 64 bytes), so their tail carries no information.
 const maxAccountKeyLen = 65
 
+// accountKey is the per-account key of username.
+func accountKey(username string) string {
+	if len(username) > maxAccountKeyLen {
+		return username[:maxAccountKeyLen]
+	}
+	return username
+}
+
+// pairKey is the key of a (username, client) pair; the NUL cannot occur
+// in a client address, so pairs cannot collide.
+func pairKey(username, client string) string {
+	return accountKey(username) + "\x00" + client
+}
+
 // begin asks to try a login for username from client. If allowed, done
 // must be called once the password was checked, saying whether it was a
 // wrong guess; otherwise retryAfter says when to come back.
 func (t *loginThrottle) begin(username, client string) (done func(wrongGuess bool), retryAfter time.Duration, ok bool) {
-	if len(username) > maxAccountKeyLen {
-		username = username[:maxAccountKeyLen]
-	}
 	now := t.now()
+	accounts, key := t.account, accountKey(username)
+	if pair := pairKey(username, client); t.trusted.has(pair, now) {
+		accounts, key = t.known, pair
+	}
 	if ok, retry := t.client.take(client, now); !ok {
 		return nil, retry, false
 	}
-	if ok, retry := t.account.take(username, now); !ok {
+	if ok, retry := accounts.take(key, now); !ok {
 		// A refused attempt checks no password: it costs the client nothing.
 		t.client.refund(client, now)
 		return nil, retry, false
@@ -150,8 +244,15 @@ func (t *loginThrottle) begin(username, client string) (done func(wrongGuess boo
 	return func(wrongGuess bool) {
 		if !wrongGuess {
 			now := t.now()
-			t.account.refund(username, now)
+			accounts.refund(key, now)
 			t.client.refund(client, now)
 		}
 	}, 0, true
+}
+
+// trust records that client has just logged in successfully as username:
+// for the trusted window its attempts at that username no longer share
+// the per-account bucket. Call it only after a correct password.
+func (t *loginThrottle) trust(username, client string) {
+	t.trusted.add(pairKey(username, client), t.now())
 }
