@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"fmt"
 	"net/http"
 	"os"
 	"testing"
@@ -16,18 +15,7 @@ import (
 var programs *systemtest.Programs
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	p, err := systemtest.Build("stockquote-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	defer p.Remove()
-	programs = p
-	return m.Run()
+	os.Exit(systemtest.Main(m, "e2e", &programs))
 }
 
 // The suite's names for the shared harness.

@@ -28,18 +28,7 @@ import (
 var programs *systemtest.Programs
 
 func TestMain(m *testing.M) {
-	os.Exit(testMain(m))
-}
-
-func testMain(m *testing.M) int {
-	p, err := systemtest.Build("stockquote-faults-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		return 1
-	}
-	defer p.Remove()
-	programs = p
-	return m.Run()
+	os.Exit(systemtest.Main(m, "faults", &programs))
 }
 
 // The suite's names for the shared harness.

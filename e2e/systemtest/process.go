@@ -196,3 +196,17 @@ func WaitReady(t *testing.T, url string) {
 	t.Helper()
 	WaitStatus(t, url, http.StatusOK, 30*time.Second)
 }
+
+// Main is a suite's TestMain body: it builds the programs once into
+// *programs, runs the tests and removes the binaries, returning the exit
+// code. suite names the suite in errors and in the build directory.
+func Main(m *testing.M, suite string, programs **Programs) int {
+	p, err := Build("stockquote-" + suite + "-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", suite, err)
+		return 1
+	}
+	defer p.Remove()
+	*programs = p
+	return m.Run()
+}
