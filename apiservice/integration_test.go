@@ -21,16 +21,6 @@ import (
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
-// brokerURL is the RabbitMQ the integration tests use; AMQP_URL overrides.
-var brokerURL = amqptest.URL
-
-// uniqueQueue returns a fresh queue name and deletes the queue at the end.
-// An unreachable broker fails the test.
-func uniqueQueue(t *testing.T) string {
-	t.Helper()
-	return amqptest.NewQueue(t, "apiservice-test")
-}
-
 // syncBuffer is a bytes.Buffer safe for the logger and the test at once.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -68,7 +58,7 @@ func logged(logs, msg, key string) string {
 func fakeWorker(t *testing.T, queue string) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := amqprpc.Dial(amqprpc.Config{URL: brokerURL(), Name: "fake-worker", Logger: logger})
+	conn, err := amqprpc.Dial(amqprpc.Config{URL: amqptest.URL(), Name: "fake-worker", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +150,11 @@ func (c apiClient) login(name, password string) string {
 // then serve, and walks the API.
 func TestIntegrationRun(t *testing.T) {
 	dbURL := pgtest.NewDatabase(t)
-	queue := uniqueQueue(t)
+	queue := amqptest.NewQueue(t, "apiservice-test")
 	fakeWorker(t, queue)
 	env := map[string]string{
 		"DATABASE_URL":     dbURL,
-		"AMQP_URL":         brokerURL(),
+		"AMQP_URL":         amqptest.URL(),
 		"RPC_QUEUE":        queue,
 		"JWT_SECRET":       strings.Repeat("k", 40),
 		"HTTP_ADDR":        "127.0.0.1:0",

@@ -22,21 +22,11 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
 )
 
-// brokerURL is the RabbitMQ the integration tests use; AMQP_URL overrides.
-var brokerURL = amqptest.URL
-
-// uniqueQueue returns a fresh queue name and deletes the queue at the end.
-// An unreachable broker fails the test.
-func uniqueQueue(t *testing.T) string {
-	t.Helper()
-	return amqptest.NewQueue(t, "stockservice-test")
-}
-
 // newRPCClient returns a client on its own connection, ready to call.
 func newRPCClient(t *testing.T) *amqprpc.Client {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	conn, err := amqprpc.Dial(amqprpc.Config{URL: brokerURL(), Name: t.Name(), Logger: log})
+	conn, err := amqprpc.Dial(amqprpc.Config{URL: amqptest.URL(), Name: t.Name(), Logger: log})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -62,9 +52,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // until /readyz says it consumes.
 func startWorker(t *testing.T, fake *stooqtest.Server, env map[string]string) (*started, string) {
 	t.Helper()
-	queue := uniqueQueue(t)
+	queue := amqptest.NewQueue(t, "stockservice-test")
 	full := map[string]string{
-		"AMQP_URL":         brokerURL(),
+		"AMQP_URL":         amqptest.URL(),
 		"RPC_QUEUE":        queue,
 		"STOOQ_URL":        fake.URL,
 		"HTTP_ADDR":        "127.0.0.1:0",
