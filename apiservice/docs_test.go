@@ -246,9 +246,18 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 				return postgres.HistoryEntry{}, errors.New("disk full")
 			}
 		}, status: 500},
-		{name: "stock user lookup db down", method: "GET", target: "/api/v1/stock?q=aapl.us", userID: 1, setup: func(e *testEnv) {
-			e.store.userByID = func(context.Context, int64) (postgres.User, error) { return postgres.User{}, dbDown }
+		{name: "stock save db down", method: "GET", target: "/api/v1/stock?q=aapl.us", userID: 1, setup: func(e *testEnv) {
+			e.quotes = okQuote
+			e.store.addHistory = func(context.Context, int64, postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+				return postgres.HistoryEntry{}, dbDown
+			}
 		}, status: 503},
+		{name: "stock user removed", method: "GET", target: "/api/v1/stock?q=aapl.us", userID: 1, setup: func(e *testEnv) {
+			e.quotes = okQuote
+			e.store.addHistory = func(context.Context, int64, postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+				return postgres.HistoryEntry{}, postgres.ErrNotFound
+			}
+		}, status: 401},
 
 		{name: "history page with next", method: "GET", target: "/api/v1/history?limit=2", userID: 1, setup: func(e *testEnv) { e.store.history = entries(10) }, status: 200},
 		{name: "history last page", method: "GET", target: "/api/v1/history", userID: 1, setup: func(e *testEnv) { e.store.history = entries(3) }, status: 200},

@@ -131,6 +131,9 @@ const dbCallTimeout = 5 * time.Second
 
 // handleStock answers the latest quote of ?q= and records it in the
 // caller's history first: a quote that cannot be saved is not answered.
+// It runs behind requireToken: a token whose user was removed is refused
+// here, when the history row's foreign key finds no user, so a removed
+// user's request costs a quote lookup but never gets an answer.
 func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
@@ -155,10 +158,10 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			fail(c, fmt.Errorf("quote %q: %w", symbol, err))
 			return
 		}
-		u := currentUser(c)
+		userID := currentUserID(c)
 		saveCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
 		defer cancel()
-		_, err = history.AddHistory(saveCtx, u.ID, postgres.HistoryEntry{
+		_, err = history.AddHistory(saveCtx, userID, postgres.HistoryEntry{
 			RequestedAt: requestedAt,
 			Symbol:      q.Symbol,
 			Name:        q.Name,
@@ -169,12 +172,16 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			Volume:      q.Volume,
 			QuotedAt:    q.QuotedAt.UTC(),
 		})
+		if errors.Is(err, postgres.ErrNotFound) {
+			fail(c, errUserGone)
+			return
+		}
 		if err != nil {
 			if !errors.Is(err, postgres.ErrUnavailable) && !errors.Is(ctx.Err(), context.Canceled) {
 				// %v on purpose: any other failure to save is a 500,
 				// whatever it wraps (a deadline here is not the RPC's).
 				// A client that went away is kept as it is (not a 500).
-				err = fmt.Errorf("save history for user %d: %v", u.ID, err)
+				err = fmt.Errorf("save history for user %d: %v", userID, err)
 			}
 			fail(c, err)
 			return

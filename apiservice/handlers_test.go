@@ -197,6 +197,7 @@ func TestStockErrors(t *testing.T) {
 		{"save db down", "?q=x", nil, fmt.Errorf("insert: %w", postgres.ErrUnavailable), 503},
 		{"save fails", "?q=x", nil, errors.New("constraint violated"), 500},
 		{"save deadline is not a gateway timeout", "?q=x", nil, fmt.Errorf("insert: %w", context.DeadlineExceeded), 500},
+		{"user removed since the token was issued", "?q=x", nil, fmt.Errorf("add history: %w", postgres.ErrNotFound), 401},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,9 +42,10 @@ func addRoutes(
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(st, pw, auth, login))
 
-	// Any authenticated user.
+	// Any authenticated user. /stock checks that the token's user still
+	// exists when it saves the quote rather than before (see requireToken).
+	v1.GET("/stock", requireToken(auth), handleStock(quotes, st, now))
 	user := v1.Group("", requireUser(auth, st))
-	user.GET("/stock", handleStock(quotes, st, now))
 	user.GET("/history", handleHistory(st))
 
 	// Superusers only.

@@ -94,8 +94,8 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", c.ClientIP()),
 		}
-		if u, ok := c.Get(userKey); ok {
-			attrs = append(attrs, slog.Int64("user_id", u.(authUser).ID))
+		if id, ok := c.Get(userIDKey); ok {
+			attrs = append(attrs, slog.Int64("user_id", id.(int64)))
 		}
 		logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 	}

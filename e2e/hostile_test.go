@@ -169,6 +169,7 @@ func TestHostile(t *testing.T) {
 		}
 		s.exec(t, "DELETE FROM users WHERE username = 'eve'")
 		wantProblem(t, get(t, api, "/api/v1/history", "Bearer "+eve), http.StatusUnauthorized)
+		wantProblem(t, get(t, api, "/api/v1/stock?q=aapl.us", "Bearer "+eve), http.StatusUnauthorized)
 		wantProblem(t, get(t, api, "/api/v1/stats", "Bearer "+eve), http.StatusUnauthorized)
 	})
 

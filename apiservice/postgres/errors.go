@@ -23,6 +23,9 @@ func wrapErr(op string, err error) error {
 		return nil
 	case errors.Is(err, gorm.ErrRecordNotFound):
 		return fmt.Errorf("%s: %w", op, ErrNotFound)
+	case isForeignKeyViolation(err):
+		// The row refers to a user (the only foreign key) that does not exist.
+		return fmt.Errorf("%s: %w: %w", op, ErrNotFound, err)
 	case isUniqueViolation(err):
 		return fmt.Errorf("%s: %w: %w", op, ErrDuplicate, err)
 	case isUnavailable(err):
@@ -34,7 +37,8 @@ func wrapErr(op string, err error) error {
 
 // SQLSTATE codes the store reacts to.
 const (
-	codeUniqueViolation = "23505"
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
 	// Class 08 is "connection exception"; the others are the server
 	// refusing work it cannot do right now.
 	classConnectionException = "08"
@@ -43,6 +47,11 @@ const (
 	codeCrashShutdown        = "57P02"
 	codeCannotConnectNow     = "57P03"
 )
+
+func isForeignKeyViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation
+}
 
 func isUniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError

@@ -22,7 +22,7 @@ func TestWrapErr(t *testing.T) {
 		{"record not found", gorm.ErrRecordNotFound, ErrNotFound},
 		{"unique violation", &pgconn.PgError{Code: "23505"}, ErrDuplicate},
 		{"wrapped unique violation", fmt.Errorf("x: %w", &pgconn.PgError{Code: "23505"}), ErrDuplicate},
-		{"foreign key violation", &pgconn.PgError{Code: "23503"}, nil},
+		{"foreign key violation (the referenced user is gone)", &pgconn.PgError{Code: "23503"}, ErrNotFound},
 		{"syntax error", &pgconn.PgError{Code: "42601"}, nil},
 		{"connection exception", &pgconn.PgError{Code: "08006"}, ErrUnavailable},
 		{"too many connections", &pgconn.PgError{Code: "53300"}, ErrUnavailable},

@@ -58,7 +58,9 @@ func (r historyRow) entry() HistoryEntry {
 // AddHistory stores e for userID and returns it with its ID set. A zero
 // RequestedAt is set to the current time. Times are stored in UTC at
 // PostgreSQL's microsecond precision; the returned entry holds exactly
-// what was stored, so it can serve as a HistoryCursor.
+// what was stored, so it can serve as a HistoryCursor. It fails with
+// ErrNotFound when no user has userID (the foreign key checks it in the
+// same statement, so callers need not load the user first).
 func (db *DB) AddHistory(ctx context.Context, userID int64, e HistoryEntry) (HistoryEntry, error) {
 	if e.RequestedAt.IsZero() {
 		e.RequestedAt = now()

@@ -285,8 +285,8 @@ func TestHistoryPagination(t *testing.T) {
 
 	t.Run("unknown user cannot get history", func(t *testing.T) {
 		_, err := db.AddHistory(ctx, bob.ID+alice.ID+100, postgres.HistoryEntry{Symbol: "X"})
-		if err == nil || errors.Is(err, postgres.ErrDuplicate) || errors.Is(err, postgres.ErrUnavailable) {
-			t.Errorf("AddHistory(unknown user) error = %v, want a foreign key error", err)
+		if !errors.Is(err, postgres.ErrNotFound) || errors.Is(err, postgres.ErrUnavailable) {
+			t.Errorf("AddHistory(unknown user) error = %v, want ErrNotFound", err)
 		}
 	})
 }
