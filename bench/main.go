@@ -216,6 +216,7 @@ type row struct {
 	ceiling  float64 // 0: none
 	ceilName string
 	procs    []procUse
+	machine  []procUse // the rest of the machine: CPU only
 	note     string
 }
 

@@ -23,13 +23,13 @@ func (b *bench) report() string {
 			group = r.group
 			fmt.Fprintf(&sb, "\n### %s\n\n", group)
 			if group == "ceilings" {
-				sb.WriteString("| stage | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors |\n|---|---:|---:|---:|---:|---:|---:|\n")
+				sb.WriteString("| stage | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors | machine CPU % (bench = this process: driver and bare server) |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 			} else {
-				sb.WriteString("| scenario | clients | req/s | ceiling req/s | ratio | p50 ms | p99 ms | p99.9 ms | errors | CPU % | peak RSS MB | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|\n")
+				sb.WriteString("| scenario | clients | req/s | ceiling req/s | ratio | p50 ms | p99 ms | p99.9 ms | errors | CPU % | peak RSS MB | rest of machine, CPU % | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|\n")
 			}
 		}
 		if group == "ceilings" {
-			fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %d |\n", r.name, r.clients, r.res.throughput, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), r.res.errors)
+			fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %d | %s |\n", r.name, r.clients, r.res.throughput, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), r.res.errors, machineCell(r.machine, "bench"))
 			continue
 		}
 		ceiling, ratio := "-", "-"
@@ -46,9 +46,9 @@ func (b *bench) report() string {
 		if r.res.errors > 0 {
 			errs += " (" + r.res.codes + ")"
 		}
-		fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.name, r.clients, r.res.throughput, ceiling, ratio, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), errs,
-			strings.Join(cpu, ", "), strings.Join(mem, ", "), r.note)
+			strings.Join(cpu, ", "), strings.Join(mem, ", "), machineCell(r.machine, "load tool"), r.note)
 	}
 	if b.fullCount > 0 {
 		fmt.Fprintf(&sb, "\nThe /stats query without stock_counts (GROUP BY over history, index-only scan) took %s once on the idle system.\n", b.fullCount.Round(time.Millisecond))
@@ -59,4 +59,21 @@ func (b *bench) report() string {
 		fmt.Fprintf(&sb, "\nCorrectness FAILURES:\n- %s\n", strings.Join(b.failures, "\n- "))
 	}
 	return sb.String()
+}
+
+// machineCell renders the rest of the machine's CPU; self names the
+// benchmark process's share.
+func machineCell(m []procUse, self string) string {
+	var out []string
+	for _, p := range m {
+		switch p.name {
+		case "idle":
+			out = append(out, fmt.Sprintf("idle %.0f%% of all cores", p.cpuPct))
+		case "self":
+			out = append(out, fmt.Sprintf("%s %.0f", self, p.cpuPct))
+		default:
+			out = append(out, fmt.Sprintf("%s %.0f", p.name, p.cpuPct))
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -41,32 +41,42 @@ func (b *bench) measureCeilings(ctx context.Context, c int) (ceilings, error) {
 	var err error
 	d := b.o.ceilingDuration
 	b.logf("ceilings at %d clients", c)
-	if cl.rpc, err = rpcCeiling(ctx, b.o.amqpURL, c, d); err != nil {
+	use := map[*result][]procUse{}
+	run := func(dst *result, f func() (result, error)) error {
+		before, start := sampleMachine(), time.Now()
+		r, err := f()
+		use[dst] = machineUse(before, sampleMachine(), time.Since(start))
+		*dst = r
+		return err
+	}
+	if err = run(&cl.rpc, func() (result, error) { return rpcCeiling(ctx, b.o.amqpURL, c, d) }); err != nil {
 		return cl, err
 	}
-	if cl.insert, err = insertCeiling(ctx, b.dbURL, 20, c, d); err != nil {
+	if err = run(&cl.insert, func() (result, error) { return insertCeiling(ctx, b.dbURL, 20, c, d) }); err != nil {
 		return cl, err
 	}
 	zipf := zipfSymbols(1000, 7)
 	pick := func(w, i int) string { return zipf(uint64(w*100003 + i)) }
-	if cl.stooq, err = stooqCeiling(ctx, b.instant, pick, c, d); err != nil {
+	if err = run(&cl.stooq, func() (result, error) { return stooqCeiling(ctx, b.instant, pick, c, d) }); err != nil {
 		return cl, err
 	}
-	if cl.stooqSlow, err = stooqCeiling(ctx, b.slow, pick, c, d); err != nil {
+	if err = run(&cl.stooqSlow, func() (result, error) { return stooqCeiling(ctx, b.slow, pick, c, d) }); err != nil {
 		return cl, err
 	}
 	url, stop, err := ginJWTServer(b.secret, jwtIssuer, jwtAudience)
 	if err != nil {
 		return cl, err
 	}
-	cl.gin = attack(ctx, "gin-jwt", c, d, http.StatusOK, get(url+"/jwt", b.tokens[0]))
+	_ = run(&cl.gin, func() (result, error) {
+		return attack(ctx, "gin-jwt", c, d, http.StatusOK, get(url+"/jwt", b.tokens[0])), nil
+	})
 	stop()
 	for _, x := range []struct {
 		name string
-		r    result
-	}{{"bare amqp091 request/reply", cl.rpc}, {"bare GORM single-row INSERT", cl.insert}, {"bare Gin + JWT verify", cl.gin},
-		{"bare stooq fetch from the fake", cl.stooq}, {fmt.Sprintf("bare stooq fetch, %s fake", b.o.latency), cl.stooqSlow}} {
-		b.rows = append(b.rows, row{group: "ceilings", name: x.name, clients: c, res: x.r})
+		r    *result
+	}{{"bare amqp091 request/reply", &cl.rpc}, {"bare GORM single-row INSERT", &cl.insert}, {"bare Gin + JWT verify", &cl.gin},
+		{"bare stooq fetch from the fake", &cl.stooq}, {fmt.Sprintf("bare stooq fetch, %s fake", b.o.latency), &cl.stooqSlow}} {
+		b.rows = append(b.rows, row{group: "ceilings", name: x.name, clients: c, res: *x.r, machine: use[x.r]})
 		if x.r.errors > 0 || x.r.ok == 0 {
 			b.failures = append(b.failures, fmt.Sprintf("ceiling %s at %d clients: %d ok, %d errors", x.name, c, x.r.ok, x.r.errors))
 		}
@@ -91,9 +101,11 @@ func usage(name string, before, after procSample, wall time.Duration) procUse {
 // measure runs load and records its row with the processes' CPU and memory.
 func (b *bench) measure(r row, load func() result) row {
 	apiBefore, wBefore := b.sampleAll()
+	mBefore := sampleMachine()
 	start := time.Now()
 	r.res = load()
 	wall := time.Since(start)
+	mAfter := sampleMachine()
 	apiAfter, wAfter := b.sampleAll()
 	r.procs = append(r.procs, usage("api", apiBefore, apiAfter, wall))
 	for i := range wAfter {
@@ -101,6 +113,7 @@ func (b *bench) measure(r row, load func() result) row {
 			r.procs = append(r.procs, usage(fmt.Sprintf("worker%d", i+1), wBefore[i], wAfter[i], wall))
 		}
 	}
+	r.machine = machineUse(mBefore, mAfter, wall)
 	return r
 }
 
