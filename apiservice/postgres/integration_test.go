@@ -118,8 +118,8 @@ func assertSchema(t *testing.T, url string) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
 		t.Fatalf("count versions: %v", err)
 	}
-	if versions != 3 {
-		t.Errorf("schema_migrations has %d rows, want 3", versions)
+	if versions != 4 {
+		t.Errorf("schema_migrations has %d rows, want 4", versions)
 	}
 }
 

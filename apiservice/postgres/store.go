@@ -40,13 +40,18 @@ type Config struct {
 	MaxOpenConns    int           // default DefaultMaxOpenConns (20)
 	MaxIdleConns    int           // default = MaxOpenConns
 	ConnMaxLifetime time.Duration // default DefaultConnMaxLifetime; negative means forever
+	// HistoryWriters is how many statements AddHistory runs at once;
+	// concurrent calls beyond that are saved together, several rows per
+	// statement (see historyWriters). Default DefaultHistoryWriters.
+	HistoryWriters int
 }
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
-	gorm *gorm.DB
-	sql  *sql.DB // the pool underneath gorm
-	url  string  // for WatchUsers' dedicated connection
+	gorm    *gorm.DB
+	sql     *sql.DB // the pool underneath gorm
+	url     string  // for WatchUsers' dedicated connection
+	writers *historyWriters
 }
 
 // Open connects and pings. It does not migrate. A database that cannot be
@@ -96,6 +101,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if cfg.HistoryWriters <= 0 {
+		cfg.HistoryWriters = DefaultHistoryWriters
+	}
+	db.writers = newHistoryWriters(db, min(cfg.HistoryWriters, cfg.MaxOpenConns))
 	return db, nil
 }
 
@@ -111,8 +120,9 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool.
+// Close stops the history writers and closes the pool.
 func (db *DB) Close() error {
+	db.writers.close()
 	// Release the cached prepared statements before their connections go.
 	if p, ok := db.gorm.ConnPool.(*gorm.PreparedStmtDB); ok {
 		p.Close()
