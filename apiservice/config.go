@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
@@ -26,6 +27,7 @@ const minSecretLen = 32
 type config struct {
 	DatabaseURL     string         // DATABASE_URL, required
 	DBMaxConns      int            // DB_MAX_CONNS, default 20
+	DBWriters       int            // DB_HISTORY_WRITERS: concurrent history INSERTs, default 4
 	BcryptCost      int            // BCRYPT_COST, default bcrypt.DefaultCost
 	LogLevel        slog.Level     // LOG_LEVEL: debug, info, warn, error; default info
 	LogFormat       logging.Format // LOG_FORMAT: json (default) or text
@@ -86,6 +88,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 		add(errors.New("DATABASE_URL is required"))
 	}
 	cfg.DBMaxConns = intEnv(getenv, "DB_MAX_CONNS", 20, 1, 1000, add)
+	cfg.DBWriters = intEnv(getenv, "DB_HISTORY_WRITERS", postgres.DefaultHistoryWriters, 1, 1000, add)
 	cfg.BcryptCost = intEnv(getenv, "BCRYPT_COST", bcrypt.DefaultCost, bcrypt.MinCost, bcrypt.MaxCost, add)
 	if s := strings.TrimSpace(getenv("LOG_LEVEL")); s != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(s)); err != nil {
@@ -188,6 +191,7 @@ func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.Int("db_max_conns", c.DBMaxConns),
+		slog.Int("db_history_writers", c.DBWriters),
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", string(c.LogFormat)),

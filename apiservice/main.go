@@ -111,7 +111,7 @@ func newLogger(w io.Writer, cfg config) *slog.Logger {
 func openStore(ctx context.Context, cfg config) (*postgres.DB, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	db, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns})
+	db, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, HistoryWriters: cfg.DBWriters})
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", maskURL(cfg.DatabaseURL), err)
 	}
@@ -231,6 +231,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer closeLogged(logger, "database", db.Close)
 	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
+	reg.MustRegister(newHistoryWriteCollector(db))
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
 	if err != nil {

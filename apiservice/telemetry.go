@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/amqprpc/rpcmetrics"
 	"github.com/stockquote/stockquote/shared/buildinfo"
@@ -161,6 +162,23 @@ func newRPCClientCollector(client clientStatser) *rpcmetrics.Collector[amqprpc.C
 		d("unknown_replies_total", "Replies with an unknown correlation id (dropped).", func(s amqprpc.ClientStats) uint64 { return s.UnknownReplies }),
 		d("returned_total", "Requests the broker returned as unroutable (no worker queue).", func(s amqprpc.ClientStats) uint64 { return s.Returns }),
 		d("unavailable_total", "RPC calls failed fast because the broker was unavailable.", func(s amqprpc.ClientStats) uint64 { return s.Unavailable }),
+	)
+}
+
+// newHistoryWriteCollector exports the store's history write counters:
+// rows / statements is the mean number of /stock requests saved per
+// INSERT (group commit under load).
+func newHistoryWriteCollector(db interface {
+	HistoryWriteStats() postgres.HistoryWriteStats
+}) prometheus.Collector {
+	type counter = rpcmetrics.Counter[postgres.HistoryWriteStats]
+	return rpcmetrics.NewCollector(db.HistoryWriteStats,
+		counter{Name: "stockquote_db_history_statements_total", Help: "INSERT statements that saved history rows (one or several each).",
+			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Statements }},
+		counter{Name: "stockquote_db_history_rows_total", Help: "History rows saved.",
+			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Rows }},
+		counter{Name: "stockquote_db_history_split_total", Help: "Multi-row INSERTs that failed for one row and were retried row by row.",
+			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Split }},
 	)
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -36,6 +37,22 @@ type historyWriters struct {
 	stop  chan struct{}
 	wg    sync.WaitGroup
 	once  sync.Once
+
+	statements, rows, split atomic.Uint64
+}
+
+// HistoryWriteStats count the statements that saved history rows, since
+// the store was opened. Rows / Statements is the mean batch size.
+type HistoryWriteStats struct {
+	Statements uint64 // INSERT statements run (successful or not)
+	Rows       uint64 // rows saved
+	Split      uint64 // batches that failed for one row's sake and were retried row by row
+}
+
+// HistoryWriteStats returns the history writers' counters.
+func (db *DB) HistoryWriteStats() HistoryWriteStats {
+	w := db.writers
+	return HistoryWriteStats{Statements: w.statements.Load(), Rows: w.rows.Load(), Split: w.split.Load()}
 }
 
 type historyCall struct {
@@ -124,7 +141,7 @@ func (w *historyWriters) save(batch []*historyCall) {
 	ctx, cancel := batchContext(live)
 	defer cancel()
 	if len(live) == 1 {
-		id, err := w.db.insertHistory(ctx, []historyRow{live[0].row})
+		id, err := w.insert(ctx, []historyRow{live[0].row})
 		live[0].done <- first(id, err)
 		return
 	}
@@ -132,7 +149,7 @@ func (w *historyWriters) save(batch []*historyCall) {
 	for i, c := range live {
 		rows[i] = c.row
 	}
-	ids, err := w.db.insertHistory(ctx, rows)
+	ids, err := w.insert(ctx, rows)
 	if err == nil {
 		for i, c := range live {
 			c.done <- historyResult{id: ids[i]}
@@ -146,12 +163,23 @@ func (w *historyWriters) save(batch []*historyCall) {
 		return
 	}
 	// A row made the statement fail: give each call its own outcome.
+	w.split.Add(1)
 	for _, c := range live {
 		ctx, cancel := batchContext([]*historyCall{c})
-		id, err := w.db.insertHistory(ctx, []historyRow{c.row})
+		id, err := w.insert(ctx, []historyRow{c.row})
 		cancel()
 		c.done <- first(id, err)
 	}
+}
+
+// insert runs one statement and counts it.
+func (w *historyWriters) insert(ctx context.Context, rows []historyRow) ([]int64, error) {
+	w.statements.Add(1)
+	ids, err := w.db.insertHistory(ctx, rows)
+	if err == nil {
+		w.rows.Add(uint64(len(rows)))
+	}
+	return ids, err
 }
 
 func first(ids []int64, err error) historyResult {

@@ -151,3 +151,80 @@ func TestMigrateCountsExistingHistory(t *testing.T) {
 		t.Errorf("TopStocks after upgrade = %v, want %v", got, want)
 	}
 }
+
+// TestAddHistoryGroupsConcurrentCalls: with one writer and many callers,
+// rows are saved several per statement, and every caller gets the id of
+// its own row.
+func TestAddHistoryGroupsConcurrentCalls(t *testing.T) {
+	t.Parallel()
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, postgres.Config{URL: url, MaxOpenConns: 4, HistoryWriters: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	users := []postgres.User{mustCreateUser(t, db, "alice"), mustCreateUser(t, db, "bob")}
+	type saved struct {
+		id     int64
+		user   int64
+		symbol string
+	}
+	var (
+		mu  sync.Mutex
+		all []saved
+		wg  sync.WaitGroup
+	)
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 10 {
+				u := users[(g+i)%2].ID
+				sym := fmt.Sprintf("S%d-%d.US", g, i)
+				e, err := db.AddHistory(ctx, u, postgres.HistoryEntry{Symbol: sym})
+				if err != nil {
+					t.Errorf("AddHistory: %v", err)
+					return
+				}
+				mu.Lock()
+				all = append(all, saved{e.ID, u, sym})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range all {
+		var user int64
+		var sym string
+		if err := conn.QueryRow(ctx, `SELECT user_id, symbol FROM history WHERE id = $1`, s.id).Scan(&user, &sym); err != nil {
+			t.Fatalf("row %d: %v", s.id, err)
+		}
+		if user != s.user || sym != s.symbol {
+			t.Errorf("id %d holds (%d, %s), its caller saved (%d, %s)", s.id, user, sym, s.user, s.symbol)
+		}
+	}
+	st := db.HistoryWriteStats()
+	if st.Rows != 640 || st.Statements >= st.Rows {
+		t.Errorf("stats = %+v: want 640 rows in fewer statements", st)
+	}
+	t.Logf("640 rows in %d statements", st.Statements)
+	if got, want := mustTop(t, db, 1000), countFromHistory(t, conn, 1000); !slices.Equal(got, want) {
+		t.Errorf("TopStocks = %v, want %v", got, want)
+	}
+}
+
+func mustTop(t *testing.T, db *postgres.DB, n int) []postgres.StockCount {
+	t.Helper()
+	got, err := db.TopStocks(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
