@@ -165,6 +165,10 @@ func (w *historyWriters) save(batch []*historyCall) {
 	// A row made the statement fail: give each call its own outcome.
 	w.split.Add(1)
 	for _, c := range live {
+		if err := c.ctx.Err(); err != nil {
+			c.done <- historyResult{err: err}
+			continue
+		}
 		ctx, cancel := batchContext([]*historyCall{c})
 		id, err := w.insert(ctx, []historyRow{c.row})
 		cancel()
