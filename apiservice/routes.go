@@ -50,6 +50,6 @@ func addRoutes(
 
 	// Superusers only.
 	admin := user.Group("", requireSuperuser())
-	admin.GET("/stats", handleStats(st))
+	admin.GET("/stats", handleStats(newSharedTopStocks(st, statsTop)))
 	admin.POST("/users", handleCreateUser(st, pw))
 }
