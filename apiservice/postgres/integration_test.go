@@ -441,3 +441,21 @@ func BenchmarkAddHistory(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkHistoryPage(b *testing.B) {
+	db, _ := openDB(b)
+	ctx := context.Background()
+	u := mustCreateUser(b, db, "bench")
+	e := postgres.HistoryEntry{Symbol: "AAPL.US", Name: "APPLE", Open: 1, High: 2, Low: 0.5, Close: 1.5, Volume: 1000, QuotedAt: time.Now()}
+	for range 101 {
+		if _, err := db.AddHistory(ctx, u.ID, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if es, err := db.History(ctx, u.ID, 101, nil); err != nil || len(es) != 101 {
+			b.Fatal(len(es), err)
+		}
+	}
+}
