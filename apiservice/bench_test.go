@@ -34,7 +34,9 @@ func BenchmarkHistoryHandler(b *testing.B) {
 func BenchmarkStockHandler(b *testing.B) {
 	env := newTestEnv(b)
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
-	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) { return e, nil }
+	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		return e, nil
+	}
 	benchHandler(b, env, "/api/v1/stock?q=aapl.us")
 }
 
