@@ -15,6 +15,29 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres/pgtest"
 )
 
+// openWithConn opens and migrates a fresh database with cfg (its URL
+// set here), plus a plain connection to it for checks; both are closed
+// when the test ends.
+func openWithConn(t *testing.T, cfg postgres.Config) (*postgres.DB, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	cfg.URL = pgtest.NewDatabase(t)
+	db, err := postgres.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(ctx) })
+	return db, conn
+}
+
 // countFromHistory is TopStocks computed the slow way, straight from history.
 func countFromHistory(t *testing.T, conn *pgx.Conn, n int) []postgres.StockCount {
 	t.Helper()
@@ -40,21 +63,8 @@ func countFromHistory(t *testing.T, conn *pgx.Conn, n int) []postgres.StockCount
 // checks the maintained counts equal a full count of history each time.
 func TestTopStocksCountsStayExact(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, postgres.Config{URL: url, MaxOpenConns: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := openWithConn(t, postgres.Config{MaxOpenConns: 16})
 	alice := mustCreateUser(t, db, "alice")
 	bob := mustCreateUser(t, db, "bob")
 
@@ -157,21 +167,8 @@ func TestMigrateCountsExistingHistory(t *testing.T) {
 // its own row.
 func TestAddHistoryGroupsConcurrentCalls(t *testing.T) {
 	t.Parallel()
-	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
-	db, err := postgres.Open(ctx, postgres.Config{URL: url, MaxOpenConns: 4, HistoryWriters: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	db, conn := openWithConn(t, postgres.Config{MaxOpenConns: 4, HistoryWriters: 1})
 	users := []postgres.User{mustCreateUser(t, db, "alice"), mustCreateUser(t, db, "bob")}
 	type saved struct {
 		id     int64
