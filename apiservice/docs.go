@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
@@ -42,31 +43,52 @@ const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 type staticFile struct {
 	name        string
 	contentType string
-	body        []byte
+	open        func() (io.ReadSeeker, error) // the embedded bytes, never a copy
 	etag        string
 }
 
-// newStaticFile computes the ETag of body.
-func newStaticFile(name, contentType string, body []byte) staticFile {
-	sum := sha256.Sum256(body)
-	return staticFile{name: name, contentType: contentType, body: body, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
+// newStaticFile computes the ETag of the file open reads.
+func newStaticFile(name, contentType string, open func() (io.ReadSeeker, error)) (staticFile, error) {
+	r, err := open()
+	if err != nil {
+		return staticFile{}, err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return staticFile{}, err
+	}
+	sum := h.Sum(nil)
+	return staticFile{name: name, contentType: contentType, open: open, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}, nil
 }
 
 // serve answers f, or 304 when the client's If-None-Match is current.
 // Clients must revalidate (no-cache), so an upgraded binary is seen at once.
 func (f staticFile) serve(c *gin.Context) {
+	body, err := f.open()
+	if err != nil {
+		fail(c, fmt.Errorf("open embedded %s: %w", f.name, err))
+		return
+	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", f.contentType)
 	h.Set("ETag", f.etag)
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(c.Writer, c.Request, f.name, time.Time{}, bytes.NewReader(f.body))
+	http.ServeContent(c.Writer, c.Request, f.name, time.Time{}, body)
 }
 
 // handleOpenAPI serves the OpenAPI description.
 func handleOpenAPI() gin.HandlerFunc {
-	f := newStaticFile("openapi.yaml", "application/yaml", openAPISpec)
-	return func(c *gin.Context) { f.serve(c) }
+	f, err := newStaticFile("openapi.yaml", "application/yaml", func() (io.ReadSeeker, error) {
+		return bytes.NewReader(openAPISpec), nil
+	})
+	return func(c *gin.Context) {
+		if err != nil { // cannot happen: reading a byte slice does not fail
+			fail(c, err)
+			return
+		}
+		f.serve(c)
+	}
 }
 
 // docsContentTypes maps the extensions of the docs files to media types;
@@ -86,16 +108,31 @@ func loadDocs() (map[string]staticFile, error) {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		body, err := docsFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
 		name := path.Base(p)
 		ct, ok := docsContentTypes[path.Ext(name)]
 		if !ok {
 			return fmt.Errorf("docs file %s: no content type for its extension", p)
 		}
-		files[name] = newStaticFile(name, ct, body)
+		// Served from the binary's read-only data as it is: ReadFile would
+		// copy the files (1.9 MB, most of it Swagger UI) onto the heap for
+		// the life of the process, and the GC's target (twice the live
+		// heap at GOGC=100) would grow by as much again.
+		f, err := newStaticFile(name, ct, func() (io.ReadSeeker, error) {
+			f, err := docsFiles.Open(p)
+			if err != nil {
+				return nil, err
+			}
+			// embed.FS files are seekable, and closing one is a no-op.
+			rs, ok := f.(io.ReadSeeker)
+			if !ok {
+				return nil, fmt.Errorf("embedded %s is not seekable", p)
+			}
+			return rs, nil
+		})
+		if err != nil {
+			return fmt.Errorf("docs file %s: %w", p, err)
+		}
+		files[name] = f
 		return nil
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"math"
 	"strings"
 	"testing"
@@ -59,5 +60,33 @@ func TestZipfSymbols(t *testing.T) {
 	}
 	if len(counts) < 500 {
 		t.Errorf("%d distinct symbols, want a long tail (at least 500 of 1000)", len(counts))
+	}
+}
+
+// TestProductionMemoryLimits: both programs start with production's
+// GOMEMLIMIT unless -api-env / -worker-env set another, and the report's
+// settings line names the one in effect.
+func TestProductionMemoryLimits(t *testing.T) {
+	def := &bench{}
+	if got := lastValue(def.apiEnv(":0"), "GOMEMLIMIT", ""); got != apiGoMemLimit {
+		t.Errorf("API GOMEMLIMIT = %q, want production's %q", got, apiGoMemLimit)
+	}
+	if got := lastValue(def.workerEnv(":0", ":0", "http://x", 1, 0), "GOMEMLIMIT", ""); got != workerGoMemLimit {
+		t.Errorf("stock service GOMEMLIMIT = %q, want production's %q", got, workerGoMemLimit)
+	}
+
+	o, err := parseOptions([]string{"-api-env", "GOMEMLIMIT=off,RPC_CHANNELS=4", "-worker-env", "GOMEMLIMIT=64MiB"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{o: o}
+	if got := lastValue(b.apiEnv(":0"), "GOMEMLIMIT", ""); got != "off" {
+		t.Errorf("API GOMEMLIMIT with -api-env GOMEMLIMIT=off = %q, want off", got)
+	}
+	if got := lastValue(b.workerEnv(":0", ":0", "http://x", 1, 0), "GOMEMLIMIT", ""); got != "64MiB" {
+		t.Errorf("stock service GOMEMLIMIT with -worker-env = %q, want 64MiB", got)
+	}
+	if r := b.report(); !strings.Contains(r, "GOMEMLIMIT API off, stock service 64MiB (production's: "+apiGoMemLimit+", "+workerGoMemLimit+")") {
+		t.Errorf("report settings line does not name the limits in effect:\n%s", r)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -28,9 +29,17 @@ type request func(i uint64, t *vegeta.Target)
 
 // attack drives url with vegeta at c concurrent clients (c workers, each
 // with its own keep-alive connection, sending as fast as answers come)
-// for d. okCode is the status a correct answer has.
+// for d. okCode is the status a correct answer has. The connections are
+// closed when it returns, as c clients that leave would: left idle, they
+// would stay open on the server (the API keeps an idle connection for
+// 120 s) and pile up scenario after scenario, so that a later scenario
+// "at 256 clients" would run beside thousands of idle connections.
 func attack(ctx context.Context, name string, c int, d time.Duration, okCode uint16, build request) result {
+	tr := &http.Transport{DialContext: (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext}
+	defer tr.CloseIdleConnections()
 	att := vegeta.NewAttacker(
+		// Before the options below, which set tr's connection limits.
+		vegeta.Client(&http.Client{Transport: tr}),
 		vegeta.Workers(uint64(c)), vegeta.MaxWorkers(uint64(c)),
 		vegeta.Connections(c), vegeta.MaxConnections(c),
 		vegeta.KeepAlive(true), vegeta.Timeout(30*time.Second),

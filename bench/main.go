@@ -247,6 +247,27 @@ const (
 	benchUsers  = 50
 )
 
+// Production's soft memory limits (GOMEMLIMIT): what the Helm chart derives
+// from its default memory limits (90% of 256Mi and of 128Mi) and what
+// docker-compose.yml sets. The programs run with them here, so the peak RSS
+// the report shows is the one a deployment gets; deploy/check keeps the
+// three in step. -api-env / -worker-env GOMEMLIMIT=... override them.
+const (
+	apiGoMemLimit    = "230MiB"
+	workerGoMemLimit = "115MiB"
+)
+
+// lastValue returns the value the last NAME=value of env gives name, as
+// os/exec does with duplicates, or def when none does.
+func lastValue(env []string, name, def string) string {
+	for _, e := range slices.Backward(env) {
+		if v, ok := strings.CutPrefix(e, name+"="); ok {
+			return v
+		}
+	}
+	return def
+}
+
 func (b *bench) setup(ctx context.Context) error {
 	b.started = time.Now()
 	b.dir = b.o.workDir
@@ -369,7 +390,7 @@ func (b *bench) apiEnv(httpAddr string) []string {
 		"DATABASE_URL=" + b.dbURL, "AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue,
 		"JWT_SECRET=" + string(b.secret), "HTTP_ADDR=" + httpAddr, "LOG_LEVEL=" + b.o.logLevel,
 		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "USER_CACHE=" + b.o.userCache,
-		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s",
+		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s", "GOMEMLIMIT=" + apiGoMemLimit,
 		// The login throttle would answer most of the /login scenario with
 		// 429: lift it, so the scenario measures bcrypt.
 		"LOGIN_ACCOUNT_BURST=1000", "LOGIN_ACCOUNT_INTERVAL=1ms", "LOGIN_CLIENT_BURST=100000", "LOGIN_CLIENT_INTERVAL=1ms",
@@ -405,6 +426,16 @@ func (b *bench) startAPI(ctx context.Context) error {
 	return waitOK(ctx, p, b.apiURL+"/readyz")
 }
 
+// workerEnv is a stock service's environment.
+func (b *bench) workerEnv(httpAddr, debugAddr, stooqURL string, workers int, ttl time.Duration) []string {
+	return append([]string{
+		"AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue, "STOOQ_URL=" + stooqURL, "STOOQ_TIMEOUT=5s",
+		"WORKERS=" + strconv.Itoa(workers), "QUOTE_CACHE_TTL=" + ttl.String(), "HTTP_ADDR=" + httpAddr,
+		"DEBUG_ADDR=" + debugAddr, "LOG_LEVEL=" + b.o.logLevel, "SHUTDOWN_TIMEOUT=10s",
+		"GOMEMLIMIT=" + workerGoMemLimit,
+	}, b.o.workerExtraEnv...)
+}
+
 // startWorkers stops the running stock services and starts n with the
 // given settings.
 func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL string, ttl time.Duration) error {
@@ -423,11 +454,8 @@ func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL strin
 		if err != nil {
 			return err
 		}
-		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, append([]string{
-			"AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue, "STOOQ_URL=" + stooqURL, "STOOQ_TIMEOUT=5s",
-			"WORKERS=" + strconv.Itoa(workers), "QUOTE_CACHE_TTL=" + ttl.String(), "HTTP_ADDR=" + addr,
-			"DEBUG_ADDR=" + debug, "LOG_LEVEL=" + b.o.logLevel, "SHUTDOWN_TIMEOUT=10s",
-		}, b.o.workerExtraEnv...), filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
+		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, b.workerEnv(addr, debug, stooqURL, workers, ttl),
+			filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
 		if err != nil {
 			return err
 		}

@@ -124,11 +124,13 @@ func (db *DB) History(ctx context.Context, userID int64, limit int, after *Histo
 	}
 	defer rows.Close()
 	out := make([]HistoryEntry, 0, min(limit, 512))
+	var quotedAt sql.NullTime
 	for rows.Next() {
-		var (
-			e        HistoryEntry
-			quotedAt sql.NullTime
-		)
+		// Scanned in place: a local entry (and NullTime) would escape to
+		// the heap on every row, since Scan takes their fields' addresses,
+		// and the entry would then be copied into out.
+		out = append(out, HistoryEntry{})
+		e := &out[len(out)-1]
 		if err := rows.Scan(&e.ID, &e.RequestedAt, &e.Symbol, &e.Name, &e.Open, &e.High, &e.Low, &e.Close, &e.Volume, &quotedAt); err != nil {
 			return nil, wrapErr(op, err)
 		}
@@ -136,7 +138,6 @@ func (db *DB) History(ctx context.Context, userID int64, limit int, after *Histo
 		if quotedAt.Valid {
 			e.QuotedAt = quotedAt.Time.UTC()
 		}
-		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, wrapErr(op, err)

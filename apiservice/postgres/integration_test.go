@@ -277,6 +277,30 @@ func TestHistoryPagination(t *testing.T) {
 		}
 	})
 
+	t.Run("quote times with and without a value in one page", func(t *testing.T) {
+		carol := mustCreateUser(t, db, "carol")
+		quoted := time.Date(2026, 11, 26, 22, 0, 0, 0, time.UTC)
+		for i := range 4 {
+			e := postgres.HistoryEntry{RequestedAt: base.Add(time.Duration(i) * time.Second), Symbol: "C.US"}
+			if i%2 == 0 {
+				e.QuotedAt = quoted
+			}
+			if _, err := db.AddHistory(ctx, carol.ID, e); err != nil {
+				t.Fatalf("AddHistory: %v", err)
+			}
+		}
+		page, err := db.History(ctx, carol.ID, 10, nil)
+		if err != nil || len(page) != 4 {
+			t.Fatalf("History = %d entries, %v; want 4", len(page), err)
+		}
+		for _, e := range page { // newest first: i = 3, 2, 1, 0
+			i := int(e.RequestedAt.Sub(base).Round(time.Second) / time.Second) // base has nanoseconds; stored at µs
+			if want := i%2 == 0; !e.QuotedAt.IsZero() != want || (want && !e.QuotedAt.Equal(quoted)) {
+				t.Errorf("entry %d: QuotedAt = %v, want set: %v", i, e.QuotedAt, want)
+			}
+		}
+	})
+
 	t.Run("bad limit", func(t *testing.T) {
 		if _, err := db.History(ctx, alice.ID, 0, nil); err == nil {
 			t.Error("History(limit 0) succeeded")

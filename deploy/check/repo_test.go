@@ -75,11 +75,19 @@ func (p program) settings(t *testing.T) map[string]bool {
 	return found
 }
 
+// goRuntimeSettings are read by the Go runtime of every program, not by
+// its config loader; deployments may set them too.
+var goRuntimeSettings = []string{"GOMEMLIMIT"}
+
 // checkEnv reports settings a deployment gives a program that the program
-// does not read (a typo, or a stale name) and required ones it lacks.
+// (or its Go runtime) does not read (a typo, or a stale name) and required
+// ones it lacks.
 func checkEnv(t *testing.T, where string, p program, env map[string]bool) {
 	t.Helper()
 	known := p.settings(t)
+	for _, name := range goRuntimeSettings {
+		known[name] = true
+	}
 	var unknown, missing []string
 	for name := range env {
 		if !known[name] || slices.Contains(p.removed, name) {

@@ -128,3 +128,33 @@ prometheus.io/path: /metrics
 {{- define "stockquote.apiMetricsPortName" -}}
 {{- ternary "metrics" "http" (ne .Values.api.metricsAddr "") -}}
 {{- end -}}
+
+{{/*
+GOMEMLIMIT of one program: (dict "v" .Values.api "key" "api"). An explicit
+goMemLimit wins ("off" included); otherwise 90% of resources.limits.memory,
+in whole MiB, so the Go runtime collects harder before the container's limit
+is reached (the rest is for what the runtime does not count, chiefly the
+program's code mapped from its binary); nothing without a memory limit.
+*/}}
+{{- define "stockquote.goMemLimit" -}}
+{{- if .v.goMemLimit -}}
+{{- .v.goMemLimit -}}
+{{- else -}}
+{{- $limit := "" -}}
+{{- with .v.resources -}}{{- with .limits -}}{{- with .memory -}}{{- $limit = toString . -}}{{- end -}}{{- end -}}{{- end -}}
+{{- if $limit -}}
+{{- $pattern := "^([0-9]+(\\.[0-9]+)?)(k|M|G|T|Ki|Mi|Gi|Ti)?$" -}}
+{{- if not (regexMatch $pattern $limit) -}}
+{{- fail (printf "%s.resources.limits.memory %q: cannot derive GOMEMLIMIT from it (want a number with an optional k, M, G, T, Ki, Mi, Gi or Ti suffix); set %s.goMemLimit" .key $limit .key) -}}
+{{- end -}}
+{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $number := regexReplaceAll $pattern $limit "${1}" | float64 -}}
+{{- $unit := regexReplaceAll $pattern $limit "${3}" -}}
+{{- $mib := divf (mulf $number (get $units $unit) 0.9) 1048576 | floor | int64 -}}
+{{- if lt $mib 1 -}}
+{{- fail (printf "%s.resources.limits.memory %q is too small to derive GOMEMLIMIT from; set %s.goMemLimit" .key $limit .key) -}}
+{{- end -}}
+{{- printf "%dMiB" $mib -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
