@@ -42,7 +42,8 @@ type historyWriters struct {
 }
 
 // HistoryWriteStats count the statements that saved history rows, since
-// the store was opened. Rows / Statements is the mean batch size.
+// the store was opened. Rows / Statements is about the mean batch size
+// (failed statements count in Statements only).
 type HistoryWriteStats struct {
 	Statements uint64 // INSERT statements run (successful or not)
 	Rows       uint64 // rows saved
