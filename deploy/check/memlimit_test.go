@@ -127,28 +127,14 @@ func TestChartGoMemLimit(t *testing.T) {
 // (it does not start) and a memory limit the chart cannot derive one from
 // fail the install, naming what to set.
 func TestChartGoMemLimitRejected(t *testing.T) {
-	tests := map[string]struct {
-		vals map[string]any
-		want string
-	}{
+	checkRenderRejects(t, map[string]renderReject{
 		"decimal unit":      {map[string]any{"api": map[string]any{"goMemLimit": "200MB"}}, "schema"},
 		"kubernetes unit":   {map[string]any{"worker": map[string]any{"goMemLimit": "100Mi"}}, "schema"},
 		"fraction":          {map[string]any{"api": map[string]any{"goMemLimit": "1.5GiB"}}, "schema"},
 		"exponent limit":    {map[string]any{"api": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "1e9"}}}}, "set api.goMemLimit"},
 		"milli limit":       {map[string]any{"worker": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "128974848000m"}}}}, "set worker.goMemLimit"},
 		"tiny memory limit": {map[string]any{"api": map[string]any{"resources": map[string]any{"limits": map[string]any{"memory": "1Ki"}}}}, "set api.goMemLimit"},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			_, err := render(t, tc.vals)
-			if err == nil {
-				t.Fatalf("render with %v succeeded, want an error", tc.vals)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("render error = %v, want it to mention %q", err, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // benchGoMemLimit finds the GOMEMLIMIT the benchmark gives a program.

@@ -186,10 +186,7 @@ func TestChartMetricsPort(t *testing.T) {
 // TestChartSettingsRejected checks the schema and template guards on the
 // new settings.
 func TestChartSettingsRejected(t *testing.T) {
-	tests := map[string]struct {
-		vals map[string]any
-		want string // substring of the error
-	}{
+	checkRenderRejects(t, map[string]renderReject{
 		"trusted proxy not an address": {map[string]any{"api": map[string]any{"trustedProxies": []any{"ingress-nginx"}}}, "schema"},
 		"trusted proxies as a string":  {map[string]any{"api": map[string]any{"trustedProxies": "10.0.0.0/8"}}, "schema"},
 		"metrics addr without port":    {map[string]any{"api": map[string]any{"metricsAddr": "9090"}}, "schema"},
@@ -203,8 +200,20 @@ func TestChartSettingsRejected(t *testing.T) {
 		"extra env without value":      {map[string]any{"api": map[string]any{"extraEnv": []any{map[string]any{"name": "X_Y"}}}}, "schema"},
 		"extra env bad name":           {map[string]any{"worker": map[string]any{"extraEnv": []any{map[string]any{"name": "A-B", "value": "1"}}}}, "schema"},
 		"extra env unknown field":      {map[string]any{"worker": map[string]any{"extraEnv": []any{map[string]any{"name": "A", "val": "1"}}}}, "schema"},
-	}
-	for name, tc := range tests {
+	})
+}
+
+// renderReject is values the chart must refuse, and a substring of the
+// error it must give.
+type renderReject struct {
+	vals map[string]any
+	want string
+}
+
+// checkRenderRejects renders each case and wants it refused with its error.
+func checkRenderRejects(t *testing.T, cases map[string]renderReject) {
+	t.Helper()
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			_, err := render(t, tc.vals)
 			if err == nil {
