@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -98,5 +100,12 @@ func (s *sharedTopStocks) TopStocks(ctx context.Context, n int) ([]postgres.Stoc
 	if n != s.n {
 		return s.next.TopStocks(ctx, n)
 	}
-	return s.round.do(ctx)
+	top, err := s.round.do(ctx)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+		// The caller's own deadline passed while it waited for a shared
+		// query: the database did not answer in time, as the store says
+		// when its own call times out (503, not the RPC's 504).
+		return nil, fmt.Errorf("top %d stocks: %w: %w", n, postgres.ErrUnavailable, err)
+	}
+	return top, err
 }

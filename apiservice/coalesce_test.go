@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
 // TestFreshFlightNeverServesAnOlderRun: callers that arrive while a run is
@@ -101,5 +103,27 @@ func TestFreshFlightErrorsAndCallerDeadlines(t *testing.T) {
 	close(gate)
 	if v := <-got; v != 3 {
 		t.Errorf("caller that arrived during run 2 got run %d, want 3", v)
+	}
+}
+
+// TestSharedTopStocksTimeoutIs503: a /stats request whose deadline passes
+// while it waits for a shared query gets the database's 503.
+func TestSharedTopStocksTimeoutIs503(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	env := newTestEnv(t)
+	env.store.topStocks = func(ctx context.Context, n int) ([]postgres.StockCount, error) {
+		<-release
+		return nil, nil
+	}
+	s := newSharedTopStocks(env.store, statsTop)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := s.TopStocks(ctx, statsTop)
+	if !errors.Is(err, postgres.ErrUnavailable) {
+		t.Fatalf("error = %v, want ErrUnavailable", err)
+	}
+	if p, _ := problemFor(err); p.Status != 503 {
+		t.Errorf("status = %d, want 503", p.Status)
 	}
 }
