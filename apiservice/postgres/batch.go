@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -82,7 +81,9 @@ func (w *historyWriters) close() {
 	w.wg.Wait()
 }
 
-var errStoreClosed = errors.New("store closed")
+// errStoreClosed answers calls made after Close: the database is gone
+// for this process, a 503 like any other unavailable database.
+var errStoreClosed = fmt.Errorf("%w: store closed", ErrUnavailable)
 
 // add saves row through a writer and returns its id.
 func (w *historyWriters) add(ctx context.Context, row historyRow) (int64, error) {

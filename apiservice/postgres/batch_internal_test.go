@@ -166,7 +166,8 @@ func TestAddHistoryAfterClose(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := db.AddHistory(ctx, alice, HistoryEntry{Symbol: "A.US"}); !errors.Is(err, errStoreClosed) {
-		t.Errorf("AddHistory after Close: %v, want errStoreClosed", err)
+	_, err := db.AddHistory(ctx, alice, HistoryEntry{Symbol: "A.US"})
+	if !errors.Is(err, errStoreClosed) || !errors.Is(err, ErrUnavailable) {
+		t.Errorf("AddHistory after Close: %v, want errStoreClosed, an ErrUnavailable (503)", err)
 	}
 }
