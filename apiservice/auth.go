@@ -206,13 +206,54 @@ func verifyBearer(c *gin.Context, auth *tokenAuth) (int64, bool) {
 // requireToken authenticates the bearer token without loading its user.
 // A handler behind it must itself refuse a user that no longer exists:
 // /stock does, in the same statement that saves the quote (the history
-// row's foreign key), which saves a database round trip per request.
-func requireToken(auth *tokenAuth) gin.HandlerFunc {
+// row's foreign key), which saves a database round trip per request, and
+// records the user in gone, so that the user's next requests are refused
+// here, before any quote is fetched.
+func requireToken(auth *tokenAuth, gone *goneUsers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if _, ok := verifyBearer(c, auth); ok {
-			c.Next()
+		id, ok := verifyBearer(c, auth)
+		if !ok {
+			return
 		}
+		if gone.has(id) {
+			fail(c, errUserGone)
+			return
+		}
+		c.Next()
 	}
+}
+
+// maxGoneUsers bounds goneUsers (8 bytes and a map slot each).
+const maxGoneUsers = 1 << 16
+
+// goneUsers remembers ids of users that no longer exist, learned when a
+// save found no user. User ids come from a sequence and are never reused,
+// so an id once gone stays gone: a removed user's still-valid token costs
+// at most one quote lookup (and one split history batch) per API process,
+// not one per request until it expires. When full it is emptied, which
+// only costs those lookups again.
+type goneUsers struct {
+	mu  sync.Mutex
+	ids map[int64]struct{}
+	max int
+}
+
+func newGoneUsers(max int) *goneUsers { return &goneUsers{ids: make(map[int64]struct{}), max: max} }
+
+func (g *goneUsers) add(id int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.ids) >= g.max {
+		clear(g.ids)
+	}
+	g.ids[id] = struct{}{}
+}
+
+func (g *goneUsers) has(id int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.ids[id]
+	return ok
 }
 
 // requireUser authenticates the bearer token and loads its user fresh from

@@ -133,8 +133,9 @@ const dbCallTimeout = 5 * time.Second
 // caller's history first: a quote that cannot be saved is not answered.
 // It runs behind requireToken: a token whose user was removed is refused
 // here, when the history row's foreign key finds no user, so a removed
-// user's request costs a quote lookup but never gets an answer.
-func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time) gin.HandlerFunc {
+// user's first request costs a quote lookup but never gets an answer;
+// later ones are refused by requireToken (goneUsers).
+func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, gone *goneUsers) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
 		CompanyName string  `json:"company_name"`
@@ -173,6 +174,7 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			QuotedAt:    q.QuotedAt.UTC(),
 		})
 		if errors.Is(err, postgres.ErrNotFound) {
+			gone.add(userID)
 			fail(c, errUserGone)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -552,5 +554,48 @@ func TestProblemInstanceIsPath(t *testing.T) {
 	}
 	if _, err := url.Parse(p.Type); err != nil {
 		t.Errorf("type %q is not a URI: %v", p.Type, err)
+	}
+}
+
+// TestStockRemovedUserCostsOneQuote: the first /stock of a removed user's
+// still-valid token fetches the quote and learns at save time that the
+// user is gone (401); the next ones are refused before any quote is fetched.
+func TestStockRemovedUserCostsOneQuote(t *testing.T) {
+	env := newTestEnv(t)
+	quotes := 0
+	env.quotes = func(context.Context, string) (stockrpc.Quote, error) {
+		quotes++
+		return appleQuote, nil
+	}
+	env.store.addHistory = func(_ context.Context, id int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		if id == alice.ID {
+			return e, nil
+		}
+		return postgres.HistoryEntry{}, fmt.Errorf("add history: %w", postgres.ErrNotFound)
+	}
+	logger := logging.New(env.logs, logging.FormatText, slog.LevelInfo)
+	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(env.quotes), nil, func() time.Time { return testNow })
+	gone := env.token(t, 99)
+	for i := range 3 {
+		checkProblem(t, serveWith(h, newRequest("GET", "/api/v1/stock?q=aapl.us", nil, gone)), 401)
+		if quotes != 1 {
+			t.Fatalf("after %d requests of the removed user: %d quote lookups, want 1", i+1, quotes)
+		}
+	}
+	if w := serveWith(h, newRequest("GET", "/api/v1/stock?q=aapl.us", nil, env.token(t, alice.ID))); w.Code != 200 {
+		t.Errorf("alice after the removed user: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestGoneUsersBounded(t *testing.T) {
+	g := newGoneUsers(4)
+	for id := range int64(10) {
+		g.add(id)
+		if len(g.ids) > 4 {
+			t.Fatalf("%d ids, max 4", len(g.ids))
+		}
+	}
+	if !g.has(9) || g.has(100) {
+		t.Errorf("has(9) = %v, has(100) = %v; want true, false", g.has(9), g.has(100))
 	}
 }

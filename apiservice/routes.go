@@ -44,7 +44,8 @@ func addRoutes(
 
 	// Any authenticated user. /stock checks that the token's user still
 	// exists when it saves the quote rather than before (see requireToken).
-	v1.GET("/stock", requireToken(auth), handleStock(quotes, st, now))
+	gone := newGoneUsers(maxGoneUsers)
+	v1.GET("/stock", requireToken(auth, gone), handleStock(quotes, st, now, gone))
 	user := v1.Group("", requireUser(auth, st))
 	user.GET("/history", handleHistory(st))
 
