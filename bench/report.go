@@ -19,18 +19,21 @@ func (b *bench) report() string {
 	if len(b.o.apiExtraEnv)+len(b.o.workerExtraEnv) > 0 {
 		fmt.Fprintf(&sb, "Extra environment: API %v, stock service %v.\n", b.o.apiExtraEnv, b.o.workerExtraEnv)
 	}
+	if b.o.want("stock") {
+		sb.WriteString("Ratios to the composed ceiling use, stage by stage, the mean of the ceilings measured before and after the `/stock` scenarios at that concurrency (both tables are below).\n")
+	}
 	group := ""
 	for _, r := range b.rows {
 		if r.group != group {
 			group = r.group
 			fmt.Fprintf(&sb, "\n### %s\n\n", group)
-			if group == "ceilings" {
+			if strings.HasPrefix(group, "ceilings") {
 				sb.WriteString("| stage | clients | ops/s | p50 ms | p99 ms | p99.9 ms | errors | machine CPU % (bench = this process: driver and bare server) |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 			} else {
 				sb.WriteString("| scenario | clients | req/s | ceiling req/s | ratio | p50 ms | p99 ms | p99.9 ms | errors | CPU % | peak RSS MB | rest of machine, CPU % | notes |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|\n")
 			}
 		}
-		if group == "ceilings" {
+		if strings.HasPrefix(group, "ceilings") {
 			fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %d | %s |\n", r.name, r.clients, r.res.throughput, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), r.res.errors, machineCell(r.machine, "bench"))
 			continue
 		}
