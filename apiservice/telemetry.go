@@ -129,12 +129,28 @@ func requestID() gin.HandlerFunc {
 	}
 }
 
+// extractTraceContext continues an incoming W3C trace context (if any)
+// in the request's context without starting a span: what the server
+// needs when no tracer exports, so that log lines and the AMQP headers
+// still carry the caller's trace id.
+func extractTraceContext(next http.Handler, prop propagation.TextMapPropagator) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("traceparent") != "" || r.Header.Get("baggage") != "" {
+			r = r.WithContext(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // traceRoute names the HTTP server span (started by otelhttp around the
 // engine) after the route template once gin has matched it.
 func traceRoute() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Next()
 		span := trace.SpanFromContext(c.Request.Context())
+		if !span.IsRecording() {
+			return
+		}
 		route := routeLabel(c)
 		span.SetName(methodLabel(c.Request.Method) + " " + route)
 		span.SetAttributes(attribute.String("http.route", route))

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
@@ -125,6 +126,38 @@ func TestRequestID(t *testing.T) {
 			}
 			if !strings.Contains(env.logs.String(), "request_id="+got) {
 				t.Errorf("request log lacks request_id=%s:\n%s", got, env.logs)
+			}
+		})
+	}
+}
+
+// TestExtractTraceContext: with tracing off the server still continues an
+// incoming traceparent (so logs and AMQP headers carry its trace id), and
+// a request without one gets no trace.
+func TestExtractTraceContext(t *testing.T) {
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tests := []struct {
+		name, traceparent, want string
+	}{
+		{"caller's trace", parent, "4bf92f3577b34da6a3ce929d0e0e4736"},
+		{"none", "", ""},
+		{"malformed", "00-zz-yy-01", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			h := extractTraceContext(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
+					got = sc.TraceID().String()
+				}
+			}), tracing.Propagator())
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			if tt.traceparent != "" {
+				r.Header.Set("traceparent", tt.traceparent)
+			}
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if got != tt.want {
+				t.Errorf("trace id in the handler = %q, want %q", got, tt.want)
 			}
 		})
 	}

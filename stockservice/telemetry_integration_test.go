@@ -75,7 +75,7 @@ next:
 func TestIntegrationTelemetry(t *testing.T) {
 	fake := stooqtest.NewServer(stooqtest.Options{})
 	defer fake.Close()
-	s, queue := startWorker(t, fake, map[string]string{"LOG_LEVEL": "info"})
+	s, queue := startWorker(t, fake, map[string]string{"LOG_LEVEL": "debug"})
 	client := newRPCClient(t)
 
 	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
