@@ -494,6 +494,118 @@ func TestReconnectAfterBrokerConnectionCut(t *testing.T) {
 	}
 }
 
+// TestServerConcurrencyIsWorkers: with more requests waiting than
+// Workers, exactly Workers handlers run at once on the server's one
+// channel, and every request gets its own reply.
+func TestServerConcurrencyIsWorkers(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	conn := dialReady(t, log, brokerURL(t))
+	const workers, calls = 4, 12
+	var running, peak atomic.Int32
+	release := make(chan struct{})
+	startServer(t, conn, queue, workers, func(ctx context.Context, m Message) []byte {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		<-release
+		running.Add(-1)
+		return append([]byte("re:"), m.Body...)
+	})
+	c := newClient(t, conn, ClientOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	errc := make(chan error, calls)
+	for i := range calls {
+		go func() {
+			body := fmt.Sprint(i)
+			reply, err := c.Call(ctx, queue, []byte(body), nil)
+			if err == nil && string(reply) != "re:"+body {
+				err = fmt.Errorf("call %s got reply %q", body, reply)
+			}
+			errc <- err
+		}()
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if n := running.Load(); n != workers {
+			return fmt.Errorf("%d handlers running", n)
+		}
+		return nil
+	}, "Workers handlers running")
+	time.Sleep(100 * time.Millisecond) // room for a fifth to start if the bound were wrong
+	if p := peak.Load(); p != workers {
+		t.Errorf("peak concurrent handlers = %d, want %d", p, workers)
+	}
+	close(release)
+	for range calls {
+		if err := <-errc; err != nil {
+			t.Error(err)
+		}
+	}
+	if p := peak.Load(); p != workers {
+		t.Errorf("peak concurrent handlers = %d, want %d", p, workers)
+	}
+}
+
+// TestServerLinkCut cuts the server's broker link while it handles a
+// request: the server reconnects by itself, the unacked request is
+// redelivered and answered, and the caller gets its reply.
+func TestServerLinkCut(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	u, err := url.Parse(brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = p.addr()
+
+	srvConn := dialReady(t, log, viaProxy.String())
+	var seen atomic.Int32
+	started := make(chan struct{}, 4)
+	srv, _ := startServer(t, srvConn, queue, 2, func(ctx context.Context, m Message) []byte {
+		if seen.Add(1) == 1 {
+			started <- struct{}{}
+			time.Sleep(200 * time.Millisecond) // the link is cut meanwhile
+		}
+		return append([]byte("re:"), m.Body...)
+	})
+	c := newClient(t, dialReady(t, log, brokerURL(t)), ClientOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	type res struct {
+		body []byte
+		err  error
+	}
+	resc := make(chan res, 1)
+	go func() {
+		b, err := c.Call(ctx, queue, []byte("x"), nil)
+		resc <- res{b, err}
+	}()
+	<-started
+	p.cut(true)
+	waitFor(t, 2*time.Second, func() error {
+		if srvConn.Ready() == nil {
+			return errors.New("server conn still ready")
+		}
+		return nil
+	}, "server conn down")
+	p.cut(false)
+	r := <-resc
+	if r.err != nil || string(r.body) != "re:x" {
+		t.Fatalf("Call across the server's reconnect = %q, %v; want re:x", r.body, r.err)
+	}
+	if s := srv.Stats(); s.Deliveries < 2 {
+		t.Errorf("deliveries = %d, want the request delivered again after the cut", s.Deliveries)
+	}
+	waitFor(t, 5*time.Second, srv.Ready, "server ready after reconnect")
+}
+
 // proxy is a TCP proxy that can cut every live connection and refuse new
 // ones, to simulate the broker going away.
 type proxy struct {

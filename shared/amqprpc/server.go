@@ -55,8 +55,9 @@ type ServerStats struct {
 
 // Server consumes a queue and replies to each request's reply_to.
 //
-// Each of the Workers goroutines owns one channel with Qos(1) and one
-// consumer, so at most Workers requests are unacked at a time.
+// It consumes on one channel with Qos(Workers) and handles deliveries in
+// Workers goroutines, so at most Workers requests are unacked (and
+// handled) at a time.
 type Server struct {
 	conn           *Conn
 	queue          string
@@ -66,7 +67,7 @@ type Server struct {
 	log            *slog.Logger
 
 	serving   atomic.Bool
-	consuming atomic.Int32
+	consuming atomic.Bool
 
 	deliveries, handled, expired, panics, noReplyTo, replyErrors atomic.Uint64
 }
@@ -118,15 +119,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return errors.New("amqprpc: server already serving")
 	}
 	s.log.Info("amqp server starting", "workers", s.workers)
-	var wg sync.WaitGroup
-	for i := range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.worker(ctx, i)
-		}()
-	}
-	wg.Wait()
+	s.run(ctx)
 	s.log.Info("amqp server stopped")
 	if ctx.Err() != nil {
 		return nil
@@ -142,7 +135,7 @@ func (s *Server) Ready() error {
 	if err := s.conn.Ready(); err != nil {
 		return err
 	}
-	if s.consuming.Load() == 0 {
+	if !s.consuming.Load() {
 		return fmt.Errorf("%w: not consuming %s yet", ErrUnavailable, s.queue)
 	}
 	return nil
@@ -160,9 +153,9 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
-// worker keeps one consumer alive across reconnects until ctx ends or the
+// run keeps the consumer alive across reconnects until ctx ends or the
 // Conn is closed.
-func (s *Server) worker(ctx context.Context, id int) {
+func (s *Server) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		conn, changed, closed := s.conn.session()
@@ -170,12 +163,12 @@ func (s *Server) worker(ctx context.Context, id int) {
 			return
 		}
 		if conn != nil {
-			consumed, err := s.consume(ctx, conn, id)
+			consumed, err := s.consume(ctx, conn)
 			if ctx.Err() != nil {
 				return
 			}
 			if err != nil {
-				s.log.Warn("amqp server channel", "worker", id, "error", err)
+				s.log.Warn("amqp server channel", "error", err)
 			}
 			if consumed {
 				failures = 0
@@ -198,16 +191,19 @@ func (s *Server) worker(ctx context.Context, id int) {
 	}
 }
 
-// consume opens a channel on conn, declares the queue and handles
-// deliveries one at a time until ctx ends or the channel is lost.
+// consume opens one channel on conn with prefetch Workers, declares the
+// queue, and runs Workers goroutines that take deliveries from its one
+// consumer and handle them, until ctx ends or the channel is lost.
 // consumed reports whether the consumer got started at all.
-func (s *Server) consume(ctx context.Context, conn *amqp.Connection, id int) (consumed bool, err error) {
+// The handler goroutines are long-lived, so their stacks stay grown
+// between requests (see the package doc for why one channel).
+func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
 	}
 	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if err := ch.Qos(1, 0, false); err != nil {
+	if err := ch.Qos(s.workers, 0, false); err != nil {
 		_ = ch.Close()
 		return false, fmt.Errorf("qos: %w", err)
 	}
@@ -215,49 +211,77 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection, id int) (co
 		_ = ch.Close()
 		return false, err
 	}
-	tag := fmt.Sprintf("%s.%d.%s", s.queue, id, rand.Text()[:8])
+	tag := fmt.Sprintf("%s.%s", s.queue, rand.Text()[:8])
 	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
 	if err != nil {
 		_ = ch.Close()
 		return false, fmt.Errorf("consume %s: %w", s.queue, err)
 	}
-	s.consuming.Add(1)
-	defer s.consuming.Add(-1)
-	stop := func() {
-		// Cancel first so the broker sends nothing new; a delivery it
-		// already pushed but we did not start is requeued when the
-		// channel closes.
+	s.consuming.Store(true)
+	defer s.consuming.Store(false)
+
+	stop := make(chan struct{})   // closed: handlers take no new delivery
+	failed := make(chan error, 1) // the first handler error (channel unusable)
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case d, ok := <-deliveries:
+					if !ok {
+						select {
+						case failed <- errors.New("consumer closed"):
+						default:
+						}
+						return
+					}
+					// A delivery taken after shutdown began is not started;
+					// it is requeued when the channel closes.
+					if ctx.Err() != nil {
+						return
+					}
+					if err := s.handle(ctx, ch, d); err != nil {
+						select {
+						case failed <- err:
+						default:
+						}
+						return
+					}
+				}
+			}
+		})
+	}
+
+	select {
+	case <-ctx.Done():
+		// Cancel first so the broker sends nothing new, let the handlers
+		// in flight reply and ack, then close: a delivery the broker
+		// already pushed but no handler started is requeued.
 		if err := ch.Cancel(tag, false); err != nil && !errors.Is(err, amqp.ErrClosed) {
-			s.log.Warn("amqp cancel consumer", "worker", id, "error", err)
+			s.log.Warn("amqp cancel consumer", "error", err)
 		}
+		close(stop)
+		wg.Wait()
 		if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
-			s.log.Warn("amqp close channel", "worker", id, "error", err)
+			s.log.Warn("amqp close channel", "error", err)
 		}
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			stop()
-			return true, nil
-		case d, ok := <-deliveries:
-			if !ok {
-				return true, errors.New("consumer closed")
-			}
-			if ctx.Err() != nil {
-				stop()
-				return true, nil
-			}
-			if err := s.handle(ctx, ch, d); err != nil {
-				_ = ch.Close()
-				return true, err
-			}
-		case e, ok := <-closes:
-			if ok && e != nil {
-				return true, fmt.Errorf("channel closed: %w", e)
-			}
-			return true, errors.New("channel closed")
+		return true, nil
+	case e, ok := <-closes:
+		err = errors.New("channel closed")
+		if ok && e != nil {
+			err = fmt.Errorf("channel closed: %w", e)
 		}
+	case err = <-failed:
+		_ = ch.Close()
 	}
+	// The channel is gone: its unacked deliveries go back to the queue.
+	// Handlers in flight finish (their reply or ack fails) before the
+	// next session starts, so at most Workers handlers ever run.
+	close(stop)
+	wg.Wait()
+	return true, err
 }
 
 // handle answers one delivery: drop it if it cannot or need not be
