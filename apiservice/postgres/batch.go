@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // Defaults of the history writers (Config.HistoryWriters, maxHistoryBatch).
@@ -221,35 +223,58 @@ var insertSQL = func() []string {
 		if n > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		sb.WriteString("(")
+		for c := range insertColumns {
+			if c > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "$%d", n*insertColumns+c+1)
+		}
+		sb.WriteString(")")
 		out[n] = sb.String() + " RETURNING id"
 	}
 	return out
 }()
 
-// insertHistory inserts rows in one statement (one prepared statement per
-// batch size) and returns their ids in the order of rows. The ids come
-// from the column's sequence as the VALUES rows are inserted, in order, so
-// the ascending ids returned belong to the rows in order.
+// insertColumns is the number of values insertSQL takes per row.
+const insertColumns = 10
+
+// insertHistory inserts rows in one statement and returns their ids in the
+// order of rows. The ids come from the column's sequence as the VALUES
+// rows are inserted, in order, so the ascending ids returned belong to the
+// rows in order.
+//
+// It runs on pgx directly, under database/sql's pool: GORM's callbacks and
+// database/sql's statement and rows wrappers were a third of the cost of
+// a save in the API's profile. pgx prepares each batch size once per
+// connection and reuses it (its statement cache).
 func (db *DB) insertHistory(ctx context.Context, rows []historyRow) ([]int64, error) {
-	args := make([]any, 0, 10*len(rows))
+	args := make([]any, 0, insertColumns*len(rows))
 	for _, r := range rows {
 		args = append(args, r.UserID, r.RequestedAt, r.Symbol, r.Name, r.Open, r.High, r.Low, r.Close, r.Volume, r.QuotedAt)
 	}
-	res, err := db.gorm.WithContext(ctx).Raw(insertSQL[len(rows)-1], args...).Rows()
+	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer res.Close()
+	defer conn.Close()
 	ids := make([]int64, 0, len(rows))
-	for res.Next() {
-		var id int64
-		if err := res.Scan(&id); err != nil {
-			return nil, err
+	err = conn.Raw(func(dc any) error {
+		res, err := dc.(*stdlib.Conn).Conn().Query(ctx, insertSQL[len(rows)-1], args...)
+		if err != nil {
+			return err
 		}
-		ids = append(ids, id)
-	}
-	if err := res.Err(); err != nil {
+		defer res.Close()
+		for res.Next() {
+			var id int64
+			if err := res.Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return res.Err()
+	})
+	if err != nil {
 		return nil, err
 	}
 	if len(ids) != len(rows) {
