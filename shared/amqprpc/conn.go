@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,7 +169,13 @@ func (c *Conn) dial() (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
 		Heartbeat:  heartbeat,
 		Properties: props,
-		Dial:       amqp.DefaultDial(dialTimeout),
+		Dial: func(network, addr string) (net.Conn, error) {
+			nc, err := amqp.DefaultDial(dialTimeout)(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newGroupWriteConn(nc), nil
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
