@@ -290,7 +290,9 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 // the broker redelivers it.
 func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) error {
 	s.deliveries.Add(1)
-	log := s.log.With("correlation_id", d.CorrelationId)
+	// Built only when something is logged: slog's With formats its
+	// attributes at once, a cost per delivery for a line rarely written.
+	log := func() *slog.Logger { return s.log.With("correlation_id", d.CorrelationId) }
 	ack := func() error {
 		if err := d.Ack(false); err != nil {
 			return fmt.Errorf("ack: %w", err)
@@ -299,14 +301,14 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 	}
 	if d.ReplyTo == "" {
 		s.noReplyTo.Add(1)
-		log.Warn("amqp request without reply_to dropped")
+		log().Warn("amqp request without reply_to dropped")
 		return ack()
 	}
 	deadline, hasDeadline := parseDeadline(d.Headers)
 	now := time.Now()
 	if hasDeadline && !now.Before(deadline) {
 		s.expired.Add(1)
-		log.Info("expired amqp request dropped", "late_by", now.Sub(deadline))
+		log().Info("expired amqp request dropped", "late_by", now.Sub(deadline))
 		return ack()
 	}
 	hdeadline := deadline
@@ -342,10 +344,10 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 }
 
 // call runs the handler, turning a panic into ok == false.
-func (s *Server) call(ctx context.Context, log *slog.Logger, m Message) (body []byte, ok bool) {
+func (s *Server) call(ctx context.Context, log func() *slog.Logger, m Message) (body []byte, ok bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("amqp handler panicked; request acked without reply", "panic", r, "stack", string(debug.Stack()))
+			log().Error("amqp handler panicked; request acked without reply", "panic", r, "stack", string(debug.Stack()))
 			ok = false
 		}
 	}()
