@@ -121,6 +121,23 @@ func startServer(t *testing.T, conn *Conn, queue string, workers int, h Handler)
 	return srv, stop
 }
 
+// callResult is what one Call returned.
+type callResult struct {
+	body []byte
+	err  error
+}
+
+// callAsync runs one Call in the background; its result arrives on the
+// returned channel.
+func callAsync(ctx context.Context, c *Client, queue, body string) <-chan callResult {
+	resc := make(chan callResult, 1)
+	go func() {
+		b, err := c.Call(ctx, queue, []byte(body), nil)
+		resc <- callResult{b, err}
+	}()
+	return resc
+}
+
 func newClient(t *testing.T, conn *Conn, opts ClientOptions) *Client {
 	t.Helper()
 	c := NewClient(conn, opts)
@@ -362,15 +379,7 @@ func TestServeDrainsInFlightOnShutdown(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	type res struct {
-		body []byte
-		err  error
-	}
-	resc := make(chan res, 1)
-	go func() {
-		b, err := c.Call(ctx, queue, []byte("x"), nil)
-		resc <- res{b, err}
-	}()
+	resc := callAsync(ctx, c, queue, "x")
 	<-started
 	if err := stop(); err != nil {
 		t.Fatalf("Serve = %v, want nil", err)
@@ -426,13 +435,7 @@ func TestClientCloseFailsPendingCalls(t *testing.T) {
 func TestReconnectAfterBrokerConnectionCut(t *testing.T) {
 	log := setup(t)
 	queue := uniqueQueue(t)
-	u, err := url.Parse(brokerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = p.addr()
+	p, proxied := proxiedBroker(t)
 
 	srvConn := dialReady(t, log, brokerURL(t))
 	release := make(chan struct{})
@@ -446,7 +449,7 @@ func TestReconnectAfterBrokerConnectionCut(t *testing.T) {
 		}
 		return append([]byte("re:"), m.Body...)
 	})
-	conn := dialReady(t, log, viaProxy.String())
+	conn := dialReady(t, log, proxied)
 	c := newClient(t, conn, ClientOptions{})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -557,15 +560,9 @@ func TestServerConcurrencyIsWorkers(t *testing.T) {
 func TestServerLinkCut(t *testing.T) {
 	log := setup(t)
 	queue := uniqueQueue(t)
-	u, err := url.Parse(brokerURL(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newProxy(t, u.Host)
-	viaProxy := *u
-	viaProxy.Host = p.addr()
+	p, proxied := proxiedBroker(t)
 
-	srvConn := dialReady(t, log, viaProxy.String())
+	srvConn := dialReady(t, log, proxied)
 	var seen atomic.Int32
 	started := make(chan struct{}, 4)
 	srv, _ := startServer(t, srvConn, queue, 2, func(ctx context.Context, m Message) []byte {
@@ -578,15 +575,7 @@ func TestServerLinkCut(t *testing.T) {
 	c := newClient(t, dialReady(t, log, brokerURL(t)), ClientOptions{})
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	type res struct {
-		body []byte
-		err  error
-	}
-	resc := make(chan res, 1)
-	go func() {
-		b, err := c.Call(ctx, queue, []byte("x"), nil)
-		resc <- res{b, err}
-	}()
+	resc := callAsync(ctx, c, queue, "x")
 	<-started
 	p.cut(true)
 	waitFor(t, 2*time.Second, func() error {
@@ -617,6 +606,20 @@ type proxy struct {
 	conns  map[net.Conn]struct{}
 	refuse bool
 	wg     sync.WaitGroup
+}
+
+// proxiedBroker starts a proxy to the test broker and returns it with the
+// broker URL that goes through it.
+func proxiedBroker(t *testing.T) (*proxy, string) {
+	t.Helper()
+	u, err := url.Parse(brokerURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = p.addr()
+	return p, viaProxy.String()
 }
 
 func newProxy(t *testing.T, target string) *proxy {
