@@ -260,7 +260,11 @@ func (db *DB) insertHistory(ctx context.Context, rows []historyRow) ([]int64, er
 	defer conn.Close()
 	ids := make([]int64, 0, len(rows))
 	err = conn.Raw(func(dc any) error {
-		res, err := dc.(*stdlib.Conn).Conn().Query(ctx, insertSQL[len(rows)-1], args...)
+		pc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("history insert: driver connection is %T, want pgx's", dc)
+		}
+		res, err := pc.Conn().Query(ctx, insertSQL[len(rows)-1], args...)
 		if err != nil {
 			return err
 		}

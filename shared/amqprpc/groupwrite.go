@@ -1,6 +1,7 @@
 package amqprpc
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"time"
@@ -28,15 +29,16 @@ const closeFlushTimeout = time.Second
 type groupWriteConn struct {
 	net.Conn
 
-	mu      sync.Mutex
-	drained *sync.Cond // signalled when buf was taken or err set
-	buf     []byte     // bytes not yet handed to the socket
-	spare   []byte     // the previous buffer, reused
-	err     error
-	kick    chan struct{} // buffered (1): there is something to send
-	done    chan struct{} // closed by Close
-	stopped chan struct{} // closed when the sender goroutine has returned
-	once    sync.Once
+	mu       sync.Mutex
+	drained  *sync.Cond // signalled when buf was taken or err set
+	buf      []byte     // bytes not yet handed to the socket
+	spare    []byte     // the previous buffer, reused
+	err      error
+	kick     chan struct{} // buffered (1): there is something to send
+	done     chan struct{} // closed by Close
+	stopped  chan struct{} // closed when the sender goroutine has returned
+	once     sync.Once
+	closeErr error // of the first Close
 }
 
 func newGroupWriteConn(c net.Conn) *groupWriteConn {
@@ -72,69 +74,94 @@ func (g *groupWriteConn) Write(p []byte) (int, error) {
 }
 
 // send writes whatever is buffered, in one write each time, until Close
-// or a write error.
+// (after sending what is left) or a write error.
 func (g *groupWriteConn) send() {
 	defer close(g.stopped)
 	for {
 		select {
 		case <-g.kick:
-		case <-g.done:
-			return
-		}
-		for {
-			g.mu.Lock()
-			out := g.buf
-			if len(out) == 0 || g.err != nil {
-				g.mu.Unlock()
-				break
-			}
-			g.buf = g.spare[:0]
-			g.spare = nil
-			g.drained.Broadcast()
-			g.mu.Unlock()
-
-			_, err := g.Conn.Write(out)
-
-			g.mu.Lock()
-			if cap(out) <= 64<<10 {
-				g.spare = out[:0] // keep a small buffer, let a big one go
-			}
-			if err != nil && g.err == nil {
-				g.err = err
-				g.drained.Broadcast()
-			}
-			g.mu.Unlock()
-			if err != nil {
-				_ = g.Conn.Close()
+			if !g.flush() {
 				return
 			}
+		case <-g.done:
+			g.flush()
+			return
 		}
 	}
 }
 
-// Close sends what is still buffered (amqp091 closes after its last
-// frame, connection.close-ok), then closes the socket.
+// flush sends the buffer until it is empty; false after a write error,
+// which it records and answers by closing the socket.
+func (g *groupWriteConn) flush() bool {
+	for {
+		g.mu.Lock()
+		out := g.buf
+		if len(out) == 0 || g.err != nil {
+			g.mu.Unlock()
+			return g.err == nil
+		}
+		g.buf = g.spare[:0]
+		g.spare = nil
+		g.drained.Broadcast()
+		g.mu.Unlock()
+
+		_, err := g.Conn.Write(out)
+
+		g.mu.Lock()
+		if cap(out) <= 64<<10 {
+			g.spare = out[:0] // keep a small buffer, let a big one go
+		}
+		if err != nil && g.err == nil {
+			g.err = err
+			g.drained.Broadcast()
+		}
+		g.mu.Unlock()
+		if err != nil {
+			_ = g.Conn.Close() // amqp091's reader sees the connection lost
+			return false
+		}
+	}
+}
+
+// SetDeadline applies t to reads only; see SetWriteDeadline.
+func (g *groupWriteConn) SetDeadline(t time.Time) error {
+	return g.Conn.SetReadDeadline(t)
+}
+
+// SetWriteDeadline is ignored: Write only queues, so there is nothing for
+// a deadline to bound, and the sender's socket writes are bounded by
+// Close. Applied to the socket, a deadline set after a Write (tls.Conn's
+// Close sets one right after queueing its close_notify) would fail the
+// send of bytes already accepted.
+func (g *groupWriteConn) SetWriteDeadline(time.Time) error { return nil }
+
+// Close lets the sender send what is still buffered (amqp091 closes after
+// its last frame, connection.close-ok; TLS after its close_notify), for at
+// most closeFlushTimeout, then closes the socket. Later Writes fail.
 func (g *groupWriteConn) Close() error {
 	g.once.Do(func() {
 		close(g.done)
+		t := time.NewTimer(closeFlushTimeout)
+		defer t.Stop()
 		select {
 		case <-g.stopped:
-		case <-time.After(closeFlushTimeout):
+		case <-t.C:
 			// The socket does not take our bytes: give up on them.
 			_ = g.Conn.Close()
 			<-g.stopped
 		}
 		g.mu.Lock()
-		out := g.buf
 		g.buf = nil
 		if g.err == nil {
 			g.err = net.ErrClosed
 		}
 		g.drained.Broadcast()
 		g.mu.Unlock()
-		if len(out) > 0 {
-			_, _ = g.Conn.Write(out)
+		// The socket may be closed already (a failed send, or the
+		// timeout above): that is no error of this Close.
+		if err := g.Conn.Close(); !errors.Is(err, net.ErrClosed) {
+			g.closeErr = err
 		}
 	})
-	return g.Conn.Close()
+	return g.closeErr
 }

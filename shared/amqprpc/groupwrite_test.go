@@ -2,10 +2,17 @@ package amqprpc
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -203,5 +210,159 @@ func TestGroupWriteBackPressureAndStuckClose(t *testing.T) {
 		}
 	case <-time.After(2 * time.Second):
 		t.Error("a Write blocked on back-pressure did not return after Close")
+	}
+}
+
+// gatedConn blocks its first Write until gate is closed.
+type gatedConn struct {
+	net.Conn
+	gate    chan struct{}
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (c *gatedConn) Write(p []byte) (int, error) {
+	c.once.Do(func() {
+		close(c.entered)
+		<-c.gate
+	})
+	return c.Conn.Write(p)
+}
+
+// TestGroupWriteCloseSendsWhatIsQueued: bytes queued while a send is in
+// the kernel still go out when Close comes before that send returns.
+func TestGroupWriteCloseSendsWhatIsQueued(t *testing.T) {
+	c, s := tcpPair(t)
+	gated := &gatedConn{Conn: c, gate: make(chan struct{}), entered: make(chan struct{})}
+	g := newGroupWriteConn(gated)
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(s)
+		got <- b
+	}()
+	g.Write([]byte("a"))
+	<-gated.entered // the sender is in its first send
+	g.Write([]byte("b"))
+	g.Write([]byte("c"))
+	closed := make(chan error, 1)
+	go func() { closed <- g.Close() }()
+	time.Sleep(50 * time.Millisecond)
+	close(gated.gate)
+	if err := <-closed; err != nil {
+		t.Errorf("Close = %v", err)
+	}
+	if b := <-got; string(b) != "abc" {
+		t.Errorf("peer got %q, want abc", b)
+	}
+	if _, err := g.Write([]byte("d")); err == nil {
+		t.Error("Write after Close = nil, want an error")
+	}
+}
+
+// failingConn fails every Write without touching the socket.
+type failingConn struct{ net.Conn }
+
+func (failingConn) Write([]byte) (int, error) { return 0, errors.New("injected write failure") }
+
+// TestGroupWriteFailedSendClosesSocket: a failed send closes the socket,
+// so amqp091's reader (blocked in Read) learns the connection is lost,
+// and later Writes return the error.
+func TestGroupWriteFailedSendClosesSocket(t *testing.T) {
+	c, _ := tcpPair(t) // a healthy peer that never writes
+	g := newGroupWriteConn(failingConn{c})
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := g.Read(make([]byte, 1))
+		readErr <- err
+	}()
+	g.Write([]byte("x"))
+	select {
+	case err := <-readErr:
+		if err == nil {
+			t.Error("Read = nil error after a failed send")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Read still blocked after a failed send: the socket was not closed")
+	}
+	var err error
+	for deadline := time.Now().Add(time.Second); err == nil && time.Now().Before(deadline); {
+		_, err = g.Write([]byte("y"))
+	}
+	if err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Errorf("Write after the failure = %v, want the send's error", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("Close after a failed send = %v, want nil", err)
+	}
+}
+
+// TestGroupWriteUnderTLS: amqps wraps this conn in tls.Client, whose Close
+// queues a close_notify and then sets a write deadline of now; the
+// close_notify and the data before it must still arrive.
+func TestGroupWriteUnderTLS(t *testing.T) {
+	cert := selfSigned(t)
+	for i := range 20 {
+		c, s := tcpPair(t)
+		srv := tls.Server(s, &tls.Config{Certificates: []tls.Certificate{cert}})
+		got := make(chan []byte, 1)
+		gotErr := make(chan error, 1)
+		go func() {
+			b, err := io.ReadAll(srv)
+			got <- b
+			gotErr <- err
+		}()
+		cli := tls.Client(newGroupWriteConn(c), &tls.Config{InsecureSkipVerify: true})
+		msg := fmt.Sprintf("frame %d", i)
+		if _, err := cli.Write([]byte(msg)); err != nil {
+			t.Fatalf("TLS Write: %v", err)
+		}
+		if err := cli.Close(); err != nil {
+			t.Errorf("TLS Close: %v", err)
+		}
+		if b, err := <-got, <-gotErr; string(b) != msg || err != nil {
+			t.Fatalf("run %d: peer read %q, %v; want %q and a clean close_notify", i, b, err, msg)
+		}
+	}
+}
+
+// selfSigned returns a throwaway certificate for 127.0.0.1.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestGroupWriteWriteThenClose: a Write right before Close is sent, however
+// the sender goroutine is scheduled between the two.
+func TestGroupWriteWriteThenClose(t *testing.T) {
+	for i := range 100 {
+		c, s := tcpPair(t)
+		g := newGroupWriteConn(c)
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(s)
+			got <- b
+		}()
+		msg := fmt.Sprintf("last words %d", i)
+		g.Write([]byte(msg))
+		if err := g.Close(); err != nil {
+			t.Fatalf("Close = %v", err)
+		}
+		if b := <-got; string(b) != msg {
+			t.Fatalf("run %d: peer got %q, want %q", i, b, msg)
+		}
 	}
 }

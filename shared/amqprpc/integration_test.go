@@ -595,6 +595,79 @@ func TestServerLinkCut(t *testing.T) {
 	waitFor(t, 5*time.Second, srv.Ready, "server ready after reconnect")
 }
 
+// TestServerRecoversWhileOldHandlerRuns: a handler still busy when its
+// channel is lost keeps its slot, but does not hold up the next session:
+// once the link is back, the other Workers slots answer new calls at
+// once, and Ready says not ready while nothing consumes.
+func TestServerRecoversWhileOldHandlerRuns(t *testing.T) {
+	log := setup(t)
+	queue := uniqueQueue(t)
+	p, proxied := proxiedBroker(t)
+	srvConn := dialReady(t, log, proxied)
+	release := make(chan struct{})
+	defer close(release)
+	started := make(chan struct{}, 8)
+	var running, peak atomic.Int32
+	srv, _ := startServer(t, srvConn, queue, 2, func(ctx context.Context, m Message) []byte {
+		n := running.Add(1)
+		defer running.Add(-1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		if string(m.Body) == "slow" && !m.Redelivered {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return append([]byte("re:"), m.Body...)
+	})
+	c := newClient(t, dialReady(t, log, brokerURL(t)), ClientOptions{})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	slow := callAsync(ctx, c, queue, "slow")
+	<-started
+
+	p.cut(true)
+	waitFor(t, 2*time.Second, func() error {
+		if srv.Ready() == nil {
+			return errors.New("server still ready")
+		}
+		return nil
+	}, "server not ready after the cut")
+	p.cut(false)
+	waitFor(t, 5*time.Second, srv.Ready, "server ready after reconnect")
+
+	start := time.Now()
+	callCtx, callCancel := context.WithTimeout(ctx, 3*time.Second)
+	defer callCancel()
+	reply, err := c.Call(callCtx, queue, []byte("fast"), nil)
+	if err != nil || string(reply) != "re:fast" {
+		t.Fatalf("Call after reconnect = %q, %v; want re:fast while the old handler still runs", reply, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Call after reconnect took %v, want at once", d)
+	}
+	// The redelivered "slow" request is answered by the new session (the
+	// old handler's reply could not be sent); no more than Workers
+	// handlers ever ran at once.
+	select {
+	case r := <-slow:
+		if r.err != nil || string(r.body) != "re:slow" {
+			t.Errorf("slow call = %q, %v; want its reply after redelivery", r.body, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("slow call never answered")
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("peak concurrent handlers = %d, want at most Workers (2)", p)
+	}
+}
+
 // proxy is a TCP proxy that can cut every live connection and refuse new
 // ones, to simulate the broker going away.
 type proxy struct {

@@ -68,6 +68,8 @@ type Server struct {
 
 	serving   atomic.Bool
 	consuming atomic.Bool
+	slots     chan struct{}  // Workers of them: a handler runs only while holding one
+	handlers  sync.WaitGroup // the handler goroutines of every session
 
 	deliveries, handled, expired, panics, noReplyTo, replyErrors atomic.Uint64
 }
@@ -91,6 +93,7 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 		workers:        opts.Workers,
 		handlerTimeout: opts.HandlerTimeout,
 		log:            log.With("amqp_role", "server", "queue", queue),
+		slots:          make(chan struct{}, opts.Workers),
 	}
 }
 
@@ -120,6 +123,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.log.Info("amqp server starting", "workers", s.workers)
 	s.run(ctx)
+	s.handlers.Wait() // handlers of a lost channel may still run
 	s.log.Info("amqp server stopped")
 	if ctx.Err() != nil {
 		return nil
@@ -195,76 +199,59 @@ func (s *Server) run(ctx context.Context) {
 // queue, and runs Workers goroutines that take deliveries from its one
 // consumer and handle them, until ctx ends or the channel is lost.
 // consumed reports whether the consumer got started at all.
-// The handler goroutines are long-lived, so their stacks stay grown
-// between requests (see the package doc for why one channel).
+//
+// A handler runs only while it holds one of the server's Workers slots,
+// taken before its delivery, so at most Workers run at once across
+// sessions: when a channel is lost, consume returns at once and the next
+// session starts while the old handlers finish (their replies and acks
+// fail; the broker redelivers those requests).
 func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed bool, err error) {
-	ch, err := conn.Channel()
+	amqpCh, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
 	}
-	closes := ch.NotifyClose(make(chan *amqp.Error, 1))
-	if err := ch.Qos(s.workers, 0, false); err != nil {
-		_ = ch.Close()
+	ch := &replyChannel{Channel: amqpCh}
+	closes := amqpCh.NotifyClose(make(chan *amqp.Error, 1))
+	if err := amqpCh.Qos(s.workers, 0, false); err != nil {
+		_ = ch.close()
 		return false, fmt.Errorf("qos: %w", err)
 	}
-	if err := declareQueue(ch, s.queue); err != nil {
-		_ = ch.Close()
+	if err := declareQueue(amqpCh, s.queue); err != nil {
+		_ = ch.close()
 		return false, err
 	}
 	tag := fmt.Sprintf("%s.%s", s.queue, rand.Text()[:8])
-	deliveries, err := ch.Consume(s.queue, tag, false, false, false, false, nil)
+	deliveries, err := amqpCh.Consume(s.queue, tag, false, false, false, false, nil)
 	if err != nil {
-		_ = ch.Close()
+		_ = ch.close()
 		return false, fmt.Errorf("consume %s: %w", s.queue, err)
 	}
 	s.consuming.Store(true)
-	defer s.consuming.Store(false)
 
 	stop := make(chan struct{})   // closed: handlers take no new delivery
 	failed := make(chan error, 1) // the first handler error (channel unusable)
-	var wg sync.WaitGroup
+	fail := func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	}
 	for range s.workers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case d, ok := <-deliveries:
-					if !ok {
-						select {
-						case failed <- errors.New("consumer closed"):
-						default:
-						}
-						return
-					}
-					// A delivery taken after shutdown began is not started;
-					// it is requeued when the channel closes.
-					if ctx.Err() != nil {
-						return
-					}
-					if err := s.handle(ctx, ch, d); err != nil {
-						select {
-						case failed <- err:
-						default:
-						}
-						return
-					}
-				}
-			}
-		})
+		s.handlers.Go(func() { s.work(ctx, ch, deliveries, stop, fail) })
 	}
 
 	select {
 	case <-ctx.Done():
+		s.consuming.Store(false)
 		// Cancel first so the broker sends nothing new, let the handlers
 		// in flight reply and ack, then close: a delivery the broker
 		// already pushed but no handler started is requeued.
-		if err := ch.Cancel(tag, false); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		if err := ch.cancel(tag); err != nil && !amqpCh.IsClosed() {
 			s.log.Warn("amqp cancel consumer", "error", err)
 		}
 		close(stop)
-		wg.Wait()
-		if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		s.handlers.Wait()
+		if err := ch.close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
 			s.log.Warn("amqp close channel", "error", err)
 		}
 		return true, nil
@@ -274,21 +261,89 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 			err = fmt.Errorf("channel closed: %w", e)
 		}
 	case err = <-failed:
-		_ = ch.Close()
+		_ = ch.close()
 	}
-	// The channel is gone: its unacked deliveries go back to the queue.
-	// Handlers in flight finish (their reply or ack fails) before the
-	// next session starts, so at most Workers handlers ever run.
+	s.consuming.Store(false)
 	close(stop)
-	wg.Wait()
 	return true, err
+}
+
+// work is one of a session's handler goroutines: it takes a slot, then a
+// delivery, handles it and gives the slot back, until stop is closed or
+// the channel fails.
+func (s *Server) work(ctx context.Context, ch *replyChannel, deliveries <-chan amqp.Delivery, stop <-chan struct{}, fail func(error)) {
+	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-stop:
+			return
+		}
+		var d amqp.Delivery
+		var ok bool
+		select {
+		case d, ok = <-deliveries:
+		case <-stop:
+		}
+		// A delivery taken after the session began to stop is not
+		// started; it is requeued when the channel closes.
+		if !ok || isClosed(stop) || ctx.Err() != nil {
+			<-s.slots
+			if !ok && !isClosed(stop) {
+				fail(errors.New("consumer closed"))
+			}
+			return
+		}
+		err := s.handle(ctx, ch, d)
+		<-s.slots
+		if err != nil {
+			fail(err)
+			return
+		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// replyChannel is a session's channel. amqp091 sends a publish as several
+// frames under the channel's lock, but sends Cancel and Close without it,
+// so their frame could land between a reply's frames (the broker then
+// closes the connection: UNEXPECTED_FRAME). Replies publish under mu's
+// read lock; cancel and close take it exclusively. Acks are one frame.
+type replyChannel struct {
+	*amqp.Channel
+	mu sync.RWMutex
+}
+
+func (c *replyChannel) publish(key string, msg amqp.Publishing) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.Publish("", key, false, false, msg)
+}
+
+func (c *replyChannel) cancel(tag string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Cancel(tag, false)
+}
+
+func (c *replyChannel) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Close()
 }
 
 // handle answers one delivery: drop it if it cannot or need not be
 // answered, else run the handler, publish the reply, then ack. An error
 // means the channel is unusable; the delivery is then left unacked and
 // the broker redelivers it.
-func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) error {
+func (s *Server) handle(ctx context.Context, ch *replyChannel, d amqp.Delivery) error {
 	s.deliveries.Add(1)
 	// Built only when something is logged: slog's With formats its
 	// attributes at once, a cost per delivery for a line rarely written.
@@ -329,7 +384,7 @@ func (s *Server) handle(ctx context.Context, ch *amqp.Channel, d amqp.Delivery) 
 		s.panics.Add(1)
 		return ack()
 	}
-	err := ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{
+	err := ch.publish(d.ReplyTo, amqp.Publishing{
 		ContentType:   d.ContentType,
 		DeliveryMode:  amqp.Transient,
 		CorrelationId: d.CorrelationId,
