@@ -41,7 +41,11 @@ type groupWriteConn struct {
 	closeErr error // of the first Close
 }
 
+// newGroupWriteConn wraps c. It clears c's write deadline (amqp091's
+// DefaultDial sets one for the handshake and clears it later through this
+// wrapper, which passes only read deadlines on; see SetWriteDeadline).
 func newGroupWriteConn(c net.Conn) *groupWriteConn {
+	_ = c.SetWriteDeadline(time.Time{})
 	g := &groupWriteConn{
 		Conn:    c,
 		kick:    make(chan struct{}, 1),

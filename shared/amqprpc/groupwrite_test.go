@@ -12,6 +12,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -365,4 +366,36 @@ func TestGroupWriteWriteThenClose(t *testing.T) {
 			t.Fatalf("run %d: peer got %q, want %q", i, b, msg)
 		}
 	}
+}
+
+// TestGroupWriteOutlivesDialDeadline: amqp091's DefaultDial sets a
+// deadline on the socket for the handshake and clears it afterwards
+// through the wrapper; writes after the handshake's deadline must still
+// go out (they once failed after 5 s, cutting every connection).
+func TestGroupWriteOutlivesDialDeadline(t *testing.T) {
+	c, s := tcpPair(t)
+	if err := c.SetDeadline(time.Now().Add(100 * time.Millisecond)); err != nil { // as DefaultDial does
+		t.Fatal(err)
+	}
+	g := newGroupWriteConn(c)
+	if err := g.SetDeadline(time.Time{}); err != nil { // as amqp091's openComplete does
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := g.Write([]byte("late")); err != nil {
+		t.Fatalf("Write = %v", err)
+	}
+	buf := make([]byte, 4)
+	s.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.ReadFull(s, buf); err != nil || string(buf) != "late" {
+		t.Fatalf("peer read %q, %v; want late", buf, err)
+	}
+	// A read deadline still reaches the socket.
+	if err := g.SetDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Read(buf); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Read past the deadline = %v, want a deadline error", err)
+	}
+	g.Close()
 }
