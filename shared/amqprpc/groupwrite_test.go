@@ -51,11 +51,7 @@ func TestGroupWriteKeepsEveryWriteWhole(t *testing.T) {
 	c, s := tcpPair(t)
 	g := newGroupWriteConn(c)
 	const writers, each = 8, 500
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(s)
-		got <- b
-	}()
+	got := readAllAsync(s)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -236,11 +232,7 @@ func TestGroupWriteCloseSendsWhatIsQueued(t *testing.T) {
 	c, s := tcpPair(t)
 	gated := &gatedConn{Conn: c, gate: make(chan struct{}), entered: make(chan struct{})}
 	g := newGroupWriteConn(gated)
-	got := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(s)
-		got <- b
-	}()
+	got := readAllAsync(s)
 	g.Write([]byte("a"))
 	<-gated.entered // the sender is in its first send
 	g.Write([]byte("b"))
@@ -352,11 +344,7 @@ func TestGroupWriteWriteThenClose(t *testing.T) {
 	for i := range 100 {
 		c, s := tcpPair(t)
 		g := newGroupWriteConn(c)
-		got := make(chan []byte, 1)
-		go func() {
-			b, _ := io.ReadAll(s)
-			got <- b
-		}()
+		got := readAllAsync(s)
 		msg := fmt.Sprintf("last words %d", i)
 		g.Write([]byte(msg))
 		if err := g.Close(); err != nil {
@@ -398,4 +386,15 @@ func TestGroupWriteOutlivesDialDeadline(t *testing.T) {
 		t.Errorf("Read past the deadline = %v, want a deadline error", err)
 	}
 	g.Close()
+}
+
+// readAllAsync reads c until EOF in the background; the bytes arrive on
+// the returned channel.
+func readAllAsync(c net.Conn) <-chan []byte {
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(c)
+		got <- b
+	}()
+	return got
 }
