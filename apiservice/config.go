@@ -49,6 +49,9 @@ type config struct {
 	OTLPEndpoint  string
 	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default off
 	UserCacheSize int    // USER_CACHE_SIZE, most users cached; default 10000
+	// QuoteCoalesce (QUOTE_COALESCE, on|off, default on): concurrent
+	// /stock requests for one symbol share one RPC (coalescedQuotes).
+	QuoteCoalesce bool
 	DebugAddr     string // DEBUG_ADDR, pprof listener; default "" (off)
 
 	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
@@ -134,16 +137,11 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
 		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
 	}
-	switch v := strings.ToLower(strings.TrimSpace(getenv("USER_CACHE"))); v {
-	case "on", "true", "1":
-		cfg.UserCache = true
-	case "", "off", "false", "0":
-		// Off by default: a change reaches the cache by NOTIFY, a moment
-		// after its commit, so a request right after a demotion could still
-		// pass; off keeps "loses access at once" exact.
-	default:
-		add(fmt.Errorf("USER_CACHE: %q is neither on nor off", v))
-	}
+	// Off by default: a change reaches the cache by NOTIFY, a moment after
+	// its commit, so a request right after a demotion could still pass;
+	// off keeps "loses access at once" exact.
+	cfg.UserCache = onOffEnv(getenv, "USER_CACHE", false, add)
+	cfg.QuoteCoalesce = onOffEnv(getenv, "QUOTE_COALESCE", true, add)
 	cfg.UserCacheSize = intEnv(getenv, "USER_CACHE_SIZE", defaultUserCacheSize, 1, 10_000_000, add)
 	if strings.TrimSpace(getenv("AUTH_CACHE_TTL")) != "" {
 		// The TTL cache traded away "a removed user loses access at
@@ -167,6 +165,21 @@ func intEnv(getenv func(string) string, name string, def, lo, hi int, add func(e
 		return def
 	}
 	return n
+}
+
+// onOffEnv reads a switch: on, true or 1; off, false or 0; def if unset.
+func onOffEnv(getenv func(string) string, name string, def bool, add func(error)) bool {
+	switch v := strings.ToLower(strings.TrimSpace(getenv(name))); v {
+	case "":
+		return def
+	case "on", "true", "1":
+		return true
+	case "off", "false", "0":
+		return false
+	default:
+		add(fmt.Errorf("%s: %q is neither on nor off", name, v))
+		return def
+	}
 }
 
 func durationEnv(getenv func(string) string, name string, def, lo, hi time.Duration, add func(error)) time.Duration {
@@ -209,6 +222,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
 		slog.Bool("user_cache", c.UserCache),
 		slog.Int("user_cache_size", c.UserCacheSize),
+		slog.Bool("quote_coalesce", c.QuoteCoalesce),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.Any("security", c.Security),
 	)

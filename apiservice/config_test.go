@@ -61,6 +61,8 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"user cache", map[string]string{"USER_CACHE": "on", "USER_CACHE_SIZE": "500", "DEBUG_ADDR": "127.0.0.1:6060"}, needAll, ""},
 		{"user cache off", map[string]string{"USER_CACHE": "off"}, needAll, ""},
 		{"bad user cache", map[string]string{"USER_CACHE": "maybe"}, needAll, "USER_CACHE"},
+		{"quote coalescing off", map[string]string{"QUOTE_COALESCE": "off"}, needAll, ""},
+		{"bad quote coalescing", map[string]string{"QUOTE_COALESCE": "sometimes"}, needAll, "QUOTE_COALESCE"},
 		{"zero user cache size", map[string]string{"USER_CACHE_SIZE": "0"}, needAll, "USER_CACHE_SIZE"},
 		{"removed auth cache ttl", map[string]string{"AUTH_CACHE_TTL": "2s"}, needAll, "AUTH_CACHE_TTL was removed"},
 		{"store only needs no secret", map[string]string{"JWT_SECRET": "", "AMQP_URL": ""}, needStore, ""},

@@ -272,7 +272,13 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if cfg.MetricsAddr == "" {
 		tel.metricsHandler = metricsHandler(reg)
 	}
-	ginHandler := newServer(logger, auth, pw, st, newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout), checks, time.Now,
+	var quotes quoteRequester = newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout)
+	if cfg.QuoteCoalesce {
+		coalesced := newCoalescedQuotes(quotes)
+		reg.MustRegister(newCoalescedQuotesCollector(coalesced))
+		quotes = coalesced
+	}
+	ginHandler := newServer(logger, auth, pw, st, quotes, checks, time.Now,
 		withTrustedProxies(cfg.Security.TrustedProxies),
 		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)),
 		withTelemetry(tel))

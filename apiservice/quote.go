@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -65,3 +68,50 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, e
 	}
 	return *reply.Quote, nil
 }
+
+// coalescedQuotes shares one quote request among the concurrent callers
+// asking for the same symbol: a caller that arrives while a request for
+// its symbol is in flight waits for that request's answer instead of
+// sending its own. It saves a broker round trip, and the stock service's
+// work, per joined caller; the stock service coalesces its stooq fetches
+// the same way (across API replicas too), so the answer is the one the
+// caller's own request would most likely have got. Nothing is kept once
+// the request is answered: this is not a cache.
+//
+// The shared request does not depend on any one caller's context (a
+// caller giving up must not fail the others); it is bounded by the RPC
+// timeout. Each caller still returns as soon as its own context ends. The
+// request carries the first caller's request id and trace context.
+type coalescedQuotes struct {
+	next   quoteRequester
+	group  singleflight.Group
+	joined atomic.Uint64
+}
+
+func newCoalescedQuotes(next quoteRequester) *coalescedQuotes {
+	return &coalescedQuotes{next: next}
+}
+
+// Quote implements quoteRequester.
+func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+	led := false // set by the request's goroutine before it answers on ch
+	ch := c.group.DoChan(symbol, func() (any, error) {
+		led = true
+		return c.next.Quote(context.WithoutCancel(ctx), symbol)
+	})
+	select {
+	case r := <-ch:
+		if !led {
+			c.joined.Add(1)
+		}
+		if r.Err != nil {
+			return stockrpc.Quote{}, r.Err
+		}
+		return r.Val.(stockrpc.Quote), nil
+	case <-ctx.Done():
+		return stockrpc.Quote{}, ctx.Err()
+	}
+}
+
+// Joined counts the calls that were answered by another caller's request.
+func (c *coalescedQuotes) Joined() uint64 { return c.joined.Load() }

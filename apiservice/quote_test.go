@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -75,5 +77,181 @@ func TestRPCQuotes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// blockingQuotes is a quoteRequester whose answers wait for release; it
+// counts the requests per symbol and records each request's context.
+type blockingQuotes struct {
+	release chan struct{}
+	err     error
+
+	mu    sync.Mutex
+	calls map[string]int
+	ctxs  []context.Context
+}
+
+func newBlockingQuotes() *blockingQuotes {
+	return &blockingQuotes{release: make(chan struct{}), calls: map[string]int{}}
+}
+
+func (b *blockingQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+	b.mu.Lock()
+	b.calls[symbol]++
+	b.ctxs = append(b.ctxs, ctx)
+	b.mu.Unlock()
+	<-b.release
+	if b.err != nil {
+		return stockrpc.Quote{}, b.err
+	}
+	return stockrpc.Quote{Symbol: symbol, Close: 1.5}, nil
+}
+
+func (b *blockingQuotes) count(symbol string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls[symbol]
+}
+
+// waitCalls waits until symbol has had n requests.
+func (b *blockingQuotes) waitCalls(t *testing.T, symbol string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.count(symbol) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests after 10s, want %d", symbol, b.count(symbol), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCoalescedQuotesShareOneRequest: concurrent callers for one symbol
+// share one request, other symbols get their own, and every caller gets
+// the answer; once answered, nothing is kept.
+func TestCoalescedQuotesShareOneRequest(t *testing.T) {
+	next := newBlockingQuotes()
+	c := newCoalescedQuotes(next)
+	const n = 20
+	type result struct {
+		q   stockrpc.Quote
+		err error
+	}
+	results := make(chan result, n+1)
+	ask := func(symbol string) {
+		q, err := c.Quote(context.Background(), symbol)
+		results <- result{q, err}
+	}
+	go ask("AAPL.US")
+	next.waitCalls(t, "AAPL.US", 1)
+	for range n - 1 {
+		go ask("AAPL.US")
+	}
+	go ask("MSFT.US")
+	next.waitCalls(t, "MSFT.US", 1)
+	// Give the late AAPL callers time to join the request in flight; one
+	// that is not scheduled in time sends a second request, which the
+	// counts below allow for.
+	time.Sleep(50 * time.Millisecond)
+	close(next.release)
+	for range n + 1 {
+		r := <-results
+		if r.err != nil || r.q.Close != 1.5 || (r.q.Symbol != "AAPL.US" && r.q.Symbol != "MSFT.US") {
+			t.Errorf("Quote = %+v, %v", r.q, r.err)
+		}
+	}
+	aapl := next.count("AAPL.US")
+	if aapl < 1 || aapl > 2 {
+		t.Errorf("%d requests for %d concurrent AAPL.US callers, want 1 (2 if one started late)", aapl, n)
+	}
+	if got, want := c.Joined(), uint64(n-aapl); got != want {
+		t.Errorf("Joined = %d, want %d (the callers that sent no request)", got, want)
+	}
+	if got := next.count("MSFT.US"); got != 1 {
+		t.Errorf("MSFT.US: %d requests, want 1", got)
+	}
+	// Not a cache: the next caller sends its own request.
+	if _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
+		t.Fatal(err)
+	}
+	if got := next.count("AAPL.US"); got != aapl+1 {
+		t.Errorf("a call after the answer made %d requests in all, want %d", got, aapl+1)
+	}
+}
+
+// TestCoalescedQuotesCallerGivesUp: the caller whose request is shared
+// can leave without failing the others, and returns at once; the shared
+// request keeps the caller's context values but not its cancellation.
+func TestCoalescedQuotesCallerGivesUp(t *testing.T) {
+	next := newBlockingQuotes()
+	c := newCoalescedQuotes(next)
+	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), "req-1"))
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := c.Quote(ctx, "AAPL.US")
+		firstErr <- err
+	}()
+	next.waitCalls(t, "AAPL.US", 1)
+	second := make(chan error, 1)
+	go func() {
+		_, err := c.Quote(context.Background(), "AAPL.US")
+		second <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the second caller join
+	cancel()
+	select {
+	case err := <-firstErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("first caller: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller that gave up did not return")
+	}
+	next.mu.Lock()
+	shared := next.ctxs[0]
+	next.mu.Unlock()
+	if shared.Err() != nil {
+		t.Errorf("the shared request's context ended with its first caller: %v", shared.Err())
+	}
+	if got := logging.RequestID(shared); got != "req-1" {
+		t.Errorf("the shared request carries request id %q, want the first caller's req-1", got)
+	}
+	close(next.release)
+	if err := <-second; err != nil {
+		t.Errorf("second caller: %v", err)
+	}
+	if got := next.count("AAPL.US"); got != 1 {
+		t.Errorf("%d requests, want 1", got)
+	}
+}
+
+// TestCoalescedQuotesShareErrors: a failed request fails every caller
+// that shared it with the same error, and is not remembered.
+func TestCoalescedQuotesShareErrors(t *testing.T) {
+	next := newBlockingQuotes()
+	next.err = fmt.Errorf("call: %w", amqprpc.ErrUnavailable)
+	c := newCoalescedQuotes(next)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := c.Quote(context.Background(), "AAPL.US")
+		errs <- err
+	}()
+	next.waitCalls(t, "AAPL.US", 1)
+	go func() {
+		_, err := c.Quote(context.Background(), "AAPL.US")
+		errs <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(next.release)
+	for range 2 {
+		if err := <-errs; !errors.Is(err, amqprpc.ErrUnavailable) {
+			t.Errorf("caller: %v, want ErrUnavailable", err)
+		}
+	}
+	before := next.count("AAPL.US")
+	if _, err := c.Quote(context.Background(), "AAPL.US"); !errors.Is(err, amqprpc.ErrUnavailable) {
+		t.Errorf("later caller: %v", err)
+	}
+	if got := next.count("AAPL.US"); got != before+1 {
+		t.Errorf("the failure was reused: %d requests, want %d", got, before+1)
 	}
 }

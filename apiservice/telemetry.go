@@ -181,6 +181,15 @@ func newRPCClientCollector(client clientStatser) *rpcmetrics.Collector[amqprpc.C
 	)
 }
 
+// newCoalescedQuotesCollector exports how many quote requests joined
+// another's RPC: calls made + joined = /stock requests that asked.
+func newCoalescedQuotesCollector(q interface{ Joined() uint64 }) prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "stockquote_quote_requests_coalesced_total",
+		Help: "Quote requests answered by an RPC for the same symbol that another request had in flight (QUOTE_COALESCE).",
+	}, func() float64 { return float64(q.Joined()) })
+}
+
 // newHistoryWriteCollector exports the store's history write counters:
 // rows / statements is the mean number of /stock requests saved per
 // INSERT (group commit under load).

@@ -186,20 +186,21 @@ type bench struct {
 	dir      string
 	cleanups []func() error
 
-	dbURL    string
-	db       *pgx.Conn
-	queue    string
-	secret   []byte
-	tokens   []string // bench users
-	heavy    string   // token of the user with userRows rows
-	admin    string   // superuser token
-	instant  string   // fake stooq URLs
-	slow     string
-	api      *proc
-	apiURL   string
-	apiDebug string
-	workers  []*proc
-	debugURL []string // workers' debug listeners
+	dbURL     string
+	db        *pgx.Conn
+	queue     string
+	secret    []byte
+	tokens    []string // bench users
+	heavy     string   // token of the user with userRows rows
+	admin     string   // superuser token
+	instant   string   // fake stooq URLs
+	slow      string
+	api       *proc
+	apiStarts int
+	apiURL    string
+	apiDebug  string
+	workers   []*proc
+	debugURL  []string // workers' debug listeners
 
 	started   time.Time
 	fullCount time.Duration // the pre-stock_counts /stats query, once, on an idle system
@@ -407,7 +408,20 @@ func (b *bench) apiCommand(ctx context.Context, stdin string, args ...string) er
 	return nil
 }
 
-func (b *bench) startAPI(ctx context.Context) error {
+// startAPI stops the running API, if any, and starts one with the
+// production defaults, -api-env, then extra (NAME=value settings of a
+// scenario, which win).
+func (b *bench) startAPI(ctx context.Context, extra ...string) error {
+	if b.api != nil {
+		if err := b.api.stop(); err != nil {
+			return err
+		}
+	}
+	b.apiStarts++
+	logName := "apiservice.log"
+	if b.apiStarts > 1 {
+		logName = fmt.Sprintf("apiservice-%d.log", b.apiStarts)
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return err
@@ -417,7 +431,8 @@ func (b *bench) startAPI(ctx context.Context) error {
 		return err
 	}
 	b.apiDebug = "http://" + debug
-	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, append(b.apiEnv(addr), "DEBUG_ADDR="+debug), filepath.Join(b.dir, "apiservice.log"))
+	env := append(append(b.apiEnv(addr), "DEBUG_ADDR="+debug), extra...)
+	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, env, filepath.Join(b.dir, logName))
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -94,6 +97,18 @@ func (b *bench) measureCeilings(ctx context.Context, c int, group string) (ceili
 	return cl, nil
 }
 
+// withoutCoalescing runs f against an API started with QUOTE_COALESCE=off,
+// then starts the API again with the run's settings.
+func (b *bench) withoutCoalescing(ctx context.Context, f func() error) error {
+	if err := b.startAPI(ctx, "QUOTE_COALESCE=off"); err != nil {
+		return err
+	}
+	if err := f(); err != nil {
+		return err
+	}
+	return b.startAPI(ctx)
+}
+
 // sampleAll samples the API and every stock service.
 func (b *bench) sampleAll() (api procSample, workers []procSample) {
 	api, _ = b.api.sample()
@@ -143,6 +158,24 @@ func (b *bench) cacheCounters() (hits, misses int64) {
 	return hits, misses
 }
 
+// rpcCalls reads the API's count of RPC calls made (-1 if unreadable).
+func (b *bench) rpcCalls() int64 {
+	resp, err := http.Get(b.apiURL + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "stockquote_rpc_client_calls_total "); ok {
+			if n, err := strconv.ParseFloat(v, 64); err == nil {
+				return int64(n)
+			}
+		}
+	}
+	return -1
+}
+
 // stock runs one /stock scenario and checks that every successful answer
 // added one history row and that there were no errors. With a cache TTL,
 // it also checks stooq was asked at most once per symbol per TTL.
@@ -152,6 +185,7 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 		return err
 	}
 	_, missBefore := b.cacheCounters()
+	rpcBefore := b.rpcCalls()
 	b.logf("%s: %s at %d clients", group, name, c)
 	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: "composed"}, func() result {
 		return attack(ctx, name, c, b.o.duration, http.StatusOK, stockRequests(b.apiURL, b.tokens, pick))
@@ -163,6 +197,10 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 	_, missAfter := b.cacheCounters()
 	fetches := missAfter - missBefore
 	r.note = fmt.Sprintf("stooq fetches %d", fetches)
+	if rpcAfter := b.rpcCalls(); rpcBefore >= 0 && rpcAfter >= 0 {
+		// Fewer RPCs than requests: the API's coalescing (QUOTE_COALESCE).
+		r.note = fmt.Sprintf("RPCs %d, %s", rpcAfter-rpcBefore, r.note)
+	}
 	if added != r.res.ok {
 		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d successful answers but %d history rows", group, name, c, r.res.ok, added))
 	}
@@ -236,6 +274,19 @@ func (b *bench) runAll(ctx context.Context) error {
 		}
 		if wait != nil {
 			if err := wait(); err != nil {
+				return err
+			}
+		}
+		if c == c0 {
+			// Like for like with the composed ceiling, which has one RPC
+			// per request: the same two scenarios without the API's
+			// coalescing of concurrent requests for one symbol.
+			if err := b.withoutCoalescing(ctx, func() error {
+				if err := b.stock(ctx, "/stock, stooq instant, cache off", "hot symbol, QUOTE_COALESCE=off", c, hotSymbol, 1, fast(c), 0); err != nil {
+					return err
+				}
+				return b.stock(ctx, "/stock, stooq instant, cache off", "zipf 1000, QUOTE_COALESCE=off", c, zipf, 1000, fast(c), 0)
+			}); err != nil {
 				return err
 			}
 		}

@@ -63,7 +63,9 @@ func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, 
 		c.hits.Add(1)
 		return e.quote, e.err
 	}
+	led := false // set by the fetch's goroutine before it answers on ch
 	ch := c.group.DoChan(symbol, func() (any, error) {
+		led = true
 		c.misses.Add(1)
 		q, err := c.next.Quote(context.WithoutCancel(ctx), symbol)
 		c.store(symbol, q, err)
@@ -71,7 +73,9 @@ func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, 
 	})
 	select {
 	case r := <-ch:
-		if r.Shared {
+		if !led {
+			// Another caller's fetch answered (r.Shared is true for
+			// that caller too).
 			c.coalesced.Add(1)
 		}
 		if r.Err != nil {

@@ -160,11 +160,12 @@ func TestQuoteCacheCoalesces(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if got := next.count("AAPL.US"); got < 1 || got > 2 {
+	got := next.count("AAPL.US")
+	if got < 1 || got > 2 {
 		t.Errorf("stooq asked %d times for %d concurrent requests, want 1 (2 if a goroutine started late)", got, n)
 	}
-	if st := c.Stats(); st.Coalesced < n-2 {
-		t.Errorf("stats = %+v, want at least %d coalesced", st, n-2)
+	if st := c.Stats(); st.Coalesced != int64(n-got) || st.Misses != int64(got) {
+		t.Errorf("stats = %+v, want %d misses (fetches) and %d coalesced (the other callers)", st, got, n-got)
 	}
 }
 
