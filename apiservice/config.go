@@ -47,8 +47,8 @@ type config struct {
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
 	OTLPEndpoint  string
-	UserCache     bool   // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default off
-	UserCacheSize int    // USER_CACHE_SIZE, most users cached; default 10000
+	UserCache     bool // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default off
+	UserCacheSize int  // USER_CACHE_SIZE, most users cached; default 10000
 	// QuoteCoalesce (QUOTE_COALESCE, on|off, default on): concurrent
 	// /stock requests for one symbol share one RPC (coalescedQuotes).
 	QuoteCoalesce bool
