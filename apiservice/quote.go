@@ -5,10 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -78,40 +77,89 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, e
 // caller's own request would most likely have got. Nothing is kept once
 // the request is answered: this is not a cache.
 //
-// The shared request does not depend on any one caller's context (a
-// caller giving up must not fail the others); it is bounded by the RPC
-// timeout. Each caller still returns as soon as its own context ends. The
-// request carries the first caller's request id and trace context.
+// The first caller sends the request on its own goroutine (a goroutine
+// per request cost the API 3% of its CPU growing fresh stacks). The
+// request does not end with that caller's context: it is abandoned only
+// when every caller waiting for it has gone, else bounded by the RPC
+// timeout. A joined caller returns as soon as its own context ends; the
+// first caller, whose goroutine carries the request, returns its
+// context's error once the request is over. The request carries the
+// first caller's request id and trace context.
 type coalescedQuotes struct {
 	next   quoteRequester
-	group  singleflight.Group
 	joined atomic.Uint64
+
+	mu    sync.Mutex
+	calls map[string]*quoteCall // requests in flight, by symbol
+}
+
+// quoteCall is one request in flight.
+type quoteCall struct {
+	symbol string
+	done   chan struct{} // closed once q and err are set
+	q      stockrpc.Quote
+	err    error
+
+	waiting int                // callers still waiting, the first included; guarded by mu
+	cancel  context.CancelFunc // abandons the request
 }
 
 func newCoalescedQuotes(next quoteRequester) *coalescedQuotes {
-	return &coalescedQuotes{next: next}
+	return &coalescedQuotes{next: next, calls: map[string]*quoteCall{}}
 }
 
 // Quote implements quoteRequester.
 func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
-	led := false // set by the request's goroutine before it answers on ch
-	ch := c.group.DoChan(symbol, func() (any, error) {
-		led = true
-		return c.next.Quote(context.WithoutCancel(ctx), symbol)
-	})
-	select {
-	case r := <-ch:
-		if !led {
-			c.joined.Add(1)
+	c.mu.Lock()
+	if call, ok := c.calls[symbol]; ok {
+		call.waiting++
+		c.mu.Unlock()
+		c.joined.Add(1)
+		select {
+		case <-call.done:
+			return call.q, call.err
+		case <-ctx.Done():
+			c.leave(call)
+			return stockrpc.Quote{}, ctx.Err()
 		}
-		if r.Err != nil {
-			return stockrpc.Quote{}, r.Err
-		}
-		return r.Val.(stockrpc.Quote), nil
-	case <-ctx.Done():
-		return stockrpc.Quote{}, ctx.Err()
+	}
+	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	call := &quoteCall{symbol: symbol, done: make(chan struct{}), waiting: 1, cancel: cancel}
+	c.calls[symbol] = call
+	c.mu.Unlock()
+
+	stop := context.AfterFunc(ctx, func() { c.leave(call) })
+	q, err := c.next.Quote(callCtx, symbol)
+	stop()
+	cancel()
+	c.mu.Lock()
+	if c.calls[symbol] == call {
+		delete(c.calls, symbol)
+	}
+	c.mu.Unlock()
+	call.q, call.err = q, err
+	close(call.done)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return stockrpc.Quote{}, ctxErr
+	}
+	return q, err
+}
+
+// leave takes a caller that gave up off call; the last one abandons the
+// request, which nobody can join from then on.
+func (c *coalescedQuotes) leave(call *quoteCall) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	call.waiting--
+	if call.waiting > 0 {
+		return
+	}
+	call.cancel()
+	if c.calls[call.symbol] == call {
+		delete(c.calls, call.symbol)
 	}
 }
 
-// Joined counts the calls that were answered by another caller's request.
+// Joined counts the calls that waited for another caller's request
+// instead of sending their own.
 func (c *coalescedQuotes) Joined() uint64 { return c.joined.Load() }

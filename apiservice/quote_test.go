@@ -100,7 +100,11 @@ func (b *blockingQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quo
 	b.calls[symbol]++
 	b.ctxs = append(b.ctxs, ctx)
 	b.mu.Unlock()
-	<-b.release
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return stockrpc.Quote{}, fmt.Errorf("call: %w", ctx.Err())
+	}
 	if b.err != nil {
 		return stockrpc.Quote{}, b.err
 	}
@@ -178,49 +182,134 @@ func TestCoalescedQuotesShareOneRequest(t *testing.T) {
 	}
 }
 
-// TestCoalescedQuotesCallerGivesUp: the caller whose request is shared
-// can leave without failing the others, and returns at once; the shared
-// request keeps the caller's context values but not its cancellation.
-func TestCoalescedQuotesCallerGivesUp(t *testing.T) {
+// sharedCtx returns the context of the i-th request next received.
+func (b *blockingQuotes) sharedCtx(i int) context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ctxs[i]
+}
+
+// quoteAsync calls c.Quote on a goroutine; the channel gets its error.
+func quoteAsync(c quoteRequester, ctx context.Context, symbol string) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		_, err := c.Quote(ctx, symbol)
+		out <- err
+	}()
+	return out
+}
+
+// waitJoined waits until n callers have joined another's request.
+func waitJoined(t *testing.T, c *coalescedQuotes, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Joined() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers joined after 10s, want %d", c.Joined(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func recvWithin(t *testing.T, ch <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-ch:
+		return err
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not return within 5s", what)
+		return nil
+	}
+}
+
+// TestCoalescedQuotesFirstCallerGivesUp: the caller whose request others
+// joined can go away without failing them: the request goes on (with the
+// first caller's context values, not its cancellation), the others get
+// the answer, and the first caller gets its own context's error.
+func TestCoalescedQuotesFirstCallerGivesUp(t *testing.T) {
 	next := newBlockingQuotes()
 	c := newCoalescedQuotes(next)
 	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), "req-1"))
-	firstErr := make(chan error, 1)
-	go func() {
-		_, err := c.Quote(ctx, "AAPL.US")
-		firstErr <- err
-	}()
+	first := quoteAsync(c, ctx, "AAPL.US")
 	next.waitCalls(t, "AAPL.US", 1)
-	second := make(chan error, 1)
-	go func() {
-		_, err := c.Quote(context.Background(), "AAPL.US")
-		second <- err
-	}()
-	time.Sleep(20 * time.Millisecond) // let the second caller join
+	second := quoteAsync(c, context.Background(), "AAPL.US")
+	waitJoined(t, c, 1)
 	cancel()
-	select {
-	case err := <-firstErr:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("first caller: %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the caller that gave up did not return")
-	}
-	next.mu.Lock()
-	shared := next.ctxs[0]
-	next.mu.Unlock()
-	if shared.Err() != nil {
-		t.Errorf("the shared request's context ended with its first caller: %v", shared.Err())
+	time.Sleep(20 * time.Millisecond) // a wrongly abandoned request would end now
+	shared := next.sharedCtx(0)
+	if err := shared.Err(); err != nil {
+		t.Errorf("the request ended with its first caller while another waited: %v", err)
 	}
 	if got := logging.RequestID(shared); got != "req-1" {
 		t.Errorf("the shared request carries request id %q, want the first caller's req-1", got)
 	}
 	close(next.release)
-	if err := <-second; err != nil {
+	if err := recvWithin(t, second, "the second caller"); err != nil {
 		t.Errorf("second caller: %v", err)
+	}
+	if err := recvWithin(t, first, "the first caller"); !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: %v, want context.Canceled", err)
 	}
 	if got := next.count("AAPL.US"); got != 1 {
 		t.Errorf("%d requests, want 1", got)
+	}
+}
+
+// TestCoalescedQuotesJoinedCallerGivesUp: a caller that joined returns as
+// soon as its context ends; the request goes on for the first caller.
+func TestCoalescedQuotesJoinedCallerGivesUp(t *testing.T) {
+	next := newBlockingQuotes()
+	c := newCoalescedQuotes(next)
+	first := quoteAsync(c, context.Background(), "AAPL.US")
+	next.waitCalls(t, "AAPL.US", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	second := quoteAsync(c, ctx, "AAPL.US")
+	waitJoined(t, c, 1)
+	cancel()
+	if err := recvWithin(t, second, "the caller that gave up"); !errors.Is(err, context.Canceled) {
+		t.Errorf("second caller: %v, want context.Canceled", err)
+	}
+	if err := next.sharedCtx(0).Err(); err != nil {
+		t.Errorf("the request ended with a joined caller: %v", err)
+	}
+	close(next.release)
+	if err := recvWithin(t, first, "the first caller"); err != nil {
+		t.Errorf("first caller: %v", err)
+	}
+}
+
+// TestCoalescedQuotesAbandonedWhenNobodyWaits: once every caller has
+// gone the request is abandoned (its context ends, so the RPC stops
+// waiting), and a later caller sends a new request instead of joining
+// the abandoned one.
+func TestCoalescedQuotesAbandonedWhenNobodyWaits(t *testing.T) {
+	next := newBlockingQuotes()
+	c := newCoalescedQuotes(next)
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	first := quoteAsync(c, ctx1, "AAPL.US")
+	next.waitCalls(t, "AAPL.US", 1)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	second := quoteAsync(c, ctx2, "AAPL.US")
+	waitJoined(t, c, 1)
+	cancel2()
+	if err := recvWithin(t, second, "the joined caller"); !errors.Is(err, context.Canceled) {
+		t.Errorf("joined caller: %v, want context.Canceled", err)
+	}
+	cancel1()
+	if err := recvWithin(t, first, "the first caller"); !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: %v, want context.Canceled", err)
+	}
+	if err := next.sharedCtx(0).Err(); err == nil {
+		t.Error("nobody waits, but the request was not abandoned")
+	}
+	third := quoteAsync(c, context.Background(), "AAPL.US")
+	next.waitCalls(t, "AAPL.US", 2)
+	close(next.release)
+	if err := recvWithin(t, third, "a later caller"); err != nil {
+		t.Errorf("a caller after the abandoned request: %v", err)
+	}
+	if got := c.Joined(); got != 1 {
+		t.Errorf("Joined = %d, want 1 (the later caller sent its own request)", got)
 	}
 }
 
