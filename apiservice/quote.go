@@ -9,6 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -95,10 +99,11 @@ type coalescedQuotes struct {
 
 // quoteCall is one request in flight.
 type quoteCall struct {
-	symbol string
-	done   chan struct{} // closed once q and err are set
-	q      stockrpc.Quote
-	err    error
+	symbol             string
+	requestID, traceID string        // of the first caller, whose request it is
+	done               chan struct{} // closed once q and err are set
+	q                  stockrpc.Quote
+	err                error
 
 	waiting int                // callers still waiting, the first included; guarded by mu
 	cancel  context.CancelFunc // abandons the request
@@ -115,34 +120,63 @@ func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Qu
 		call.waiting++
 		c.mu.Unlock()
 		c.joined.Add(1)
+		// The worker logs the first caller's request id, not this one's.
+		trace.SpanFromContext(ctx).AddEvent("joined a quote request in flight", trace.WithAttributes(
+			attribute.String("stockquote.quote.request_id", call.requestID),
+			attribute.String("stockquote.quote.trace_id", call.traceID)))
 		select {
 		case <-call.done:
 			return call.q, call.err
 		case <-ctx.Done():
 			c.leave(call)
-			return stockrpc.Quote{}, ctx.Err()
+			return stockrpc.Quote{}, gaveUp(ctx)
 		}
 	}
 	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	call := &quoteCall{symbol: symbol, done: make(chan struct{}), waiting: 1, cancel: cancel}
+	call := &quoteCall{
+		symbol: symbol, done: make(chan struct{}), waiting: 1, cancel: cancel,
+		requestID: logging.RequestID(ctx),
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		call.traceID = sc.TraceID().String()
+	}
 	c.calls[symbol] = call
 	c.mu.Unlock()
 
 	stop := context.AfterFunc(ctx, func() { c.leave(call) })
-	q, err := c.next.Quote(callCtx, symbol)
-	stop()
-	cancel()
-	c.mu.Lock()
-	if c.calls[symbol] == call {
-		delete(c.calls, symbol)
+	answered := false
+	defer func() {
+		// Also when next panics (recoverer answers this caller): the
+		// callers waiting get an error, the next caller a new request.
+		if !answered {
+			call.err = fmt.Errorf("quote %s: the shared request panicked", symbol)
+		}
+		stop()
+		cancel()
+		c.mu.Lock()
+		if c.calls[symbol] == call {
+			delete(c.calls, symbol)
+		}
+		c.mu.Unlock()
+		close(call.done)
+	}()
+	call.q, call.err = c.next.Quote(callCtx, symbol)
+	answered = true
+	if ctx.Err() != nil {
+		return stockrpc.Quote{}, gaveUp(ctx)
 	}
-	c.mu.Unlock()
-	call.q, call.err = q, err
-	close(call.done)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return stockrpc.Quote{}, ctxErr
+	return call.q, call.err
+}
+
+// gaveUp is the error of a caller whose context ended before its answer.
+// A deadline means no stock service answered in time (503), as rpcQuotes
+// says when the deadline is its own, not a gateway timeout.
+func gaveUp(ctx context.Context) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", errNoAnswer, err)
 	}
-	return q, err
+	return err
 }
 
 // leave takes a caller that gave up off call; the last one abandons the

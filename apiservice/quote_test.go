@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -152,10 +153,7 @@ func TestCoalescedQuotesShareOneRequest(t *testing.T) {
 	}
 	go ask("MSFT.US")
 	next.waitCalls(t, "MSFT.US", 1)
-	// Give the late AAPL callers time to join the request in flight; one
-	// that is not scheduled in time sends a second request, which the
-	// counts below allow for.
-	time.Sleep(50 * time.Millisecond)
+	waitJoined(t, c, n-1) // the request is held until release
 	close(next.release)
 	for range n + 1 {
 		r := <-results
@@ -164,11 +162,11 @@ func TestCoalescedQuotesShareOneRequest(t *testing.T) {
 		}
 	}
 	aapl := next.count("AAPL.US")
-	if aapl < 1 || aapl > 2 {
-		t.Errorf("%d requests for %d concurrent AAPL.US callers, want 1 (2 if one started late)", aapl, n)
+	if aapl != 1 {
+		t.Errorf("%d requests for %d concurrent AAPL.US callers, want 1", aapl, n)
 	}
-	if got, want := c.Joined(), uint64(n-aapl); got != want {
-		t.Errorf("Joined = %d, want %d (the callers that sent no request)", got, want)
+	if got := c.Joined(); got != n-1 {
+		t.Errorf("Joined = %d, want %d (the callers that sent no request)", got, n-1)
 	}
 	if got := next.count("MSFT.US"); got != 1 {
 		t.Errorf("MSFT.US: %d requests, want 1", got)
@@ -329,7 +327,7 @@ func TestCoalescedQuotesShareErrors(t *testing.T) {
 		_, err := c.Quote(context.Background(), "AAPL.US")
 		errs <- err
 	}()
-	time.Sleep(20 * time.Millisecond)
+	waitJoined(t, c, 1)
 	close(next.release)
 	for range 2 {
 		if err := <-errs; !errors.Is(err, amqprpc.ErrUnavailable) {
@@ -342,5 +340,72 @@ func TestCoalescedQuotesShareErrors(t *testing.T) {
 	}
 	if got := next.count("AAPL.US"); got != before+1 {
 		t.Errorf("the failure was reused: %d requests, want %d", got, before+1)
+	}
+}
+
+// TestCoalescedQuotesJoinedDeadlineIsNoAnswer: a joined caller whose own
+// deadline passes gets what a caller of its own RPC would: 503 "no stock
+// service answered in time", not a 504.
+func TestCoalescedQuotesJoinedDeadlineIsNoAnswer(t *testing.T) {
+	next := newBlockingQuotes()
+	defer close(next.release)
+	c := newCoalescedQuotes(next)
+	_ = quoteAsync(c, context.Background(), "AAPL.US")
+	next.waitCalls(t, "AAPL.US", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err := c.Quote(ctx, "AAPL.US")
+	if !errors.Is(err, errNoAnswer) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("joined caller past its deadline: %v, want errNoAnswer wrapping DeadlineExceeded", err)
+	}
+	if p, _ := problemFor(err); p.Status != http.StatusServiceUnavailable {
+		t.Errorf("status %d, want 503", p.Status)
+	}
+}
+
+// panickingQuotes panics on its first request while holding it until
+// release, and answers the later ones.
+type panickingQuotes struct {
+	*blockingQuotes
+}
+
+func (p *panickingQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+	p.mu.Lock()
+	p.calls[symbol]++
+	n := p.calls[symbol]
+	p.mu.Unlock()
+	if n == 1 {
+		<-p.release
+		panic("boom")
+	}
+	return stockrpc.Quote{Symbol: symbol}, nil
+}
+
+// TestCoalescedQuotesPanic: when the shared request panics, the first
+// caller panics (for the server's recoverer to answer 500), the joined
+// callers get an error instead of waiting forever, and the symbol is not
+// left stuck: the next caller sends a new request.
+func TestCoalescedQuotesPanic(t *testing.T) {
+	next := &panickingQuotes{newBlockingQuotes()}
+	c := newCoalescedQuotes(next)
+	panicked := make(chan any, 1)
+	go func() {
+		defer func() { panicked <- recover() }()
+		_, _ = c.Quote(context.Background(), "AAPL.US")
+	}()
+	next.waitCalls(t, "AAPL.US", 1)
+	joined := quoteAsync(c, context.Background(), "AAPL.US")
+	waitJoined(t, c, 1)
+	close(next.release)
+	if v := <-panicked; v != "boom" {
+		t.Errorf("first caller recovered %v, want the panic", v)
+	}
+	if err := recvWithin(t, joined, "the joined caller"); err == nil {
+		t.Error("joined caller: no error from a request that panicked")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if q, err := c.Quote(ctx, "AAPL.US"); err != nil || q.Symbol != "AAPL.US" {
+		t.Errorf("a later caller: %+v, %v; want a new request's answer", q, err)
 	}
 }

@@ -197,6 +197,7 @@ type bench struct {
 	slow      string
 	api       *proc
 	apiStarts int
+	apiPeakKB int64 // peak RSS of the API processes stopped so far
 	apiURL    string
 	apiDebug  string
 	workers   []*proc
@@ -413,6 +414,11 @@ func (b *bench) apiCommand(ctx context.Context, stdin string, args ...string) er
 // scenario, which win).
 func (b *bench) startAPI(ctx context.Context, extra ...string) error {
 	if b.api != nil {
+		// The report's API peak RSS covers the whole run, whichever
+		// process had it.
+		if s, err := b.api.sample(); err == nil {
+			b.apiPeakKB = max(b.apiPeakKB, s.peakKB)
+		}
 		if err := b.api.stop(); err != nil {
 			return err
 		}

@@ -112,6 +112,7 @@ func (b *bench) withoutCoalescing(ctx context.Context, f func() error) error {
 // sampleAll samples the API and every stock service.
 func (b *bench) sampleAll() (api procSample, workers []procSample) {
 	api, _ = b.api.sample()
+	api.peakKB = max(api.peakKB, b.apiPeakKB)
 	for _, w := range b.workers {
 		s, _ := w.sample()
 		workers = append(workers, s)
@@ -160,7 +161,7 @@ func (b *bench) cacheCounters() (hits, misses int64) {
 
 // rpcCalls reads the API's count of RPC calls made (-1 if unreadable).
 func (b *bench) rpcCalls() int64 {
-	resp, err := http.Get(b.apiURL + "/metrics")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(b.apiURL + "/metrics")
 	if err != nil {
 		return -1
 	}
