@@ -209,6 +209,19 @@ func waitJoined(t *testing.T, c *coalescedQuotes, n uint64) {
 	}
 }
 
+// twoCallers starts a caller for AAPL.US with ctx1, waits until its
+// request is in flight, then starts a second one with ctx2 and waits
+// until it has joined that request. The channels get their errors.
+func twoCallers(t *testing.T, c *coalescedQuotes, next *blockingQuotes, ctx1, ctx2 context.Context) (first, second <-chan error) {
+	t.Helper()
+	first = quoteAsync(c, ctx1, "AAPL.US")
+	next.waitCalls(t, "AAPL.US", 1)
+	joined := c.Joined()
+	second = quoteAsync(c, ctx2, "AAPL.US")
+	waitJoined(t, c, joined+1)
+	return first, second
+}
+
 func recvWithin(t *testing.T, ch <-chan error, what string) error {
 	t.Helper()
 	select {
@@ -228,10 +241,7 @@ func TestCoalescedQuotesFirstCallerGivesUp(t *testing.T) {
 	next := newBlockingQuotes()
 	c := newCoalescedQuotes(next)
 	ctx, cancel := context.WithCancel(logging.WithRequestID(context.Background(), "req-1"))
-	first := quoteAsync(c, ctx, "AAPL.US")
-	next.waitCalls(t, "AAPL.US", 1)
-	second := quoteAsync(c, context.Background(), "AAPL.US")
-	waitJoined(t, c, 1)
+	first, second := twoCallers(t, c, next, ctx, context.Background())
 	cancel()
 	time.Sleep(20 * time.Millisecond) // a wrongly abandoned request would end now
 	shared := next.sharedCtx(0)
@@ -258,11 +268,8 @@ func TestCoalescedQuotesFirstCallerGivesUp(t *testing.T) {
 func TestCoalescedQuotesJoinedCallerGivesUp(t *testing.T) {
 	next := newBlockingQuotes()
 	c := newCoalescedQuotes(next)
-	first := quoteAsync(c, context.Background(), "AAPL.US")
-	next.waitCalls(t, "AAPL.US", 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	second := quoteAsync(c, ctx, "AAPL.US")
-	waitJoined(t, c, 1)
+	first, second := twoCallers(t, c, next, context.Background(), ctx)
 	cancel()
 	if err := recvWithin(t, second, "the caller that gave up"); !errors.Is(err, context.Canceled) {
 		t.Errorf("second caller: %v, want context.Canceled", err)
@@ -284,11 +291,8 @@ func TestCoalescedQuotesAbandonedWhenNobodyWaits(t *testing.T) {
 	next := newBlockingQuotes()
 	c := newCoalescedQuotes(next)
 	ctx1, cancel1 := context.WithCancel(context.Background())
-	first := quoteAsync(c, ctx1, "AAPL.US")
-	next.waitCalls(t, "AAPL.US", 1)
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	second := quoteAsync(c, ctx2, "AAPL.US")
-	waitJoined(t, c, 1)
+	first, second := twoCallers(t, c, next, ctx1, ctx2)
 	cancel2()
 	if err := recvWithin(t, second, "the joined caller"); !errors.Is(err, context.Canceled) {
 		t.Errorf("joined caller: %v, want context.Canceled", err)
