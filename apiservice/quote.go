@@ -121,9 +121,11 @@ func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Qu
 		c.mu.Unlock()
 		c.joined.Add(1)
 		// The worker logs the first caller's request id, not this one's.
-		trace.SpanFromContext(ctx).AddEvent("joined a quote request in flight", trace.WithAttributes(
-			attribute.String("stockquote.quote.request_id", call.requestID),
-			attribute.String("stockquote.quote.trace_id", call.traceID)))
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("joined a quote request in flight", trace.WithAttributes(
+				attribute.String("stockquote.quote.request_id", call.requestID),
+				attribute.String("stockquote.quote.trace_id", call.traceID)))
+		}
 		select {
 		case <-call.done:
 			return call.q, call.err
