@@ -5,10 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
@@ -411,5 +415,50 @@ func TestCoalescedQuotesPanic(t *testing.T) {
 	defer cancel()
 	if q, err := c.Quote(ctx, "AAPL.US"); err != nil || q.Symbol != "AAPL.US" {
 		t.Errorf("a later caller: %+v, %v; want a new request's answer", q, err)
+	}
+}
+
+// TestCoalescedQuotesJoinedSpanNamesTheSharedRequest: a joined request's
+// span records which request (id and trace) it waited for, since the
+// stock service logs only that one.
+func TestCoalescedQuotesJoinedSpanNamesTheSharedRequest(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	tracer := tp.Tracer("test")
+
+	next := newBlockingQuotes()
+	c := newCoalescedQuotes(next)
+	firstCtx, firstSpan := tracer.Start(logging.WithRequestID(context.Background(), "req-1"), "first")
+	joinedCtx, joinedSpan := tracer.Start(context.Background(), "joined")
+	first, joined := twoCallers(t, c, next, firstCtx, joinedCtx)
+	close(next.release)
+	for _, ch := range []<-chan error{first, joined} {
+		if err := recvWithin(t, ch, "a caller"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	firstSpan.End()
+	joinedSpan.End()
+
+	var events []sdktrace.Event
+	for _, s := range rec.Ended() {
+		if s.Name() == "joined" {
+			events = s.Events()
+		}
+	}
+	if len(events) != 1 {
+		t.Fatalf("joined span events = %+v, want one", events)
+	}
+	got := map[string]string{}
+	for _, a := range events[0].Attributes {
+		got[string(a.Key)] = a.Value.AsString()
+	}
+	want := map[string]string{
+		"stockquote.quote.request_id": "req-1",
+		"stockquote.quote.trace_id":   firstSpan.SpanContext().TraceID().String(),
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("event %q attributes = %v, want %v", events[0].Name, got, want)
 	}
 }
