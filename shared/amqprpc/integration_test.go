@@ -83,6 +83,18 @@ func dialReady(t *testing.T, log *slog.Logger, rawURL string) *Conn {
 	return conn
 }
 
+// waitDown waits up to 2s until ready reports an error (the link is seen
+// as down).
+func waitDown(t *testing.T, ready func() error, what string) {
+	t.Helper()
+	waitFor(t, 2*time.Second, func() error {
+		if ready() == nil {
+			return errors.New("still ready")
+		}
+		return nil
+	}, what)
+}
+
 // waitFor polls cond until it returns nil or d passes.
 func waitFor(t *testing.T, d time.Duration, cond func() error, what string) {
 	t.Helper()
@@ -472,12 +484,7 @@ func TestReconnectAfterBrokerConnectionCut(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("in-flight call failed after %v, want fast", d)
 	}
-	waitFor(t, 2*time.Second, func() error {
-		if conn.Ready() == nil {
-			return errors.New("conn still ready")
-		}
-		return nil
-	}, "conn down")
+	waitDown(t, conn.Ready, "conn down")
 	start = time.Now()
 	if _, err := c.Call(ctx, queue, []byte("down"), nil); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Call while down = %v, want ErrUnavailable", err)
@@ -578,12 +585,7 @@ func TestServerLinkCut(t *testing.T) {
 	resc := callAsync(ctx, c, queue, "x")
 	<-started
 	p.cut(true)
-	waitFor(t, 2*time.Second, func() error {
-		if srvConn.Ready() == nil {
-			return errors.New("server conn still ready")
-		}
-		return nil
-	}, "server conn down")
+	waitDown(t, srvConn.Ready, "server conn down")
 	p.cut(false)
 	r := <-resc
 	if r.err != nil || string(r.body) != "re:x" {
@@ -633,12 +635,7 @@ func TestServerRecoversWhileOldHandlerRuns(t *testing.T) {
 	<-started
 
 	p.cut(true)
-	waitFor(t, 2*time.Second, func() error {
-		if srv.Ready() == nil {
-			return errors.New("server still ready")
-		}
-		return nil
-	}, "server not ready after the cut")
+	waitDown(t, srv.Ready, "server not ready after the cut")
 	p.cut(false)
 	waitFor(t, 5*time.Second, srv.Ready, "server ready after reconnect")
 
