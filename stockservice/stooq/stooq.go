@@ -54,8 +54,14 @@ const (
 	Location = "Europe/Warsaw"
 )
 
-// header is the exact header line stooq sends for f=sd2t2ohlcvn.
-var header = []string{"Symbol", "Date", "Time", "Open", "High", "Low", "Close", "Volume", "Name"}
+// headerLine is the exact header line stooq sends for f=sd2t2ohlcvn, and
+// header its fields; columns is len(header).
+const (
+	headerLine = "Symbol,Date,Time,Open,High,Low,Close,Volume,Name"
+	columns    = 9
+)
+
+var header = strings.Split(headerLine, ",")
 
 // rateLimitText is the whole body stooq sends once the daily quota is spent.
 const rateLimitText = "Exceeded the daily hits limit"
@@ -222,28 +228,81 @@ func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
 	if bytes.Contains(body, []byte(rateLimitText)) {
 		return stockrpc.Quote{}, ErrRateLimited
 	}
+	var fields [columns]string
+	row := fields[:]
+	if !plainRow(body, &fields) {
+		var err error
+		if row, err = csvRow(body); err != nil {
+			return stockrpc.Quote{}, err
+		}
+	}
+	return parseRow(row, loc)
+}
+
+// plainRow reads the row of a body that is exactly stooq's header line and
+// one row without quotes or stray line breaks, which is what stooq sends
+// with every quote, into row, and reports whether the body was that. It
+// reads such a body as encoding/csv does (FuzzPlainRow checks), with one
+// allocation instead of encoding/csv's dozen; csvRow reads every other
+// body and says why it is not a quote.
+func plainRow(body []byte, row *[columns]string) bool {
+	rest, ok := bytes.CutPrefix(body, []byte(headerLine))
+	if !ok {
+		return false
+	}
+	if r, ok := bytes.CutPrefix(rest, []byte("\r\n")); ok {
+		rest = r
+	} else if r, ok := bytes.CutPrefix(rest, []byte("\n")); ok {
+		rest = r
+	} else {
+		return false
+	}
+	if r, ok := bytes.CutSuffix(rest, []byte("\n")); ok {
+		rest = bytes.TrimSuffix(r, []byte("\r"))
+	}
+	if len(rest) == 0 || bytes.ContainsAny(rest, "\"\r\n") {
+		return false
+	}
+	s := string(rest)
+	for i := range len(row) - 1 {
+		comma := strings.IndexByte(s, ',')
+		if comma < 0 {
+			return false
+		}
+		row[i], s = s[:comma], s[comma+1:]
+	}
+	if strings.IndexByte(s, ',') >= 0 {
+		return false
+	}
+	row[len(row)-1] = s
+	return true
+}
+
+// csvRow reads the data row of body with encoding/csv, checking that body
+// is stooq's header and exactly one row.
+func csvRow(body []byte) ([]string, error) {
 	r := csv.NewReader(bytes.NewReader(body))
 	r.FieldsPerRecord = len(header)
 	recs, err := r.ReadAll()
 	if err != nil {
-		return stockrpc.Quote{}, fmt.Errorf("%w: not stooq csv: %v", ErrUpstream, err)
+		return nil, fmt.Errorf("%w: not stooq csv: %v", ErrUpstream, err)
 	}
 	if len(recs) == 0 {
-		return stockrpc.Quote{}, fmt.Errorf("%w: empty body", ErrUpstream)
+		return nil, fmt.Errorf("%w: empty body", ErrUpstream)
 	}
 	for i, h := range header {
 		if recs[0][i] != h {
-			return stockrpc.Quote{}, fmt.Errorf("%w: unexpected header %q", ErrUpstream, strings.Join(recs[0], ","))
+			return nil, fmt.Errorf("%w: unexpected header %q", ErrUpstream, strings.Join(recs[0], ","))
 		}
 	}
 	switch len(recs) {
 	case 1:
-		return stockrpc.Quote{}, fmt.Errorf("%w: header without a row", ErrUpstream)
+		return nil, fmt.Errorf("%w: header without a row", ErrUpstream)
 	case 2:
+		return recs[1], nil
 	default:
-		return stockrpc.Quote{}, fmt.Errorf("%w: %d rows, want 1", ErrUpstream, len(recs)-1)
+		return nil, fmt.Errorf("%w: %d rows, want 1", ErrUpstream, len(recs)-1)
 	}
-	return parseRow(recs[1], loc)
 }
 
 // parseRow converts one data row: Symbol,Date,Time,Open,High,Low,Close,Volume,Name.
