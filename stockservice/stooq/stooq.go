@@ -72,18 +72,22 @@ type Options struct {
 	Timeout   time.Duration // whole request, headers and body; default DefaultTimeout
 	MaxBody   int64         // bytes read at most; a larger body is ErrUpstream; default DefaultMaxBody
 	UserAgent string        // default DefaultUserAgent
-	// HTTPClient overrides the client built from Timeout and a keep-alive
-	// transport. Its own Timeout is left alone.
-	HTTPClient *http.Client
-	// WrapTransport, when set, wraps the default keep-alive transport (to
-	// trace or measure each request); ignored with HTTPClient.
+	// WrapTransport, when set, wraps the keep-alive transport (to trace or
+	// measure each request).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client fetches quotes from stooq. It is safe for concurrent use.
+//
+// It sends requests with its transport's RoundTrip, not an http.Client:
+// stooq's endpoint does not redirect, and http.Client.Do copies every
+// request's headers for the redirects it might follow, which cost the stock
+// service about 7% of its CPU per quote (BENCHMARKS.md). A redirect is an
+// upstream error that names where stooq points.
 type Client struct {
 	endpoint  *url.URL
-	http      *http.Client
+	rt        http.RoundTripper
+	timeout   time.Duration
 	maxBody   int64
 	userAgent string
 	loc       *time.Location
@@ -117,19 +121,15 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stooq: load time zone (import time/tzdata): %w", err)
 	}
-	hc := opts.HTTPClient
-	if hc == nil {
-		var rt http.RoundTripper = newTransport()
-		if opts.WrapTransport != nil {
-			rt = opts.WrapTransport(rt)
-		}
-		hc = &http.Client{Timeout: opts.Timeout, Transport: rt}
+	var rt http.RoundTripper = newTransport()
+	if opts.WrapTransport != nil {
+		rt = opts.WrapTransport(rt)
 	}
 	endpoint := base.JoinPath("q", "l") // net/url escapes; trailing slash below
 	endpoint.Path += "/"
 	endpoint.RawQuery = ""
 	endpoint.Fragment = ""
-	return &Client{endpoint: endpoint, http: hc, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc}, nil
+	return &Client{endpoint: endpoint, rt: rt, timeout: opts.Timeout, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc}, nil
 }
 
 // newTransport is a keep-alive transport sized for a worker pool that
@@ -163,6 +163,8 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout) // headers and body
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(sym), nil)
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, err)
@@ -170,11 +172,14 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("Accept", "text/csv, text/plain;q=0.9, */*;q=0.1")
 
-	resp, err := c.http.Do(req)
+	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
 	}
 	defer resp.Body.Close()
+	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d, redirect to %q (point the base URL there): %w", sym, resp.StatusCode, loc, ErrUpstream)
+	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	if err != nil {
@@ -199,7 +204,9 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 // CloseIdleConnections closes the keep-alive connections to stooq that
 // are idle; call it at shutdown.
 func (c *Client) CloseIdleConnections() {
-	c.http.CloseIdleConnections()
+	if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
 }
 
 // transportError classifies a failure to get or read the response.

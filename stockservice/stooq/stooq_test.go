@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,6 +174,46 @@ func TestQuoteWrongSymbolAnswer(t *testing.T) {
 	c := newClient(t, srv.URL, stooq.Options{})
 	if _, err := c.Quote(context.Background(), "aapl.us"); !errors.Is(err, stooq.ErrUpstream) {
 		t.Errorf("error = %v, want ErrUpstream", err)
+	}
+}
+
+func TestQuoteRedirectNotFollowed(t *testing.T) {
+	var mu sync.Mutex
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		http.Redirect(w, r, "/moved/q/l/?"+r.URL.RawQuery, http.StatusMovedPermanently)
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, stooq.Options{})
+	_, err := c.Quote(context.Background(), "aapl.us")
+	if !errors.Is(err, stooq.ErrUpstream) || !strings.Contains(err.Error(), "/moved/q/l/") {
+		t.Errorf("error = %v, want ErrUpstream naming the redirect target", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paths) != 1 {
+		t.Errorf("requests = %q, want one (the redirect not followed)", paths)
+	}
+}
+
+func TestQuoteTimeoutCoversBody(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(stooqtest.Header + "\r\n"))
+		w.(http.Flusher).Flush()
+		select { // the row never comes in time
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := newClient(t, srv.URL, stooq.Options{Timeout: 100 * time.Millisecond})
+	if _, err := c.Quote(context.Background(), "aapl.us"); !errors.Is(err, stooq.ErrTimeout) {
+		t.Errorf("error = %v, want ErrTimeout", err)
 	}
 }
 
