@@ -1,0 +1,30 @@
+package stooq_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stockquote/stockquote/stockservice/stooq"
+	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
+)
+
+// BenchmarkQuote is one keep-alive fetch and parse from the in-process
+// fake; the fake's own cost is included.
+//
+//	go test -run '^$' -bench Quote -benchmem ./stockservice/stooq/
+func BenchmarkQuote(b *testing.B) {
+	fake := stooqtest.NewServer(stooqtest.Options{})
+	defer fake.Close()
+	c, err := stooq.New(stooq.Options{BaseURL: fake.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Quote(ctx, "aapl.us"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
