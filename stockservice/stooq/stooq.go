@@ -250,7 +250,7 @@ func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
 // one row without quotes or stray line breaks, which is what stooq sends
 // with every quote, into row, and reports whether the body was that. It
 // reads such a body as encoding/csv does (FuzzPlainRow checks), with one
-// allocation instead of encoding/csv's dozen; csvRow reads every other
+// allocation instead of encoding/csv's twenty or so; csvRow reads every other
 // body and says why it is not a quote.
 func plainRow(body []byte, row *[columns]string) bool {
 	rest, ok := bytes.CutPrefix(body, []byte(headerLine))
