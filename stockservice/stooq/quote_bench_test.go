@@ -15,10 +15,7 @@ import (
 func BenchmarkQuote(b *testing.B) {
 	fake := stooqtest.NewServer(stooqtest.Options{})
 	defer fake.Close()
-	c, err := stooq.New(stooq.Options{BaseURL: fake.URL})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := newClient(b, fake.URL, stooq.Options{})
 	defer c.CloseIdleConnections()
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -17,7 +17,7 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
 )
 
-func newClient(t *testing.T, baseURL string, opts stooq.Options) *stooq.Client {
+func newClient(t testing.TB, baseURL string, opts stooq.Options) *stooq.Client {
 	t.Helper()
 	opts.BaseURL = baseURL
 	c, err := stooq.New(opts)
