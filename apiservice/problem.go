@@ -69,6 +69,9 @@ func withDetail(sentinel error, msg string) error {
 	return &clientError{err: sentinel, msg: msg}
 }
 
+// stooqKeyPage is where stooq hands out API keys (behind a CAPTCHA).
+const stooqKeyPage = "https://stooq.com/q/d/?s=spy.us&get_apikey"
+
 // problemFor is THE mapping from errors to HTTP status and problem body.
 // The boolean reports whether err is unexpected (a 500 that must be logged
 // in full); its detail is then generic so internals never leak.
@@ -122,6 +125,15 @@ func problemFor(err error) (problem, bool) {
 			status, detail = http.StatusNotFound, "unknown symbol"
 		case stockrpc.CodeRateLimited:
 			status, detail = http.StatusServiceUnavailable, "quote provider daily limit reached; try again later"
+		// stooq's refusals: the detail tells the operator what to do.
+		case stockrpc.CodeKeyRequired:
+			status, detail = http.StatusServiceUnavailable, "stooq requires an API key: set STOOQ_API_KEY on the stock service (get a key at "+stooqKeyPage+")"
+		case stockrpc.CodeKeyRejected:
+			status, detail = http.StatusServiceUnavailable, "stooq rejected the API key: check STOOQ_API_KEY on the stock service, or get a new key at "+stooqKeyPage
+		case stockrpc.CodeChallenge:
+			status, detail = http.StatusServiceUnavailable, "stooq answered a bot challenge instead of a quote and the stock service does not solve challenges: run `stockservice check` and see docs/operations.md"
+		case stockrpc.CodeOverBudget:
+			status, detail = http.StatusServiceUnavailable, "the stock service's own stooq request budget (STOOQ_MAX_RPS) is spent for now: try again shortly, or raise STOOQ_MAX_RPS"
 		case stockrpc.CodeUpstreamTimeout:
 			status, detail = http.StatusGatewayTimeout, "quote provider did not answer in time"
 		default: // upstream_error, unsupported_version, internal and codes added later

@@ -1,8 +1,11 @@
 // Command fakestooq serves the stooqtest fake of stooq.com's quote
 // endpoint, for local offline runs (make run), end-to-end tests and
 // benchmarks. Point STOOQ_URL at it, e.g. STOOQ_URL=http://127.0.0.1:8089.
-// Magic symbols (ratelimit.test, html.test, slow.test, ...) provoke each
-// failure; see the stooqtest package doc.
+// Magic symbols (ratelimit.test, html.test, slow.test, challenge.test,
+// keypage.test, badkey.test, ...) provoke each failure; see the stooqtest
+// package doc. -require-key KEY answers the key page to requests without
+// apikey=KEY (the invalid-key page to a wrong key), as stooq does since
+// 2026; -challenge answers the bot-challenge interstitial to every request.
 package main
 
 import (
@@ -37,6 +40,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:8089", "listen address")
 	latency := fs.Duration("latency", 0, "delay added to every answer")
 	slow := fs.Duration("slow", 30*time.Second, "how long slow.test waits")
+	requireKey := fs.String("require-key", "", "the only apikey= accepted (empty: no key needed)")
+	challenge := fs.Bool("challenge", false, "answer every request with the bot-challenge interstitial")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h asked for the usage, which Parse printed
@@ -49,12 +54,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	h := stooqtest.NewHandler(stooqtest.Options{Latency: *latency, SlowDelay: *slow, RequireKey: *requireKey})
+	if *challenge {
+		h.SetMode(stooqtest.ModeChallenge)
+	}
 	srv := &http.Server{
-		Handler:           stooqtest.NewHandler(stooqtest.Options{Latency: *latency, SlowDelay: *slow}),
+		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	fmt.Fprintf(stdout, "fakestooq listening on http://%s\n", ln.Addr())
-	logger.Info("listening", "addr", ln.Addr().String(), "latency", latency.String())
+	logger.Info("listening", "addr", ln.Addr().String(), "latency", latency.String(),
+		"key_required", *requireKey != "", "challenge", *challenge)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -59,6 +59,14 @@ func TestQuoteCacheReuse(t *testing.T) {
 			return stockrpc.Quote{}, errFlaky
 		case "LIMIT.US":
 			return stockrpc.Quote{}, stooq.ErrRateLimited
+		case "NOKEY.US":
+			return stockrpc.Quote{}, stooq.ErrKeyRequired
+		case "BADKEY.US":
+			return stockrpc.Quote{}, stooq.ErrKeyRejected
+		case "CHALLENGE.US":
+			return stockrpc.Quote{}, stooq.ErrChallenge
+		case "BUDGET.US":
+			return stockrpc.Quote{}, stooq.ErrOverBudget
 		}
 		return stockrpc.Quote{Symbol: symbol, Close: 1.5}, nil
 	}
@@ -76,6 +84,10 @@ func TestQuoteCacheReuse(t *testing.T) {
 		{"not found is cached", 5 * time.Second, "NOSUCH.US", time.Second, 1, stooq.ErrNotFound},
 		{"upstream error is not cached", 5 * time.Second, "FLAKY.US", 0, 2, stooq.ErrUpstream},
 		{"rate limit is not cached", 5 * time.Second, "LIMIT.US", 0, 2, stooq.ErrRateLimited},
+		{"key required is not cached", 5 * time.Second, "NOKEY.US", 0, 2, stooq.ErrKeyRequired},
+		{"key rejected is not cached", 5 * time.Second, "BADKEY.US", 0, 2, stooq.ErrKeyRejected},
+		{"challenge is not cached", 5 * time.Second, "CHALLENGE.US", 0, 2, stooq.ErrChallenge},
+		{"over budget is not cached", 5 * time.Second, "BUDGET.US", 0, 2, stooq.ErrOverBudget},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

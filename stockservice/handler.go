@@ -40,8 +40,12 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 			re := replyError(err)
 			level := slog.LevelWarn
 			switch re.Code {
-			case stockrpc.CodeNotFound, stockrpc.CodeInvalid:
+			case stockrpc.CodeNotFound, stockrpc.CodeInvalid, stockrpc.CodeOverBudget:
 				level = slog.LevelInfo
+			case stockrpc.CodeKeyRequired, stockrpc.CodeKeyRejected, stockrpc.CodeChallenge, stockrpc.CodeRateLimited:
+				// The refusal watch warns once when stooq starts refusing
+				// (see refusal.go), not once per request.
+				level = slog.LevelDebug
 			case stockrpc.CodeInternal:
 				level = slog.LevelError
 			}
@@ -68,6 +72,14 @@ func replyError(err error) *stockrpc.Error {
 		return &stockrpc.Error{Code: stockrpc.CodeNotFound, Message: "stooq does not know this symbol"}
 	case errors.Is(err, stooq.ErrRateLimited):
 		return &stockrpc.Error{Code: stockrpc.CodeRateLimited, Message: "stooq's daily hits limit is exhausted"}
+	case errors.Is(err, stooq.ErrKeyRequired):
+		return &stockrpc.Error{Code: stockrpc.CodeKeyRequired, Message: "stooq requires an API key and the stock service has none (STOOQ_API_KEY is unset)"}
+	case errors.Is(err, stooq.ErrKeyRejected):
+		return &stockrpc.Error{Code: stockrpc.CodeKeyRejected, Message: "stooq rejected the stock service's API key (STOOQ_API_KEY)"}
+	case errors.Is(err, stooq.ErrChallenge):
+		return &stockrpc.Error{Code: stockrpc.CodeChallenge, Message: "stooq answered a bot challenge instead of a quote"}
+	case errors.Is(err, stooq.ErrOverBudget):
+		return &stockrpc.Error{Code: stockrpc.CodeOverBudget, Message: "the stock service's stooq request budget (STOOQ_MAX_RPS) had no room before the deadline"}
 	case errors.Is(err, stooq.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return &stockrpc.Error{Code: stockrpc.CodeUpstreamTimeout, Message: "stooq did not answer in time"}
 	case errors.Is(err, stooq.ErrUpstream):

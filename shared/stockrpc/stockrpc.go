@@ -74,6 +74,17 @@ const (
 	CodeUnsupportedVersion Code = "unsupported_version"
 	// CodeInternal: the worker failed for a reason of its own.
 	CodeInternal Code = "internal"
+	// CodeKeyRequired: stooq asks for an API key and the worker sent none
+	// (STOOQ_API_KEY is unset).
+	CodeKeyRequired Code = "key_required"
+	// CodeKeyRejected: stooq does not accept the API key the worker sent.
+	CodeKeyRejected Code = "key_rejected"
+	// CodeChallenge: stooq answered a bot challenge (an interstitial page
+	// asking the client to prove it is a browser) instead of a quote.
+	CodeChallenge Code = "challenge"
+	// CodeOverBudget: the worker's own request budget for stooq
+	// (STOOQ_MAX_RPS) had no room for the request within its deadline.
+	CodeOverBudget Code = "over_budget"
 )
 
 // Error is a typed failure carried in a Reply. It implements error so a

@@ -29,7 +29,8 @@ func TestGolden(t *testing.T) {
 		}}},
 		{"reply_error", Reply{Version: Version, Error: &Error{Code: CodeNotFound, Message: "unknown symbol APPL.US"}}},
 		{"codes", []Code{CodeInvalid, CodeNotFound, CodeUpstreamError, CodeRateLimited,
-			CodeUpstreamTimeout, CodeUnsupportedVersion, CodeInternal}},
+			CodeUpstreamTimeout, CodeUnsupportedVersion, CodeInternal,
+			CodeKeyRequired, CodeKeyRejected, CodeChallenge, CodeOverBudget}},
 		{"queue", map[string]any{"queue": QueueName, "version": Version, "content_type": ContentType}},
 	}
 	for _, tc := range cases {

@@ -95,6 +95,8 @@ func FuzzParse(f *testing.F) {
 		hdr + "APPL.US,N/D,N/D,N/D,N/D,N/D,N/D,N/D,APPL.US\r\n",
 		"Exceeded the daily hits limit",
 		"<html><body>x</body></html>",
+		"<html><body>get an apikey</body></html>",
+		"<html><form action=\"/__verify\"></form></html>",
 		"<b>Warning</b>: x<br />\n" + hdr + "A.US,2022-07-01,10:00:00,1,2,0.5,1,7,A\r\n",
 		hdr + "A.US,2022-07-01,10:0",
 		hdr + "A.US,2022-10-30,02:30:00,1e308,2,0.5,1,9.5e18,\"A,\"\"B\"\"\"\r\n",
@@ -106,7 +108,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		q, err := stooq.Parse(body, loc)
 		if err != nil {
-			if !errors.Is(err, stooq.ErrUpstream) && !errors.Is(err, stooq.ErrNotFound) && !errors.Is(err, stooq.ErrRateLimited) {
+			if !errors.Is(err, stooq.ErrUpstream) && !errors.Is(err, stooq.ErrNotFound) && !errors.Is(err, stooq.ErrRateLimited) &&
+				!errors.Is(err, stooq.ErrKeyRequired) && !errors.Is(err, stooq.ErrKeyRejected) && !errors.Is(err, stooq.ErrChallenge) {
 				t.Fatalf("Parse error %v wraps no sentinel", err)
 			}
 			return

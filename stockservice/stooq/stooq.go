@@ -3,9 +3,15 @@
 //
 // stooq answers 200 whatever happens and reports failures in the body: an
 // N/D row for an unknown symbol, the plain text "Exceeded the daily hits
-// limit" when the quota is spent, HTML pages or PHP warnings when it is
+// limit" when the quota is spent, an HTML page asking for an API key, a
+// bot-challenge interstitial, other HTML pages or PHP warnings when it is
 // unwell. The client turns each of these into one of the sentinel errors
-// below, wrapped with context, and never into a quote.
+// below, wrapped with context, and never into a quote. It never tries to
+// solve a challenge: whom to serve is stooq's decision.
+//
+// The API key (Options.APIKey) is a secret: it is added to the query by the
+// innermost transport, so wrappers (tracing) never see it, and it is
+// redacted from every error the client returns.
 //
 // stooq's dates and times are its local time (Europe/Warsaw). The client
 // needs the tz database to convert them to UTC; programs that may run
@@ -23,9 +29,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -42,6 +51,21 @@ var (
 	ErrUpstream = errors.New("stooq: upstream error")
 	// ErrTimeout: stooq did not answer in time.
 	ErrTimeout = errors.New("stooq: timeout")
+	// ErrNetwork: stooq could not be reached (DNS, connection, TLS). It
+	// wraps ErrUpstream, so callers that do not care see an upstream error.
+	ErrNetwork = fmt.Errorf("stooq: cannot reach stooq: %w", ErrUpstream)
+	// ErrKeyRequired: stooq answered a page asking for an API key, and the
+	// client sent none.
+	ErrKeyRequired = errors.New("stooq: API key required")
+	// ErrKeyRejected: stooq answered a page asking for an API key, or
+	// saying the key is invalid, although the client sent one.
+	ErrKeyRejected = errors.New("stooq: API key rejected")
+	// ErrChallenge: stooq answered a bot-challenge interstitial (a
+	// __verify form or a proof-of-work script) instead of a quote.
+	ErrChallenge = errors.New("stooq: bot challenge")
+	// ErrOverBudget: the client's own request budget (Options.MaxRPS) had
+	// no room for the request before its deadline; stooq was not asked.
+	ErrOverBudget = errors.New("stooq: over the local request budget")
 )
 
 // Defaults for Options.
@@ -75,6 +99,12 @@ type Options struct {
 	// WrapTransport, when set, wraps the keep-alive transport (to trace or
 	// measure each request).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// APIKey, when set, is sent as apikey= on every request.
+	APIKey string
+	// MaxRPS, when positive, caps the requests per second this client
+	// sends (a token bucket holding one second's worth); a request waits
+	// for a token within its deadline, else fails with ErrOverBudget.
+	MaxRPS float64
 }
 
 // Client fetches quotes from stooq. It is safe for concurrent use.
@@ -91,6 +121,8 @@ type Client struct {
 	maxBody   int64
 	userAgent string
 	loc       *time.Location
+	apiKey    string
+	budget    *rate.Limiter // nil: no budget
 }
 
 // New validates opts and returns a client.
@@ -121,7 +153,13 @@ func New(opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stooq: load time zone (import time/tzdata): %w", err)
 	}
+	if opts.MaxRPS < 0 || math.IsNaN(opts.MaxRPS) || math.IsInf(opts.MaxRPS, 0) {
+		return nil, errors.New("stooq: MaxRPS must be a finite number, 0 or more")
+	}
 	var rt http.RoundTripper = newTransport()
+	if opts.APIKey != "" {
+		rt = keyTransport{next: rt, query: "&apikey=" + url.QueryEscape(opts.APIKey)}
+	}
 	if opts.WrapTransport != nil {
 		rt = opts.WrapTransport(rt)
 	}
@@ -129,7 +167,43 @@ func New(opts Options) (*Client, error) {
 	endpoint.Path += "/"
 	endpoint.RawQuery = ""
 	endpoint.Fragment = ""
-	return &Client{endpoint: endpoint, rt: rt, timeout: opts.Timeout, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc}, nil
+	c := &Client{endpoint: endpoint, rt: rt, timeout: opts.Timeout, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc, apiKey: opts.APIKey}
+	if opts.MaxRPS > 0 {
+		c.budget = rate.NewLimiter(rate.Limit(opts.MaxRPS), int(math.Max(1, math.Ceil(opts.MaxRPS))))
+	}
+	return c, nil
+}
+
+// keyTransport adds the API key to each request's query. It sits below
+// any WrapTransport, so spans and metrics record the URL without the key.
+type keyTransport struct {
+	next  http.RoundTripper
+	query string // "&apikey=<escaped key>"
+}
+
+func (t keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	// A shallow copy with its own URL: a RoundTripper must not modify the
+	// request it is given.
+	r := *req
+	u := *req.URL
+	u.RawQuery += t.query
+	r.URL = &u
+	return t.next.RoundTrip(&r)
+}
+
+func (t keyTransport) CloseIdleConnections() {
+	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// redact removes the API key, plain or query-escaped, from s.
+func (c *Client) redact(s string) string {
+	if c.apiKey == "" {
+		return s
+	}
+	s = strings.ReplaceAll(s, c.apiKey, "REDACTED")
+	return strings.ReplaceAll(s, url.QueryEscape(c.apiKey), "REDACTED")
 }
 
 // newTransport is a keep-alive transport sized for a worker pool that
@@ -163,8 +237,17 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout) // headers and body
+	ctx, cancel := context.WithTimeout(ctx, c.timeout) // budget wait, headers and body
 	defer cancel()
+	if c.budget != nil {
+		// Wait fails at once when the token would come after the deadline.
+		if err := c.budget.Wait(ctx); err != nil {
+			if errors.Is(ctx.Err(), context.Canceled) {
+				return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, ctx.Err())
+			}
+			return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w: %v", sym, ErrOverBudget, err)
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(sym), nil)
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, err)
@@ -178,7 +261,7 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	}
 	defer resp.Body.Close()
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
-		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d, redirect to %q (point the base URL there): %w", sym, resp.StatusCode, loc, ErrUpstream)
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d, redirect to %q (point the base URL there): %w", sym, resp.StatusCode, c.redact(loc), ErrUpstream)
 	}
 
 	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
@@ -186,12 +269,19 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		// A refusal page may come with an error status (401, 403, 429).
+		if err := c.refusal(body); err != nil {
+			return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d: %w", sym, resp.StatusCode, err)
+		}
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d: %w", sym, resp.StatusCode, ErrUpstream)
 	}
 	if int64(len(body)) > c.maxBody {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: body larger than %d bytes: %w", sym, c.maxBody, ErrUpstream)
 	}
 	q, err := Parse(body, c.loc)
+	if errors.Is(err, ErrKeyRequired) && c.apiKey != "" {
+		err = ErrKeyRejected // asked for a key although it got one
+	}
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: %w", sym, err)
 	}
@@ -209,7 +299,20 @@ func (c *Client) CloseIdleConnections() {
 	}
 }
 
-// transportError classifies a failure to get or read the response.
+// refusal classifies a body that is not a quote as one of stooq's
+// refusals (Parse's rules), with the client's key taken into account;
+// nil when it is none.
+func (c *Client) refusal(body []byte) error {
+	err := refusalPage(body)
+	if errors.Is(err, ErrKeyRequired) && c.apiKey != "" {
+		return ErrKeyRejected
+	}
+	return err
+}
+
+// transportError classifies a failure to get or read the response. The
+// cause is kept as text with the key redacted (a *url.Error, say, would
+// carry the whole request URL).
 func (c *Client) transportError(ctx context.Context, sym string, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
@@ -219,15 +322,17 @@ func (c *Client) transportError(ctx context.Context, sym string, err error) erro
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("stooq quote %q: %w: %v", sym, ErrTimeout, err)
+		return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrTimeout, c.redact(err.Error()))
 	}
-	return fmt.Errorf("stooq quote %q: %w: %v", sym, ErrUpstream, err)
+	return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrNetwork, c.redact(err.Error()))
 }
 
 // Parse reads one quote from a stooq CSV body (header plus one row),
 // converting its date and time from loc to UTC. It returns an error
 // wrapping ErrNotFound for an N/D row, ErrRateLimited for the daily-limit
-// text and ErrUpstream for anything else that is not exactly a quote.
+// text, ErrChallenge for a bot-challenge page, ErrKeyRequired for a page
+// asking for an API key, ErrKeyRejected for one saying the key is invalid,
+// and ErrUpstream for anything else that is not exactly a quote.
 func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
 	if loc == nil {
 		loc = time.UTC
@@ -238,12 +343,61 @@ func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
 	var fields [columns]string
 	row := fields[:]
 	if !plainRow(body, &fields) {
+		if err := refusalPage(body); err != nil {
+			return stockrpc.Quote{}, err
+		}
 		var err error
 		if row, err = csvRow(body); err != nil {
 			return stockrpc.Quote{}, err
 		}
 	}
 	return parseRow(row, loc)
+}
+
+// Markers of stooq's refusal pages, matched in the lower-cased body. Each
+// page is recognised by what it must contain to do its job, never by one
+// exact sentence, which stooq may reword at any time.
+var (
+	// A page in HTML at all: the key page and the challenge are.
+	htmlMarkers = []string{"<html", "<!doctype html", "<head", "<body", "<form", "<script", "<meta", "<title"}
+	// The challenge interstitial: its verification form or endpoint, or
+	// the proof-of-work script computing a hash in the browser.
+	challengeMarkers = []string{"__verify", "proof-of-work", "proof of work", "proofofwork", "crypto.subtle.digest"}
+	// A page about an API key: "apikey", "api key", "api_key", "API-Key".
+	keyMarker = regexp.MustCompile(`api[ _-]?key`)
+	// Words of a page saying the key given is not accepted.
+	invalidKeyMarker = regexp.MustCompile(`invalid|incorrect|wrong|expired|revoked|not valid|not recogni[sz]ed`)
+)
+
+// refusalPage classifies a body that is not stooq's CSV: ErrChallenge,
+// ErrKeyRejected, ErrKeyRequired, or nil when it is none of these.
+func refusalPage(body []byte) error {
+	if bytes.HasPrefix(body, []byte(headerLine)) {
+		return nil // CSV that failed to parse: not a page
+	}
+	lower := bytes.ToLower(body)
+	html := false
+	for _, m := range htmlMarkers {
+		if bytes.Contains(lower, []byte(m)) {
+			html = true
+			break
+		}
+	}
+	if !html {
+		return nil
+	}
+	for _, m := range challengeMarkers {
+		if bytes.Contains(lower, []byte(m)) {
+			return ErrChallenge
+		}
+	}
+	if keyMarker.Match(lower) {
+		if invalidKeyMarker.Match(lower) {
+			return ErrKeyRejected
+		}
+		return ErrKeyRequired
+	}
+	return nil
 }
 
 // plainRow reads the row of a body that is exactly stooq's header line and

@@ -57,6 +57,9 @@ func TestQuoteAgainstFake(t *testing.T) {
 		{symbol: "huge.test", wantErr: stooq.ErrUpstream},
 		{symbol: "error.test", wantErr: stooq.ErrUpstream},
 		{symbol: "slow.test", wantErr: stooq.ErrTimeout},
+		{symbol: "challenge.test", wantErr: stooq.ErrChallenge},
+		{symbol: "keypage.test", wantErr: stooq.ErrKeyRequired},
+		{symbol: "badkey.test", wantErr: stooq.ErrKeyRejected},
 		{symbol: "aapl.us+msft.us", wantErr: stockrpc.ErrInvalidSymbol},
 		{symbol: "aapl.us&f=x", wantErr: stockrpc.ErrInvalidSymbol},
 		{symbol: "", wantErr: stockrpc.ErrInvalidSymbol},
@@ -127,6 +130,9 @@ func TestQuoteServerModes(t *testing.T) {
 		{stooqtest.ModeHuge, stooq.ErrUpstream},
 		{stooqtest.ModeServerError, stooq.ErrUpstream},
 		{stooqtest.ModeSlow, stooq.ErrTimeout},
+		{stooqtest.ModeChallenge, stooq.ErrChallenge},
+		{stooqtest.ModeKeyPage, stooq.ErrKeyRequired},
+		{stooqtest.ModeBadKey, stooq.ErrKeyRejected},
 	}
 	for _, tt := range tests {
 		fake.SetMode(tt.mode)
@@ -240,8 +246,8 @@ func TestQuoteUnreachable(t *testing.T) {
 	url := srv.URL
 	srv.Close()
 	c := newClient(t, url, stooq.Options{})
-	if _, err := c.Quote(context.Background(), "aapl.us"); !errors.Is(err, stooq.ErrUpstream) {
-		t.Errorf("error = %v, want ErrUpstream", err)
+	if _, err := c.Quote(context.Background(), "aapl.us"); !errors.Is(err, stooq.ErrNetwork) || !errors.Is(err, stooq.ErrUpstream) {
+		t.Errorf("error = %v, want ErrNetwork, an ErrUpstream", err)
 	}
 }
 
@@ -257,6 +263,8 @@ func TestNew(t *testing.T) {
 		{"ftp", stooq.Options{BaseURL: "ftp://stooq.com"}, true},
 		{"negative timeout", stooq.Options{Timeout: -1}, true},
 		{"negative body", stooq.Options{MaxBody: -1}, true},
+		{"budget", stooq.Options{MaxRPS: 0.5}, false},
+		{"negative budget", stooq.Options{MaxRPS: -1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,14 @@
 //	slow.test         waits Options.SlowDelay (default 30s) or until the
 //	                  client goes away, then answers a valid quote
 //	notfound.test     the N/D row (as for any unknown symbol)
+//	challenge.test    a bot-challenge interstitial: a proof-of-work script
+//	                  and a POST /__verify form (status 200)
+//	keypage.test      the page asking for an API key (status 200)
+//	badkey.test       the page saying the API key is invalid (status 200)
+//
+// With Options.RequireKey (SetRequireKey) set, a request without apikey=
+// gets the key page and one with another key the invalid-key page, as
+// stooq answers since it asks for keys; a challenge comes before that.
 //
 // Every request also waits Options.Latency (SetLatency), and every symbol
 // asked for is counted (Hits).
@@ -89,6 +97,9 @@ const (
 	ModeHuge
 	ModeServerError
 	ModeSlow
+	ModeChallenge
+	ModeKeyPage
+	ModeBadKey
 )
 
 // magic maps the magic symbols to their modes.
@@ -101,7 +112,31 @@ var magic = map[string]Mode{
 	"huge.test":       ModeHuge,
 	"error.test":      ModeServerError,
 	"slow.test":       ModeSlow,
+	"challenge.test":  ModeChallenge,
+	"keypage.test":    ModeKeyPage,
+	"badkey.test":     ModeBadKey,
 }
+
+// The refusal pages, modelled on the public reports of 2026 (see
+// stooq's notes in the repository's shared docs): HTML, status 200.
+const (
+	// KeyPage asks for an API key.
+	KeyPage = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Stooq</title></head>\n<body>\n" +
+		"<p>Access to CSV downloads requires an API key. Get your apikey at " +
+		"<a href=\"https://stooq.com/q/d/?s=spy.us&amp;get_apikey\">stooq.com</a> and add &amp;apikey=... to the link.</p>\n" +
+		"</body></html>\n"
+	// BadKeyPage says the API key given is not valid.
+	BadKeyPage = "<!DOCTYPE html>\n<html><head><title>Stooq</title></head>\n<body>\n" +
+		"<p>Invalid apikey. Check the key or get a new one at " +
+		"<a href=\"https://stooq.com/q/d/?s=spy.us&amp;get_apikey\">stooq.com</a>.</p>\n</body></html>\n"
+	// ChallengePage is a proof-of-work interstitial.
+	ChallengePage = "<!DOCTYPE html>\n<html><head><title>Checking your browser</title>\n" +
+		"<script>\n// proof-of-work: find a nonce whose SHA-256 has the required leading zeros\n" +
+		"async function solve(c,d){for(let n=0;;n++){const h=await crypto.subtle.digest('SHA-256',new TextEncoder().encode(c+n));" +
+		"if(new Uint8Array(h)[0]===0&&d)return n}}\n</script></head>\n<body>\n" +
+		"<form id=\"v\" method=\"POST\" action=\"/__verify\"><input type=\"hidden\" name=\"challenge\" value=\"8f14e45f\">" +
+		"<input type=\"hidden\" name=\"nonce\"></form>\n<noscript>Please enable JavaScript.</noscript>\n</body></html>\n"
+)
 
 // generated matches the symbols that get a quote derived from their number.
 var generated = regexp.MustCompile(`^t([0-9]{1,6})\.us$`)
@@ -111,6 +146,8 @@ type Options struct {
 	Rows      []Row         // known symbols; nil means DefaultRows
 	Latency   time.Duration // added to every request
 	SlowDelay time.Duration // how long slow.test and ModeSlow wait; default 30s
+	// RequireKey, when set, is the only apikey= the fake accepts.
+	RequireKey string
 }
 
 // Handler is the fake endpoint. It is safe for concurrent use.
@@ -121,6 +158,8 @@ type Handler struct {
 	rows    map[string]Row // by lower-case symbol
 	mode    Mode
 	latency time.Duration
+	key     string // required apikey; "" accepts any request
+	keys    map[string]int
 	hits    map[string]int
 	total   int
 }
@@ -133,7 +172,8 @@ func NewHandler(opts Options) *Handler {
 	if opts.SlowDelay <= 0 {
 		opts.SlowDelay = 30 * time.Second
 	}
-	h := &Handler{slowDelay: opts.SlowDelay, rows: map[string]Row{}, latency: opts.Latency, hits: map[string]int{}}
+	h := &Handler{slowDelay: opts.SlowDelay, rows: map[string]Row{}, latency: opts.Latency, key: opts.RequireKey,
+		keys: map[string]int{}, hits: map[string]int{}}
 	for _, r := range opts.Rows {
 		h.rows[strings.ToLower(r.Symbol)] = r
 	}
@@ -158,6 +198,21 @@ func (h *Handler) SetMode(m Mode) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.mode = m
+}
+
+// SetRequireKey sets the only apikey= accepted; "" accepts every request.
+func (h *Handler) SetRequireKey(key string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.key = key
+}
+
+// KeyHits reports how many requests carried apikey=key ("" counts the
+// requests without one).
+func (h *Handler) KeyHits(key string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.keys[key]
 }
 
 // SetLatency sets the delay added to every request.
@@ -193,6 +248,7 @@ func (h *Handler) ResetHits() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.hits = map[string]int{}
+	h.keys = map[string]int{}
 	h.total = 0
 }
 
@@ -274,9 +330,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// '+' joins symbols; url.Query has already decoded a literal '+' to a space.
 	symbols := strings.FieldsFunc(strings.ToLower(q.Get("s")), func(c rune) bool { return c == '+' || c == ' ' })
 
+	key := q.Get("apikey")
+
 	h.mu.Lock()
-	mode, latency := h.mode, h.latency
+	mode, latency, wantKey := h.mode, h.latency, h.key
 	h.total++
+	h.keys[key]++
 	for _, s := range symbols {
 		h.hits[s]++
 	}
@@ -288,6 +347,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				mode = m
 				break
 			}
+		}
+	}
+	if wantKey != "" && mode != ModeChallenge {
+		switch key {
+		case wantKey:
+		case "":
+			mode = ModeKeyPage
+		default:
+			mode = ModeBadKey
 		}
 	}
 	if !sleep(r, latency) {
@@ -305,6 +373,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ModeHTML:
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte("<!DOCTYPE html>\n<html><head><title>Stooq - Error</title></head>\n<body><h1>Service temporarily unavailable</h1></body></html>\n"))
+		return
+	case ModeChallenge, ModeKeyPage, ModeBadKey:
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(map[Mode]string{ModeChallenge: ChallengePage, ModeKeyPage: KeyPage, ModeBadKey: BadKeyPage}[mode]))
 		return
 	case ModeGarbage:
 		_, _ = w.Write([]byte("\x00\x01\x02\xff\xfe,\"unterminated\r\n\x89PNG\r\n\x1a\n"))

@@ -3,6 +3,7 @@ package stooqtest_test
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
@@ -43,5 +44,46 @@ func TestServerFormat(t *testing.T) {
 	fake.ResetHits()
 	if got := fake.TotalHits(); got != 0 {
 		t.Errorf("TotalHits after reset = %d, want 0", got)
+	}
+}
+
+func TestServerRequireKey(t *testing.T) {
+	fake := stooqtest.NewServer(stooqtest.Options{RequireKey: "good"})
+	defer fake.Close()
+	tests := []struct {
+		name     string
+		query    string
+		wantBody string
+	}{
+		{"no key", "?s=aapl.us&f=sd2t2ohlcvn&h&e=csv", stooqtest.KeyPage},
+		{"wrong key", "?s=aapl.us&f=sd2t2ohlcvn&h&e=csv&apikey=bad", stooqtest.BadKeyPage},
+		{"right key", "?s=aapl.us&f=sd2t2ohlcvn&h&e=csv&apikey=good",
+			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nAAPL.US,2022-03-21,21:00:06,163.51,166.35,163.015,165.38,95752860,APPLE\r\n"},
+		{"challenge before the key", "?s=challenge.test&f=sd2t2ohlcvn&h&e=csv", stooqtest.ChallengePage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(fake.URL + "/q/l/" + tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || string(body) != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want 200 %q", tt.query, resp.StatusCode, body, tt.wantBody)
+			}
+		})
+	}
+	if got, want := fake.KeyHits(""), 2; got != want {
+		t.Errorf("KeyHits(\"\") = %d, want %d", got, want)
+	}
+	fake.SetRequireKey("")
+	resp, err := http.Get(fake.URL + "/q/l/?s=aapl.us&f=sd2t2ohlcvn&h&e=csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if body, _ := io.ReadAll(resp.Body); !strings.HasPrefix(string(body), stooqtest.Header) {
+		t.Errorf("without a required key: %q, want a quote", body)
 	}
 }
