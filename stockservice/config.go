@@ -32,7 +32,16 @@ type config struct {
 	OTLPEndpoint  string
 	QuoteCacheTTL time.Duration // QUOTE_CACHE_TTL: reuse a quote this long; 0 disables
 	DebugAddr     string        // DEBUG_ADDR: pprof and cache counters; empty (default) = off
+	// StooqAPIKey (STOOQ_API_KEY, a secret) is sent as apikey= to stooq;
+	// empty sends none.
+	StooqAPIKey string
+	// StooqMaxRPS (STOOQ_MAX_RPS) caps this process's stooq requests per
+	// second; 0 (the default) is no cap.
+	StooqMaxRPS float64
 }
+
+// maxStooqRPS bounds STOOQ_MAX_RPS: a larger cap is no cap.
+const maxStooqRPS = 10000
 
 // maxWorkers bounds WORKERS: each worker holds an AMQP channel and may
 // hold a connection to stooq.
@@ -94,6 +103,16 @@ func loadConfig(getenv func(string) string) (config, error) {
 		}
 	}
 	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
+	// Trimmed: a key pasted into a file or a Secret often ends in a newline.
+	cfg.StooqAPIKey = strings.TrimSpace(getenv("STOOQ_API_KEY"))
+	if v := strings.TrimSpace(getenv("STOOQ_MAX_RPS")); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(f >= 0 && f <= maxStooqRPS) {
+			errs = append(errs, fmt.Errorf("STOOQ_MAX_RPS %q: want a number from 0 (no cap) to %d, such as 5 or 0.5", v, maxStooqRPS))
+		} else {
+			cfg.StooqMaxRPS = f
+		}
+	}
 	if v := strings.TrimSpace(getenv("WORKERS")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxWorkers {
@@ -140,7 +159,17 @@ func (c config) LogValue() slog.Value {
 		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
 		slog.String("quote_cache_ttl", c.QuoteCacheTTL.String()),
 		slog.String("debug_addr", c.DebugAddr),
+		slog.String("stooq_api_key", maskSecret(c.StooqAPIKey)),
+		slog.Float64("stooq_max_rps", c.StooqMaxRPS),
 	)
+}
+
+// maskSecret tells whether a secret is set without showing any of it.
+func maskSecret(s string) string {
+	if s == "" {
+		return "(unset)"
+	}
+	return "(set)"
 }
 
 // maskURL hides the password of a URL; an unparsable URL is hidden whole,

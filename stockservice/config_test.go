@@ -53,6 +53,13 @@ func TestLoadConfig(t *testing.T) {
 			want: func(c *config) { c.AMQPURL = "amqp://h"; c.QuoteCacheTTL = 0; c.DebugAddr = "127.0.0.1:6061" }},
 		{name: "short cache", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "250ms"},
 			want: func(c *config) { c.AMQPURL = "amqp://h"; c.QuoteCacheTTL = 250 * time.Millisecond }},
+		{name: "stooq key and budget", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_API_KEY": " k-123\n", "STOOQ_MAX_RPS": "2.5"},
+			want: func(c *config) { c.AMQPURL = "amqp://h"; c.StooqAPIKey = "k-123"; c.StooqMaxRPS = 2.5 }},
+		{name: "budget off", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_MAX_RPS": "0"},
+			want: func(c *config) { c.AMQPURL = "amqp://h" }},
+		{name: "negative STOOQ_MAX_RPS", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_MAX_RPS": "-1"}, wantErr: []string{"STOOQ_MAX_RPS"}},
+		{name: "NaN STOOQ_MAX_RPS", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_MAX_RPS": "NaN"}, wantErr: []string{"STOOQ_MAX_RPS"}},
+		{name: "bad STOOQ_MAX_RPS", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_MAX_RPS": "5/s"}, wantErr: []string{"STOOQ_MAX_RPS"}},
 		{name: "negative QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "-1s"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
 		{name: "bad QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "5"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
 		{name: "missing AMQP_URL", env: map[string]string{}, wantErr: []string{"AMQP_URL is required"}},
@@ -97,19 +104,23 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestConfigLogValueMasksPassword(t *testing.T) {
-	cfg, err := loadConfig(envFunc(map[string]string{"AMQP_URL": "amqp://user:s3cr3t@broker:5672/", "STOOQ_URL": "https://a:b4d@stooq.com"}))
+	cfg, err := loadConfig(envFunc(map[string]string{"AMQP_URL": "amqp://user:s3cr3t@broker:5672/", "STOOQ_URL": "https://a:b4d@stooq.com",
+		"STOOQ_API_KEY": "k3yk3y"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var b strings.Builder
 	slog.New(slog.NewJSONHandler(&b, nil)).Info("start", "config", cfg)
 	got := b.String()
-	for _, secret := range []string{"s3cr3t", "b4d"} {
+	for _, secret := range []string{"s3cr3t", "b4d", "k3yk3y"} {
 		if strings.Contains(got, secret) {
 			t.Errorf("log %s contains %q", got, secret)
 		}
 	}
 	if !strings.Contains(got, "amqp://user:xxxxx@broker:5672/") {
 		t.Errorf("log %s lacks the masked AMQP URL", got)
+	}
+	if !strings.Contains(got, `"stooq_api_key":"(set)"`) {
+		t.Errorf("log %s does not say the stooq key is set", got)
 	}
 }

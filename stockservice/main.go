@@ -3,6 +3,10 @@
 // replies with the quote or a typed error. HTTP_ADDR serves /healthz and
 // /readyz for probes. Configuration comes from the environment; see
 // config.go and the README.
+//
+// `stockservice check [SYMBOL]` fetches one quote with the configured
+// stooq URL and key, prints a diagnosis, and exits non-zero when stooq
+// cannot serve quotes: run it first against the real stooq.
 package main
 
 import (
@@ -51,6 +55,7 @@ func main() {
 // run wires the service and blocks until ctx ends or a part fails, then
 // shuts down: stop consuming and finish the requests in flight, close the
 // broker connection, stop the HTTP server, all within SHUTDOWN_TIMEOUT.
+// `stockservice check [SYMBOL]` runs runCheck instead.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stockservice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -61,8 +66,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return err
 	}
+	if fs.Arg(0) == "check" {
+		return runCheck(ctx, fs.Args()[1:], getenv, stdout)
+	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return fmt.Errorf("unexpected arguments %q (the only command is check [SYMBOL])", fs.Args())
 	}
 	info := buildinfo.New("stockservice", version, commit)
 	if *showVersion {
@@ -91,7 +99,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	prop := tracing.Propagator()
 	reg := newRegistry(info)
 
-	stooqOpts := stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version}
+	stooqOpts := stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version,
+		APIKey: cfg.StooqAPIKey, MaxRPS: cfg.StooqMaxRPS}
 	if cfg.OTLPEndpoint != "" {
 		// A client span per stooq request, child of the consume span. Only
 		// when spans are exported: with tracing off the wrapper would cost
@@ -111,8 +120,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	measured := measuredQuoter{next: quotes, m: newStooqMetrics(reg)}
 	// The cache sits in front of the measured client, so the stooq metrics
-	// count real fetches only.
-	cache := newQuoteCache(measured, cfg.QuoteCacheTTL, time.Now)
+	// and the refusal watch count real fetches only.
+	cache := newQuoteCache(newRefusalWatch(measured, reg, log), cfg.QuoteCacheTTL, time.Now)
 	registerCacheMetrics(reg, cache.Stats)
 	if cfg.DebugAddr != "" {
 		stopDebug, err := serveDebug(cfg.DebugAddr, cache, log)

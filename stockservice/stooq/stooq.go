@@ -53,7 +53,7 @@ var (
 	ErrTimeout = errors.New("stooq: timeout")
 	// ErrNetwork: stooq could not be reached (DNS, connection, TLS). It
 	// wraps ErrUpstream, so callers that do not care see an upstream error.
-	ErrNetwork = fmt.Errorf("stooq: cannot reach stooq: %w", ErrUpstream)
+	ErrNetwork = fmt.Errorf("%w: cannot reach stooq", ErrUpstream)
 	// ErrKeyRequired: stooq answered a page asking for an API key, and the
 	// client sent none.
 	ErrKeyRequired = errors.New("stooq: API key required")

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/stockservice/stooq"
+)
+
+// TestRefusalWatch: every refusal is counted by reason, but a warning is
+// logged only when the reason changes, and one line when stooq serves
+// again; other failures change nothing.
+func TestRefusalWatch(t *testing.T) {
+	errs := map[string]error{
+		"ok.us":        nil,
+		"nd.us":        fmt.Errorf("x: %w", stooq.ErrNotFound),
+		"nokey.us":     fmt.Errorf("x: %w", stooq.ErrKeyRequired),
+		"badkey.us":    fmt.Errorf("x: %w", stooq.ErrKeyRejected),
+		"challenge.us": fmt.Errorf("x: %w", stooq.ErrChallenge),
+		"limit.us":     stooq.ErrRateLimited,
+		"slow.us":      fmt.Errorf("x: %w", stooq.ErrTimeout),
+		"budget.us":    fmt.Errorf("x: %w", stooq.ErrOverBudget),
+	}
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	w := newRefusalWatch(quoterFunc(func(_ context.Context, s string) (stockrpc.Quote, error) {
+		return stockrpc.Quote{Symbol: s}, errs[s]
+	}), reg, slog.New(slog.NewJSONHandler(&logs, nil)))
+
+	if got := testutil.CollectAndCount(w.refusals); got != 4 {
+		t.Errorf("refusal series before any refusal = %d, want 4 (every reason at 0)", got)
+	}
+	for _, s := range []string{
+		"ok.us", "nokey.us", "nokey.us", "slow.us", "nokey.us", // one warning
+		"badkey.us", "badkey.us", // one warning
+		"budget.us", "challenge.us", "challenge.us", // one warning
+		"nd.us", "ok.us", // one "serves again"
+		"limit.us", "limit.us", "ok.us", // one warning, one "serves again"
+	} {
+		if _, err := w.Quote(context.Background(), s); err != errs[s] {
+			t.Fatalf("Quote(%s) err = %v, want %v passed on", s, err, errs[s])
+		}
+	}
+	for reason, want := range map[stockrpc.Code]float64{
+		stockrpc.CodeKeyRequired: 3, stockrpc.CodeKeyRejected: 2, stockrpc.CodeChallenge: 2, stockrpc.CodeRateLimited: 2,
+	} {
+		if got := testutil.ToFloat64(w.refusals.WithLabelValues(string(reason))); got != want {
+			t.Errorf("refusals{reason=%s} = %v, want %v", reason, got, want)
+		}
+	}
+	type line struct{ Level, Msg, Reason, Previous, Action string }
+	var got []line
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var r line
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		r.Action = fmt.Sprint(r.Action != "")
+		got = append(got, r)
+	}
+	want := []line{
+		{"WARN", "stooq refuses quotes", "key_required", "", "true"},
+		{"WARN", "stooq refuses quotes", "key_rejected", "key_required", "true"},
+		{"WARN", "stooq refuses quotes", "challenge", "key_rejected", "true"},
+		{"INFO", "stooq serves quotes again", "", "challenge", "false"},
+		{"WARN", "stooq refuses quotes", "rate_limited", "", "true"},
+		{"INFO", "stooq serves quotes again", "", "rate_limited", "false"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("log lines:\n got %v\nwant %v\n%s", got, want, logs.String())
+	}
+	if !strings.Contains(logs.String(), "set STOOQ_API_KEY") {
+		t.Errorf("the key_required warning does not say to set STOOQ_API_KEY:\n%s", logs.String())
+	}
+}
