@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -122,10 +123,11 @@ type Worker struct {
 }
 
 // StartWorker starts a stock service on the system's queue, reaching the
-// broker at amqpURL, and waits until it is ready.
-func (s *System) StartWorker(t *testing.T, amqpURL string) *Worker {
+// broker at amqpURL, with extra settings (NAME=value), and waits until it
+// is ready.
+func (s *System) StartWorker(t *testing.T, amqpURL string, extra ...string) *Worker {
 	t.Helper()
-	p := s.programs.Start(t, "stockservice", append(append([]string(nil), s.base...),
+	p := s.programs.Start(t, "stockservice", append(append(append([]string(nil), s.base...),
 		"AMQP_URL="+amqpURL,
 		"RPC_QUEUE="+s.Queue,
 		"STOOQ_URL="+s.Stooq.URL,
@@ -133,7 +135,7 @@ func (s *System) StartWorker(t *testing.T, amqpURL string) *Worker {
 		"WORKERS=8",
 		"HTTP_ADDR=127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT=10s",
-	))
+	), extra...))
 	w := &Worker{Proc: p, Addr: p.ListenAddr(t)}
 	WaitReady(t, "http://"+w.Addr+"/readyz")
 	s.workers++
@@ -164,6 +166,26 @@ func (s *System) Command(t *testing.T, stdin string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("apiservice %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// CheckStooq runs `stockservice check args...` against the system's fake
+// stooq with extra settings (NAME=value) and no broker, and returns its
+// combined output and exit code.
+func (s *System) CheckStooq(t *testing.T, extra []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(s.programs.Path("stockservice"), append([]string{"check"}, args...)...)
+	cmd.Env = append(append(append([]string(nil), s.base...),
+		"STOOQ_URL="+s.Stooq.URL, "STOOQ_TIMEOUT="+s.stooqTimeout.String()), extra...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	}
+	t.Fatalf("stockservice check: %v\n%s", err, out)
+	return "", -1
 }
 
 // CountRows counts history rows in the system's database, directly.
