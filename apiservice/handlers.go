@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -38,24 +36,6 @@ type (
 		TopStocks(ctx context.Context, n int) ([]postgres.StockCount, error)
 	}
 )
-
-// decodeJSON decodes exactly one JSON object from the request body,
-// refusing unknown fields and trailing data.
-func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var maxBytes *http.MaxBytesError
-		if errors.As(err, &maxBytes) {
-			return err
-		}
-		return withDetail(errInvalidInput, "malformed JSON body: "+err.Error())
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return withDetail(errInvalidInput, "malformed JSON body: trailing data after the object")
-	}
-	return nil
-}
 
 // handleLogin exchanges a username and password (HTTP Basic or a JSON
 // body) for an access token. The username is matched exactly as given,

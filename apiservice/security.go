@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 )
@@ -190,4 +192,50 @@ var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\
 func redactCredentials(s string) string {
 	s = urlUserinfo.ReplaceAllString(s, "${1}xxxxx@")
 	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
+}
+
+// maxClientValueBytes bounds every client-supplied string the API writes
+// to a log line or an error detail, so no request can grow the logs by
+// more than a few hundred bytes, whatever it sends.
+const maxClientValueBytes = 64
+
+// clientValue returns s cut to maxClientValueBytes (at a rune boundary
+// when s is valid UTF-8), saying how long it was when cut.
+func clientValue(s string) string {
+	if len(s) <= maxClientValueBytes {
+		return s
+	}
+	cut := maxClientValueBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
+}
+
+// quoteClient is clientValue quoted as a Go string: control characters
+// and invalid UTF-8 are escaped, so the value cannot forge lines either.
+func quoteClient(s string) string { return strconv.Quote(clientValue(s)) }
+
+// errTransferEncoding: the request came with a Transfer-Encoding (400,
+// connection closed).
+var errTransferEncoding = withDetail(errInvalidInput, "Transfer-Encoding is not accepted: send the body with a Content-Length")
+
+// refuseTransferEncoding answers any request that carries a
+// Transfer-Encoding with 400 and closes the connection. RFC 9112 section
+// 6.1: a message with both Content-Length and Transfer-Encoding may be a
+// smuggling attempt and must be handled as an error, the connection
+// closed. net/http drops the Content-Length of such a request before any
+// handler sees it, so the two cannot be told apart here: every
+// transfer-coded body is refused (this API's bodies are small JSON
+// objects every client sends with a Content-Length). Closing the
+// connection is what stops a smuggled second request behind the body.
+func refuseTransferEncoding() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if len(c.Request.TransferEncoding) > 0 {
+			c.Header("Connection", "close")
+			fail(c, errTransferEncoding)
+			return
+		}
+		c.Next()
+	}
 }

@@ -70,6 +70,7 @@ func newServer(
 		recoverer(logger),
 		securityHeaders(),
 		errorMiddleware(logger),
+		refuseTransferEncoding(),
 		limitRequest(maxHeaderBytes, maxQueryBytes),
 		limitBody(maxBodyBytes),
 	)

@@ -109,7 +109,7 @@ func assertSchema(t *testing.T, url string) {
 	if err != nil {
 		t.Fatalf("list indexes: %v", err)
 	}
-	for _, want := range []string{"history_lower_symbol_idx", "history_pkey", "history_user_requested_idx", "schema_migrations_pkey", "stock_counts_pkey", "users_pkey", "users_username_key"} {
+	for _, want := range []string{"history_lower_symbol_idx", "history_pkey", "history_user_requested_idx", "schema_migrations_pkey", "stock_counts_pkey", "users_pkey", "users_username_key", "users_username_lower_key"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("index %s missing; have %v", want, got)
 		}
@@ -118,8 +118,8 @@ func assertSchema(t *testing.T, url string) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
 		t.Fatalf("count versions: %v", err)
 	}
-	if versions != 4 {
-		t.Errorf("schema_migrations has %d rows, want 4", versions)
+	if versions != 5 {
+		t.Errorf("schema_migrations has %d rows, want 5", versions)
 	}
 }
 
@@ -145,8 +145,10 @@ func TestUsers(t *testing.T) {
 		t.Errorf("CreateUser = %+v, want %+v", alice, in)
 	}
 
-	if _, err := db.CreateUser(ctx, postgres.User{Username: "alice", PasswordHash: "x"}); !errors.Is(err, postgres.ErrDuplicate) {
-		t.Errorf("CreateUser(duplicate) error = %v, want ErrDuplicate", err)
+	for _, name := range []string{"alice", "Alice", "ALICE"} {
+		if _, err := db.CreateUser(ctx, postgres.User{Username: name, PasswordHash: "x"}); !errors.Is(err, postgres.ErrDuplicate) {
+			t.Errorf("CreateUser(%q) after alice: error = %v, want ErrDuplicate", name, err)
+		}
 	}
 	bob := mustCreateUser(t, db, "bob")
 
@@ -482,4 +484,38 @@ func BenchmarkHistoryPage(b *testing.B) {
 			b.Fatal(len(es), err)
 		}
 	}
+}
+
+// TestMigrateRefusesUsernamesClashingByCase: a database holding "Bob" and
+// "bob" (possible before migration 5) is not changed; the error names
+// both, and once one is renamed the migration goes through.
+func TestMigrateRefusesUsernamesClashingByCase(t *testing.T) {
+	t.Parallel()
+	db, url := openDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, stmt := range []string{
+		`DROP INDEX users_username_lower_key`,
+		`DELETE FROM schema_migrations WHERE version >= 5`,
+		`INSERT INTO users (username, password_hash) VALUES ('Bob', 'x'), ('bob', 'x'), ('carol', 'x')`,
+	} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	err = db.Migrate(ctx)
+	if err == nil || !strings.Contains(err.Error(), "Bob (id") || !strings.Contains(err.Error(), "bob (id") {
+		t.Fatalf("Migrate with Bob and bob: %v, want an error naming both", err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE users SET username = 'bob2' WHERE username = 'Bob'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate after the rename: %v", err)
+	}
+	assertSchema(t, url)
 }
