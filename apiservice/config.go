@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
@@ -25,22 +26,25 @@ const minSecretLen = 32
 // config is the API service's configuration, read once from the
 // environment by loadConfig.
 type config struct {
-	DatabaseURL     string         // DATABASE_URL, required
-	DBMaxConns      int            // DB_MAX_CONNS, default 20
-	DBWriters       int            // DB_HISTORY_WRITERS: concurrent history INSERTs, default 4
-	BcryptCost      int            // BCRYPT_COST, default bcrypt.DefaultCost
-	LogLevel        slog.Level     // LOG_LEVEL: debug, info, warn, error; default info
-	LogFormat       logging.Format // LOG_FORMAT: json (default) or text
-	AMQPURL         string         // AMQP_URL, required to serve
-	RPCQueue        string         // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
-	RPCChannels     int            // RPC_CHANNELS, publishing channels; default 2
-	RPCTimeout      time.Duration  // RPC_TIMEOUT, default 5s
-	HTTPAddr        string         // HTTP_ADDR, default :8080
-	JWTSecret       string         // JWT_SECRET, required to serve, >= 32 bytes
-	JWTIssuer       string         // JWT_ISSUER, default stockquote-api
-	JWTAudience     string         // JWT_AUDIENCE, default stockquote
-	TokenTTL        time.Duration  // TOKEN_TTL, default 1h
-	ShutdownTimeout time.Duration  // SHUTDOWN_TIMEOUT, default 15s
+	DatabaseURL string         // DATABASE_URL, required
+	DBMaxConns  int            // DB_MAX_CONNS, default 20
+	DBWriters   int            // DB_HISTORY_WRITERS: concurrent history INSERTs, default 4
+	BcryptCost  int            // BCRYPT_COST, default bcrypt.DefaultCost
+	LogLevel    slog.Level     // LOG_LEVEL: debug, info, warn, error; default info
+	LogFormat   logging.Format // LOG_FORMAT: json (default) or text
+	AMQPURL     string         // AMQP_URL, required to serve; several comma-separated for a cluster
+	RPCQueue    string         // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
+	// RPCQueueType (RPC_QUEUE_TYPE, classic or quorum, default classic)
+	// must match the workers'; the API checks the queue at start.
+	RPCQueueType    amqprpc.QueueType
+	RPCChannels     int           // RPC_CHANNELS, publishing channels; default 2
+	RPCTimeout      time.Duration // RPC_TIMEOUT, default 5s
+	HTTPAddr        string        // HTTP_ADDR, default :8080
+	JWTSecret       string        // JWT_SECRET, required to serve, >= 32 bytes
+	JWTIssuer       string        // JWT_ISSUER, default stockquote-api
+	JWTAudience     string        // JWT_AUDIENCE, default stockquote
+	TokenTTL        time.Duration // TOKEN_TTL, default 1h
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
 	// MetricsAddr (METRICS_ADDR) serves /metrics on its own listener; empty
 	// (the default) serves it on HTTP_ADDR beside the API.
 	MetricsAddr string
@@ -109,6 +113,13 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 
 	if cfg.AMQPURL == "" {
 		add(errors.New("AMQP_URL is required"))
+	} else if _, err := amqprpc.SplitURLs(cfg.AMQPURL); err != nil {
+		add(fmt.Errorf("AMQP_URL: %w", err))
+	}
+	if t, err := amqprpc.ParseQueueType(strings.TrimSpace(getenv("RPC_QUEUE_TYPE"))); err != nil {
+		add(fmt.Errorf("RPC_QUEUE_TYPE: %w", err))
+	} else {
+		cfg.RPCQueueType = t
 	}
 	if cfg.RPCQueue == "" {
 		cfg.RPCQueue = stockrpc.QueueName
@@ -208,8 +219,9 @@ func (c config) LogValue() slog.Value {
 		slog.Int("bcrypt_cost", c.BcryptCost),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", string(c.LogFormat)),
-		slog.String("amqp_url", maskURL(c.AMQPURL)),
+		slog.String("amqp_url", amqprpc.RedactURLs(c.AMQPURL)),
 		slog.String("rpc_queue", c.RPCQueue),
+		slog.String("rpc_queue_type", string(c.RPCQueueType)),
 		slog.Int("rpc_channels", c.RPCChannels),
 		slog.String("rpc_timeout", c.RPCTimeout.String()),
 		slog.String("http_addr", c.HTTPAddr),

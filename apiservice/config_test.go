@@ -47,6 +47,9 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"short secret", map[string]string{"JWT_SECRET": strings.Repeat("s", 31)}, needAll, "JWT_SECRET is 31 bytes"},
 		{"missing database", map[string]string{"DATABASE_URL": ""}, needAll, "DATABASE_URL is required"},
 		{"missing amqp", map[string]string{"AMQP_URL": ""}, needAll, "AMQP_URL is required"},
+		{"several amqp urls, quorum", map[string]string{"AMQP_URL": "amqp://a:5672/,amqp://b:5672/", "RPC_QUEUE_TYPE": "quorum"}, needAll, ""},
+		{"bad second amqp url", map[string]string{"AMQP_URL": "amqp://a:5672/,http://b/"}, needAll, "AMQP_URL"},
+		{"bad queue type", map[string]string{"RPC_QUEUE_TYPE": "stream"}, needAll, "RPC_QUEUE_TYPE"},
 		{"bad ttl", map[string]string{"TOKEN_TTL": "an hour"}, needAll, "TOKEN_TTL"},
 		{"ttl too short", map[string]string{"TOKEN_TTL": "1s"}, needAll, "TOKEN_TTL"},
 		{"bad rpc timeout", map[string]string{"RPC_TIMEOUT": "5"}, needAll, "RPC_TIMEOUT"},
@@ -97,6 +100,7 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 func TestConfigLogMasksSecrets(t *testing.T) {
 	env := validEnv()
 	env["JWT_SECRET"] = "super-secret-value-that-is-long-enough"
+	env["AMQP_URL"] = env["AMQP_URL"] + ",amqp://other:pa55word@127.0.0.2:5672/"
 	cfg, err := loadConfig(envFunc(env), needAll)
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +125,7 @@ func TestMaskURL(t *testing.T) {
 		{"host=h user=u password=secret dbname=d", "host=h user=u password=xxxxx dbname=d"},
 		{"host=h password='se cret' dbname=d", "host=h password=xxxxx dbname=d"},
 		{"amqp://guest:guest@localhost:5672/", "amqp://guest:xxxxx@localhost:5672/"},
+		{"postgres://u:secret@h1:5432,h2:5432/db?target_session_attrs=read-write", "postgres://u:xxxxx@h1:5432,h2:5432/db?target_session_attrs=read-write"},
 	}
 	for _, tt := range tests {
 		if got := maskURL(tt.in); got != tt.want {

@@ -313,10 +313,32 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("http listening", "addr", ln.Addr().String())
 
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("serve http: %w", err)
-	case <-ctx.Done():
+	// The workers declare the queue; a queue type that disagrees with
+	// theirs would show only in their logs, so the API checks it as soon
+	// as it reaches the broker and stops with the broker's reason.
+	queueChecked := make(chan error, 1)
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	go func() { queueChecked <- amqprpc.CheckQueue(checkCtx, conn, cfg.RPCQueue, cfg.RPCQueueType) }()
+
+	var runErr error
+	for waiting := true; waiting; {
+		select {
+		case err := <-serveErr:
+			return fmt.Errorf("serve http: %w", err)
+		case <-ctx.Done():
+			waiting = false
+		case err := <-queueChecked:
+			queueChecked = nil
+			switch {
+			case errors.Is(err, amqprpc.ErrQueueMismatch):
+				logger.Error("request queue does not match RPC_QUEUE_TYPE; stopping", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType, "error", err)
+				runErr = fmt.Errorf("RPC_QUEUE_TYPE=%s: %w", cfg.RPCQueueType, err)
+				waiting = false
+			case err == nil:
+				logger.Info("request queue checked", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType)
+			}
+		}
 	}
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
@@ -328,7 +350,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("serve http: %w", err)
 	}
 	logger.Info("stopped")
-	return nil
+	return runErr
 }
 
 // closeLogged closes a resource at shutdown, logging a failure.

@@ -4,5 +4,5 @@
 // misbehaving, programs stopped under load, and a soak test that does all
 // of it at once and counts that no answer is lost. The tests need the
 // integration build tag and the real PostgreSQL and RabbitMQ; see
-// RELIABILITY.md at the repository root for the table of results.
+// docs/reliability.md for the table of results.
 package faults

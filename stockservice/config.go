@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
@@ -17,14 +18,15 @@ import (
 // config is the stock service's configuration, read once from the
 // environment by loadConfig.
 type config struct {
-	AMQPURL         string        // AMQP_URL, required; may hold a password
-	Queue           string        // RPC_QUEUE: request queue; tests set a unique one
-	StooqURL        string        // STOOQ_URL
-	StooqTimeout    time.Duration // STOOQ_TIMEOUT
-	Workers         int           // WORKERS: concurrent requests = prefetch
-	HTTPAddr        string        // HTTP_ADDR: health and readiness probes
-	LogLevel        slog.Level    // LOG_LEVEL: debug, info, warn, error
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	AMQPURL         string            // AMQP_URL, required; may hold a password; several comma-separated for a cluster
+	Queue           string            // RPC_QUEUE: request queue; tests set a unique one
+	QueueType       amqprpc.QueueType // RPC_QUEUE_TYPE: classic (default) or quorum
+	StooqURL        string            // STOOQ_URL
+	StooqTimeout    time.Duration     // STOOQ_TIMEOUT
+	Workers         int               // WORKERS: concurrent requests = prefetch
+	HTTPAddr        string            // HTTP_ADDR: health and readiness probes
+	LogLevel        slog.Level        // LOG_LEVEL: debug, info, warn, error
+	ShutdownTimeout time.Duration     // SHUTDOWN_TIMEOUT
 	// LogFormat (LOG_FORMAT) is json (the default) or text.
 	LogFormat logging.Format
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
@@ -53,6 +55,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	cfg := config{
 		AMQPURL:         strings.TrimSpace(getenv("AMQP_URL")),
 		Queue:           stockrpc.QueueName,
+		QueueType:       amqprpc.QueueClassic,
 		StooqURL:        "https://stooq.com",
 		StooqTimeout:    4 * time.Second,
 		Workers:         64,
@@ -65,8 +68,13 @@ func loadConfig(getenv func(string) string) (config, error) {
 	var errs []error
 	if cfg.AMQPURL == "" {
 		errs = append(errs, errors.New("AMQP_URL is required"))
-	} else if u, err := url.Parse(cfg.AMQPURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("AMQP_URL %q: want amqp://user:pass@host:port/vhost", maskURL(cfg.AMQPURL)))
+	} else if _, err := amqprpc.SplitURLs(cfg.AMQPURL); err != nil {
+		errs = append(errs, fmt.Errorf("AMQP_URL %q: want amqp://user:pass@host:port/vhost, or several separated by commas: %w", amqprpc.RedactURLs(cfg.AMQPURL), err))
+	}
+	if t, err := amqprpc.ParseQueueType(strings.TrimSpace(getenv("RPC_QUEUE_TYPE"))); err != nil {
+		errs = append(errs, fmt.Errorf("RPC_QUEUE_TYPE: %w", err))
+	} else {
+		cfg.QueueType = t
 	}
 	if v := strings.TrimSpace(getenv("RPC_QUEUE")); v != "" {
 		if len(v) > 255 {
@@ -147,8 +155,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 // LogValue logs the configuration with the AMQP password masked.
 func (c config) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("amqp_url", maskURL(c.AMQPURL)),
+		slog.String("amqp_url", amqprpc.RedactURLs(c.AMQPURL)),
 		slog.String("rpc_queue", c.Queue),
+		slog.String("rpc_queue_type", string(c.QueueType)),
 		slog.String("stooq_url", maskURL(c.StooqURL)),
 		slog.String("stooq_timeout", c.StooqTimeout.String()),
 		slog.Int("workers", c.Workers),

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -18,6 +19,7 @@ func TestLoadConfig(t *testing.T) {
 	defaults := config{
 		AMQPURL:         "amqp://guest:guest@localhost:5672/",
 		Queue:           stockrpc.QueueName,
+		QueueType:       amqprpc.QueueClassic,
 		StooqURL:        "https://stooq.com",
 		StooqTimeout:    4 * time.Second,
 		Workers:         64,
@@ -39,10 +41,10 @@ func TestLoadConfig(t *testing.T) {
 			env: map[string]string{
 				"AMQP_URL": "amqps://u:p@broker:5671/vh", "RPC_QUEUE": "q.test", "STOOQ_URL": "http://127.0.0.1:8089/",
 				"STOOQ_TIMEOUT": "1500ms", "WORKERS": "4", "HTTP_ADDR": "127.0.0.1:0", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "2s",
-				"LOG_FORMAT": "text", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+				"LOG_FORMAT": "text", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "RPC_QUEUE_TYPE": "quorum",
 			},
 			want: func(c *config) {
-				*c = config{AMQPURL: "amqps://u:p@broker:5671/vh", Queue: "q.test", StooqURL: "http://127.0.0.1:8089", StooqTimeout: 1500 * time.Millisecond,
+				*c = config{AMQPURL: "amqps://u:p@broker:5671/vh", Queue: "q.test", QueueType: amqprpc.QueueQuorum, StooqURL: "http://127.0.0.1:8089", StooqTimeout: 1500 * time.Millisecond,
 					Workers: 4, HTTPAddr: "127.0.0.1:0", LogLevel: slog.LevelDebug, ShutdownTimeout: 2 * time.Second,
 					LogFormat: logging.FormatText, OTLPEndpoint: "http://collector:4318", QuoteCacheTTL: 5 * time.Second}
 			},
@@ -63,6 +65,10 @@ func TestLoadConfig(t *testing.T) {
 		{name: "negative QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "-1s"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
 		{name: "bad QUOTE_CACHE_TTL", env: map[string]string{"AMQP_URL": "amqp://h", "QUOTE_CACHE_TTL": "5"}, wantErr: []string{"QUOTE_CACHE_TTL"}},
 		{name: "missing AMQP_URL", env: map[string]string{}, wantErr: []string{"AMQP_URL is required"}},
+		{name: "cluster: several AMQP URLs, quorum queue", env: map[string]string{"AMQP_URL": "amqp://a:5672/,amqp://b:5672/", "RPC_QUEUE_TYPE": "quorum"},
+			want: func(c *config) { c.AMQPURL = "amqp://a:5672/,amqp://b:5672/"; c.QueueType = amqprpc.QueueQuorum }},
+		{name: "bad RPC_QUEUE_TYPE", env: map[string]string{"AMQP_URL": "amqp://h", "RPC_QUEUE_TYPE": "stream"}, wantErr: []string{"RPC_QUEUE_TYPE"}},
+		{name: "bad second AMQP URL masks passwords", env: map[string]string{"AMQP_URL": "amqp://u:secret@a/,http://u:secret@b/"}, wantErr: []string{"AMQP_URL", "xxxxx"}},
 		{name: "bad AMQP_URL scheme masks password", env: map[string]string{"AMQP_URL": "http://u:secret@host"}, wantErr: []string{"AMQP_URL", "xxxxx"}},
 		{name: "bad STOOQ_URL", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_URL": "stooq.com"}, wantErr: []string{"STOOQ_URL"}},
 		{name: "bad STOOQ_TIMEOUT", env: map[string]string{"AMQP_URL": "amqp://h", "STOOQ_TIMEOUT": "5"}, wantErr: []string{"STOOQ_TIMEOUT"}},
@@ -104,7 +110,7 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestConfigLogValueMasksPassword(t *testing.T) {
-	cfg, err := loadConfig(envFunc(map[string]string{"AMQP_URL": "amqp://user:s3cr3t@broker:5672/", "STOOQ_URL": "https://a:b4d@stooq.com",
+	cfg, err := loadConfig(envFunc(map[string]string{"AMQP_URL": "amqp://user:s3cr3t@broker:5672/,amqp://user:s3cr3t2@broker2:5672/", "STOOQ_URL": "https://a:b4d@stooq.com",
 		"STOOQ_API_KEY": "k3yk3y"}))
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +123,7 @@ func TestConfigLogValueMasksPassword(t *testing.T) {
 			t.Errorf("log %s contains %q", got, secret)
 		}
 	}
-	if !strings.Contains(got, "amqp://user:xxxxx@broker:5672/") {
+	if !strings.Contains(got, "amqp://user:xxxxx@broker:5672/,amqp://user:xxxxx@broker2:5672/") {
 		t.Errorf("log %s lacks the masked AMQP URL", got)
 	}
 	if !strings.Contains(got, `"stooq_api_key":"(set)"`) {

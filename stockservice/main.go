@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("amqp: %w", err)
 	}
 	handler := observeHandler(handleQuote(cache, log), newHandlerMetrics(reg), tp, prop, log)
-	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log})
+	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log, QueueType: cfg.QueueType})
 	reg.MustRegister(newRPCServerCollector(server))
 
 	var draining atomic.Bool

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,10 @@ import (
 
 // Config configures a Conn.
 type Config struct {
-	URL        string        // amqp:// URL, may hold credentials: never logged unmasked
+	// URL is one amqp:// URL, or several separated by commas (the nodes
+	// of one cluster). It may hold credentials: it is never logged
+	// unmasked.
+	URL        string
 	Name       string        // connection name shown in the management UI
 	Logger     *slog.Logger  // required
 	MinBackoff time.Duration // first reconnect delay; default 100ms
@@ -33,12 +37,19 @@ const (
 // Conn is one long-lived AMQP connection that redials with capped,
 // jittered exponential backoff whenever the broker goes away.
 //
+// Given several addresses, it connects to one, starting at a random one so
+// that the replicas of a program spread over a cluster's nodes; when that
+// connection is lost it tries the next address first, going round the
+// list, and backs off only after a whole round failed.
+//
 // Owners of channels (Client publishers, Server workers) call session to
 // get the live connection and a channel that is closed at the next state
 // change, then wait on it to reopen their channel after a reconnect.
 type Conn struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	addrs []string // cfg.URL split; next is the index to dial first
+	next  int      // owned by the dial loop
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while down
@@ -58,9 +69,9 @@ func Dial(cfg Config) (*Conn, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("amqprpc: config: Logger is required")
 	}
-	if _, err := amqp.ParseURI(cfg.URL); err != nil {
-		// amqp's error does not echo the URL; keep it that way.
-		return nil, fmt.Errorf("amqprpc: config: URL %s: %w", maskURL(cfg.URL), err)
+	addrs, err := SplitURLs(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("amqprpc: config: %w", err)
 	}
 	if cfg.MinBackoff <= 0 {
 		cfg.MinBackoff = DefaultMinBackoff
@@ -73,6 +84,8 @@ func Dial(cfg Config) (*Conn, error) {
 	}
 	c := &Conn{
 		cfg:     cfg,
+		addrs:   addrs,
+		next:    rand.IntN(len(addrs)),
 		log:     cfg.Logger.With("amqp_conn", cfg.Name),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -134,11 +147,11 @@ func (c *Conn) loop() {
 	attempt := 0
 	everUp := false
 	for {
-		conn, err := c.dial()
+		conn, addr, err := c.dialRound()
 		if err != nil {
 			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
 			attempt++
-			c.log.Warn("amqp dial failed", "amqp_url", maskURL(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
+			c.log.Warn("amqp dial failed", "amqp_url", RedactURLs(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
 			if !c.sleep(d) {
 				return
 			}
@@ -149,7 +162,7 @@ func (c *Conn) loop() {
 			c.reconnects.Add(1)
 		}
 		everUp = true
-		c.log.Info("amqp connected", "amqp_url", maskURL(c.cfg.URL))
+		c.log.Info("amqp connected", "amqp_url", maskURL(addr))
 		if !c.watch(conn) {
 			return
 		}
@@ -161,12 +174,33 @@ func (c *Conn) loop() {
 	}
 }
 
-func (c *Conn) dial() (*amqp.Connection, error) {
+// dialRound tries every address once, from c.next on, and returns the
+// first connection made and its address. On success c.next moves past
+// that address, so a lost connection is redialed elsewhere first.
+func (c *Conn) dialRound() (*amqp.Connection, string, error) {
+	var errs []error
+	for range c.addrs {
+		addr := c.addrs[c.next]
+		c.next = (c.next + 1) % len(c.addrs)
+		conn, err := c.dial(addr)
+		if err == nil {
+			return conn, addr, nil
+		}
+		if len(c.addrs) > 1 {
+			err = fmt.Errorf("%s: %w", maskURL(addr), err)
+			c.log.Debug("amqp dial failed; trying the next address", "error", err)
+		}
+		errs = append(errs, err)
+	}
+	return nil, "", errors.Join(errs...)
+}
+
+func (c *Conn) dial(addr string) (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	if c.cfg.Name != "" {
 		props.SetClientConnectionName(c.cfg.Name)
 	}
-	conn, err := amqp.DialConfig(c.cfg.URL, amqp.Config{
+	conn, err := amqp.DialConfig(addr, amqp.Config{
 		Heartbeat:  heartbeat,
 		Properties: props,
 		Dial: func(network, addr string) (net.Conn, error) {

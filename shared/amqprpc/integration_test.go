@@ -79,7 +79,7 @@ func dialReady(t *testing.T, log *slog.Logger, rawURL string) *Conn {
 		t.Fatalf("Dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	waitFor(t, 5*time.Second, func() error { return conn.Ready() }, "RabbitMQ not reachable at "+maskURL(rawURL))
+	waitFor(t, 5*time.Second, func() error { return conn.Ready() }, "RabbitMQ not reachable at "+RedactURLs(rawURL))
 	return conn
 }
 
@@ -264,7 +264,7 @@ func TestNoConsumerEndsAtDeadline(t *testing.T) {
 	log := setup(t)
 	queue := uniqueQueue(t)
 	withChannel(t, func(ch *amqp.Channel) {
-		if err := declareQueue(ch, queue); err != nil {
+		if err := declareQueue(ch, queue, QueueClassic); err != nil {
 			t.Fatal(err)
 		}
 	})

@@ -41,6 +41,9 @@ type ServerOptions struct {
 	// HandlerTimeout bounds a handler whose request has no deadline;
 	// default DefaultHandlerTimeout.
 	HandlerTimeout time.Duration
+	// QueueType is the type Serve declares the queue with; default
+	// QueueClassic.
+	QueueType QueueType
 }
 
 // ServerStats are counters since the server was created.
@@ -64,6 +67,7 @@ type Server struct {
 	handler        Handler
 	workers        int
 	handlerTimeout time.Duration
+	queueType      QueueType
 	log            *slog.Logger
 
 	serving   atomic.Bool
@@ -82,6 +86,9 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 	if opts.HandlerTimeout <= 0 {
 		opts.HandlerTimeout = DefaultHandlerTimeout
 	}
+	if opts.QueueType == "" {
+		opts.QueueType = QueueClassic
+	}
 	log := opts.Logger
 	if log == nil {
 		log = conn.log
@@ -92,40 +99,29 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 		handler:        h,
 		workers:        opts.Workers,
 		handlerTimeout: opts.HandlerTimeout,
+		queueType:      opts.QueueType,
 		log:            log.With("amqp_role", "server", "queue", queue),
 		slots:          make(chan struct{}, opts.Workers),
 	}
 }
 
-// declareQueue declares an RPC request queue. Every declaration of a queue
-// must use the same arguments, or the broker refuses it with
-// PRECONDITION_FAILED, so they live here and only here.
-func declareQueue(ch *amqp.Channel, name string) error {
-	_, err := ch.QueueDeclare(name,
-		true,  // durable: survives a broker restart, like the workers expect
-		false, // autoDelete: stays when the last worker goes, so requests get a route
-		false, // exclusive
-		false, // noWait
-		amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeClassic},
-	)
-	if err != nil {
-		return fmt.Errorf("declare queue %s: %w", name, err)
-	}
-	return nil
-}
-
 // Serve consumes until ctx is cancelled, then stops consuming, lets the
 // handlers in flight finish, replies and acks, and returns nil. It returns
-// ErrClosed if the Conn is closed first. A Server serves once.
+// ErrClosed if the Conn is closed first, and an error wrapping
+// ErrQueueMismatch if the queue exists with other arguments (no retry can
+// fix that). A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("amqprpc: server already serving")
 	}
-	s.log.Info("amqp server starting", "workers", s.workers)
-	s.run(ctx)
+	s.log.Info("amqp server starting", "workers", s.workers, "queue_type", s.queueType)
+	err := s.run(ctx)
 	s.handlers.Wait() // handlers of a lost channel may still run
 	s.log.Info("amqp server stopped")
-	if ctx.Err() != nil {
+	switch {
+	case err != nil:
+		return err
+	case ctx.Err() != nil:
 		return nil
 	}
 	return ErrClosed
@@ -158,18 +154,22 @@ func (s *Server) Stats() ServerStats {
 }
 
 // run keeps the consumer alive across reconnects until ctx ends or the
-// Conn is closed.
-func (s *Server) run(ctx context.Context) {
+// Conn is closed; it returns an error only for a queue mismatch.
+func (s *Server) run(ctx context.Context) error {
 	failures := 0
 	for ctx.Err() == nil {
 		conn, changed, closed := s.conn.session()
 		if closed {
-			return
+			return nil
 		}
 		if conn != nil {
 			consumed, err := s.consume(ctx, conn)
 			if ctx.Err() != nil {
-				return
+				return nil
+			}
+			if errors.Is(err, ErrQueueMismatch) {
+				s.log.Error("amqp request queue mismatch", "error", err)
+				return err
 			}
 			if err != nil {
 				s.log.Warn("amqp server channel", "error", err)
@@ -193,6 +193,7 @@ func (s *Server) run(ctx context.Context) {
 		case <-changed:
 		}
 	}
+	return nil
 }
 
 // consume opens one channel on conn with prefetch Workers, declares the
@@ -216,7 +217,7 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 		_ = ch.close()
 		return false, fmt.Errorf("qos: %w", err)
 	}
-	if err := declareQueue(amqpCh, s.queue); err != nil {
+	if err := declareQueue(amqpCh, s.queue, s.queueType); err != nil {
 		_ = ch.close()
 		return false, err
 	}

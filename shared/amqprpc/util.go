@@ -1,11 +1,16 @@
 package amqprpc
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // backoff returns the delay before reconnect attempt n (0-based): an
@@ -37,6 +42,38 @@ func maskURL(u string) string {
 		return "<unparsable URL>"
 	}
 	return p.Redacted()
+}
+
+// SplitURLs splits a comma-separated list of amqp:// URLs (the nodes of
+// one cluster) and checks each. A comma inside a password must be
+// percent-encoded (%2C). Errors never echo a password.
+func SplitURLs(s string) ([]string, error) {
+	var urls []string
+	for _, u := range strings.Split(s, ",") {
+		u = strings.TrimSpace(u)
+		if u == "" {
+			continue
+		}
+		if _, err := amqp.ParseURI(u); err != nil {
+			// amqp's error does not echo the URL; keep it that way.
+			return nil, fmt.Errorf("URL %s: %w", maskURL(u), err)
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("no AMQP URL given")
+	}
+	return urls, nil
+}
+
+// RedactURLs returns a comma-separated list of URLs with every password
+// replaced, safe to log.
+func RedactURLs(s string) string {
+	parts := strings.Split(s, ",")
+	for i, u := range parts {
+		parts[i] = maskURL(strings.TrimSpace(u))
+	}
+	return strings.Join(parts, ",")
 }
 
 // parseDeadline reads the DeadlineHeader (Unix milliseconds) from headers.

@@ -73,6 +73,38 @@ func TestMaskURL(t *testing.T) {
 	}
 }
 
+func TestSplitAndRedactURLs(t *testing.T) {
+	const list = "amqp://u:s3cret@a:5672/, amqps://v:p%2Css@b:5671/vh ,,amqp://c/"
+	urls, err := SplitURLs(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"amqp://u:s3cret@a:5672/", "amqps://v:p%2Css@b:5671/vh", "amqp://c/"}
+	if strings.Join(urls, "|") != strings.Join(want, "|") {
+		t.Errorf("SplitURLs = %q, want %q", urls, want)
+	}
+	got := RedactURLs(list)
+	if wantR := "amqp://u:xxxxx@a:5672/,amqps://v:xxxxx@b:5671/vh,,amqp://c/"; got != wantR {
+		t.Errorf("RedactURLs = %q, want %q", got, wantR)
+	}
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "p%2Css") {
+		t.Errorf("RedactURLs leaks a password: %q", got)
+	}
+}
+
+func TestParseQueueType(t *testing.T) {
+	for in, want := range map[string]QueueType{"": QueueClassic, "classic": QueueClassic, "quorum": QueueQuorum} {
+		if got, err := ParseQueueType(in); err != nil || got != want {
+			t.Errorf("ParseQueueType(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"stream", "Quorum", "x"} {
+		if _, err := ParseQueueType(in); err == nil {
+			t.Errorf("ParseQueueType(%q) succeeded, want an error", in)
+		}
+	}
+}
+
 func TestParseDeadline(t *testing.T) {
 	const ms = int64(1_790_000_000_123)
 	want := time.UnixMilli(ms)
@@ -151,6 +183,8 @@ func TestDialValidatesConfig(t *testing.T) {
 		{"no logger", Config{URL: "amqp://localhost/"}},
 		{"bad scheme", Config{URL: "http://u:s3cret@localhost/", Logger: log}},
 		{"max below min", Config{URL: "amqp://localhost/", Logger: log, MinBackoff: time.Second, MaxBackoff: time.Millisecond}},
+		{"bad second address", Config{URL: "amqp://u:s3cret@a/,http://u:s3cret@b/", Logger: log}},
+		{"empty list", Config{URL: " , ", Logger: log}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
