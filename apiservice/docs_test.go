@@ -362,7 +362,7 @@ func TestThrottledLoginMatchesTheDocument(t *testing.T) {
 	now := testNow
 	clock := func() time.Time { return now }
 	cfg := throttleConfig{AccountBurst: 1, AccountInterval: time.Minute, ClientBurst: 10, ClientInterval: time.Minute, MaxKeys: 100}
-	h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, clock)))
+	h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, clock, env.store)))
 	const body = `{"username":"alice","password":"wrong-wrong"}`
 	var w *httptest.ResponseRecorder
 	for range 2 {

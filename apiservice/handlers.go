@@ -41,10 +41,11 @@ type (
 // body) for an access token. The username is matched exactly as given,
 // after trimming surrounding white space. Unknown users and wrong
 // passwords get the same 401, and both cost one bcrypt comparison.
-// Repeated failures per attempted username and per client address are
-// answered 429 with Retry-After, before any password is checked; a client
-// that logged in as that user recently is not throttled by other clients'
-// failures (see loginThrottle).
+// Every attempt costs its client address a token (given back only by a
+// successful login), so every kind of failure counts, a malformed body or
+// a name that cannot exist (400, refused before the database) included.
+// Wrong guesses per account are limited across all replicas and answered
+// 429 with Retry-After (see loginThrottle).
 func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
 	type request struct {
 		Username string `json:"username"`
@@ -55,7 +56,17 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 		TokenType   string `json:"token_type"`
 		ExpiresIn   int64  `json:"expires_in"`
 	}
+	tooMany := func(c *gin.Context, retry time.Duration) {
+		c.Header("Retry-After", retryAfterSeconds(retry))
+		fail(c, errTooManyRequests)
+	}
 	return func(c *gin.Context) {
+		client := c.ClientIP()
+		spent, retry, ok := throttle.clients.reserve(client, throttle.now())
+		if !ok {
+			tooMany(c, retry)
+			return
+		}
 		var req request
 		if name, pass, ok := c.Request.BasicAuth(); ok {
 			req = request{Username: name, Password: pass}
@@ -64,35 +75,65 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 			return
 		}
 		name := strings.TrimSpace(req.Username)
+		if err := validateUsername(name); err != nil {
+			// No user can have this name: say so without asking the
+			// database (a NUL byte or invalid UTF-8 would make it fail).
+			fail(c, err)
+			return
+		}
 
-		done, retry, ok := throttle.begin(name, c.ClientIP())
+		ctx := c.Request.Context()
+		key := throttle.bucketKey(name, client)
+		retry, ok, err := throttle.beginCheck(ctx, key)
+		if err != nil {
+			fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
+			return
+		}
 		if !ok {
-			c.Header("Retry-After", strconv.FormatInt(int64(math.Ceil(max(retry, time.Second).Seconds())), 10))
-			fail(c, errTooManyRequests)
+			tooMany(c, retry)
 			return
 		}
+		defer throttle.endCheck(key)
+
+		// An unknown user (or a failed lookup) is compared against the
+		// dummy hash, then refused: it costs what a wrong password costs.
 		hash := pw.dummy
-		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
-		u, err := users.UserByName(ctx, name)
+		lookupCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
+		u, lookupErr := users.UserByName(lookupCtx, name)
 		cancel()
-		switch {
-		case err == nil:
+		if lookupErr == nil {
 			hash = []byte(u.PasswordHash)
-		case errors.Is(err, postgres.ErrNotFound):
-			// Compare against the dummy hash below, then refuse.
-		default:
-			done(false)
-			fail(c, fmt.Errorf("login %q: %w", name, err))
+		}
+		if cmpErr := pw.compare(hash, []byte(req.Password)); lookupErr != nil || cmpErr != nil {
+			// A failed attempt, whatever failed: it costs the account one attempt.
+			chargeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbCallTimeout)
+			ok, retry, err := throttle.rates.TakeRate(chargeCtx, key, throttle.account)
+			cancel()
+			switch {
+			case lookupErr != nil && !errors.Is(lookupErr, postgres.ErrNotFound):
+				fail(c, fmt.Errorf("login %s: %w", quoteClient(name), lookupErr))
+			case err != nil:
+				fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
+			case !ok:
+				// Concurrent failures emptied the bucket while this
+				// password was checked.
+				tooMany(c, retry)
+			default:
+				fail(c, errBadCredentials)
+			}
 			return
 		}
-		cmpErr := pw.compare(hash, []byte(req.Password))
-		if err != nil || cmpErr != nil || name == "" {
-			done(true)
-			fail(c, errBadCredentials)
+		// A correct password is let in only while the bucket is not
+		// empty, so a 429 after a check reveals nothing about the guess.
+		if available, retry, err := throttle.rates.PeekRate(ctx, key, throttle.account); err != nil {
+			fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
+			return
+		} else if available < 1 {
+			tooMany(c, retry)
 			return
 		}
-		done(false)
-		throttle.trust(name, c.ClientIP())
+		spent.CancelAt(throttle.now())
+		throttle.trust(name, client)
 		token, err := auth.issue(u.ID)
 		if err != nil {
 			fail(c, err)
@@ -101,6 +142,12 @@ func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *lo
 		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusOK, response{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(auth.ttl / time.Second)})
 	}
+}
+
+// retryAfterSeconds is a Retry-After value: d in whole seconds, rounded
+// up, at least 1.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.FormatInt(int64(math.Ceil(max(d, time.Second).Seconds())), 10)
 }
 
 // dbCallTimeout bounds one database call made while answering a request

@@ -46,9 +46,9 @@ func TestLogin(t *testing.T) {
 			r.SetBasicAuth("alice", "x")
 			return r
 		}, 401},
-		{"empty credentials", func() *http.Request {
+		{"empty credentials: no user can have an empty name", func() *http.Request {
 			return newRequest("POST", "/api/v1/login", strings.NewReader(`{}`), "")
-		}, 401},
+		}, 400},
 		{"malformed json", func() *http.Request {
 			return newRequest("POST", "/api/v1/login", strings.NewReader(`{"username":`), "")
 		}, 400},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,6 +32,67 @@ type fakeStore struct {
 	addHistory func(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error)
 	history    func(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error)
 	topStocks  func(ctx context.Context, n int) ([]postgres.StockCount, error)
+	rates      *memRates
+}
+
+func (f *fakeStore) TakeRate(ctx context.Context, key string, l postgres.Limit) (bool, time.Duration, error) {
+	return f.rates.TakeRate(ctx, key, l)
+}
+func (f *fakeStore) PeekRate(ctx context.Context, key string, l postgres.Limit) (int, time.Duration, error) {
+	return f.rates.PeekRate(ctx, key, l)
+}
+
+// memRates keeps shared rate limits in memory, as postgres.TakeRate does
+// in its table (the same algorithm: a theoretical arrival time per key).
+// fail, if set, is returned by every call instead.
+type memRates struct {
+	mu    sync.Mutex
+	now   func() time.Time
+	tat   map[string]time.Time
+	takes int // TakeRate calls, admitted or not
+	fail  error
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func newMemRates(now func() time.Time) *memRates {
+	return &memRates{now: now, tat: map[string]time.Time{}}
+}
+
+func (m *memRates) TakeRate(_ context.Context, key string, l postgres.Limit) (bool, time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return false, 0, m.fail
+	}
+	m.takes++
+	now := m.now()
+	next := later(m.tat[key], now).Add(l.Interval)
+	if limit := now.Add(time.Duration(l.Burst) * l.Interval); next.After(limit) {
+		return false, next.Sub(limit), nil
+	}
+	m.tat[key] = next
+	return true, 0, nil
+}
+
+func (m *memRates) PeekRate(_ context.Context, key string, l postgres.Limit) (int, time.Duration, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return 0, 0, m.fail
+	}
+	now := m.now()
+	backlog := later(m.tat[key], now).Sub(now)
+	n := l.Burst - int((backlog+l.Interval-1)/l.Interval)
+	if n > 0 {
+		return n, 0, nil
+	}
+	return 0, backlog + l.Interval - time.Duration(l.Burst)*l.Interval, nil
 }
 
 func (f *fakeStore) UserByName(ctx context.Context, name string) (postgres.User, error) {
@@ -72,6 +134,7 @@ var (
 func newFakeStore() *fakeStore {
 	users := map[int64]postgres.User{alice.ID: alice, admin.ID: admin}
 	return &fakeStore{
+		rates: newMemRates(func() time.Time { return testNow }),
 		userByName: func(_ context.Context, name string) (postgres.User, error) {
 			for _, u := range users {
 				if u.Username == name {

@@ -34,6 +34,9 @@ func (env *testEnv) handler(t testing.TB, now *time.Time, opts ...serverOption) 
 	t.Helper()
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return *now }
+	env.store.rates.mu.Lock()
+	env.store.rates.now = clock
+	env.store.rates.mu.Unlock()
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{b: env.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
 	return newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, clock, opts...)
@@ -70,7 +73,7 @@ func TestLoginBruteForce(t *testing.T) {
 	t.Run("per account, then a trickle, never locked out for good", func(t *testing.T) {
 		env := newTestEnv(t)
 		now := testNow
-		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now }, env.store)))
 		// The attacker changes address every time: the account limit holds.
 		for i := 0; i < 3; i++ {
 			checkProblem(t, serveWith(h, loginRequest("alice", "guess-guess", "192.0.2."+string(rune('1'+i)))), 401)
@@ -101,7 +104,7 @@ func TestLoginBruteForce(t *testing.T) {
 	t.Run("answers do not reveal whether the user exists", func(t *testing.T) {
 		env := newTestEnv(t)
 		now := testNow
-		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now }, env.store)))
 		var seq [2][]string
 		for i, user := range []string{"alice", "mallory"} {
 			for j := 0; j < 5; j++ {
@@ -124,7 +127,7 @@ func TestLoginBruteForce(t *testing.T) {
 	t.Run("per client address across usernames", func(t *testing.T) {
 		env := newTestEnv(t)
 		now := testNow
-		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now }, env.store)))
 		for i := 0; i < 10; i++ {
 			checkProblem(t, serveWith(h, loginRequest("user"+string(rune('a'+i)), "guess-guess", "203.0.113.9")), 401)
 		}
@@ -146,7 +149,7 @@ func TestLoginBruteForce(t *testing.T) {
 		env := newTestEnv(t)
 		now := testNow
 		h := env.handler(t, &now, withTrustedProxies([]string{"10.0.0.0/8"}),
-			withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+			withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now }, env.store)))
 		for i := 0; i < 10; i++ {
 			r := loginRequest("user"+string(rune('a'+i)), "guess-guess", "10.0.0.1")
 			r.Header.Set("X-Forwarded-For", "203.0.113.9")
@@ -166,7 +169,7 @@ func TestLoginBruteForce(t *testing.T) {
 		cmp := env.pw.compare
 		env.pw.compare = func(hash, pw []byte) error { compares.Add(1); return cmp(hash, pw) }
 		now := testNow
-		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now })))
+		h := env.handler(t, &now, withLoginThrottle(newLoginThrottle(cfg, func() time.Time { return now }, env.store)))
 		var wg sync.WaitGroup
 		var tooMany atomic.Int64
 		for i := 0; i < 40; i++ {

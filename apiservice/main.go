@@ -230,6 +230,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer closeLogged(logger, "database", db.Close)
+	defer sweepRates(ctx, db, logger, time.Minute)()
 	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
 	reg.MustRegister(newHistoryWriteCollector(db))
 
@@ -280,7 +281,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	ginHandler := newServer(logger, auth, pw, st, quotes, checks, time.Now,
 		withTrustedProxies(cfg.Security.TrustedProxies),
-		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now)),
+		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now, db)),
 		withTelemetry(tel))
 	// With tracing on, the server span wraps the whole engine; traceRoute
 	// names it after the route once gin has matched one. With it off only

@@ -176,13 +176,13 @@ func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 	p.Instance = c.Request.URL.Path
 	if unexpected {
 		logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
+			slog.String("method", clientValue(c.Request.Method)),
+			slog.String("path", clientValue(c.Request.URL.Path)),
 			slog.String("error", redactCredentials(err.Error())))
 	} else if p.Status >= 500 {
 		logger.LogAttrs(c.Request.Context(), slog.LevelWarn, "request failed",
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
+			slog.String("method", clientValue(c.Request.Method)),
+			slog.String("path", clientValue(c.Request.URL.Path)),
 			slog.Int("status", p.Status),
 			slog.String("error", redactCredentials(err.Error())))
 	}

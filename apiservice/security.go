@@ -36,11 +36,11 @@ type securityConfig struct {
 // loadSecurityConfig reads the security settings through getenv:
 //
 //	TRUSTED_PROXIES          none    IPs or CIDRs of reverse proxies
-//	LOGIN_ACCOUNT_BURST      5       failed logins per username before throttling
+//	LOGIN_ACCOUNT_BURST      5       failed logins per account before throttling (all replicas together)
 //	LOGIN_ACCOUNT_INTERVAL   1m      then one more attempt per interval
-//	LOGIN_CLIENT_BURST       20      failed logins per client address
+//	LOGIN_CLIENT_BURST       20      failed logins per client address (per replica)
 //	LOGIN_CLIENT_INTERVAL    6s      then one more attempt per interval
-//	LOGIN_MAX_TRACKED        65536   usernames (and addresses) tracked at most
+//	LOGIN_MAX_TRACKED        65536   client addresses (and trusted pairs) tracked at most per replica
 //	LOGIN_TRUSTED_WINDOW     720h    a client that logged in as a user is trusted this long (0 = never)
 //	HTTP_READ_HEADER_TIMEOUT 5s      time a client has to send its headers
 func loadSecurityConfig(getenv func(string) string, add func(error)) securityConfig {

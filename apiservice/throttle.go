@@ -1,187 +1,104 @@
 package main
 
 import (
-	"container/list"
-	"math"
+	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/time/rate"
+
+	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
-// bucketSet holds one token bucket per key (a username or a client
-// address). A bucket starts full with burst tokens, regains one token per
-// interval up to burst, and an attempt costs one token. So a key that keeps
-// failing is slowed to one attempt per interval (a trickle, never a
-// permanent lockout), and a key left alone for burst*interval is as good as
-// new.
+// rateLimiter keeps token buckets that every API replica shares (in
+// PostgreSQL: see postgres.TakeRate).
+type rateLimiter interface {
+	// TakeRate spends one attempt of key's bucket if it has one left.
+	TakeRate(ctx context.Context, key string, l postgres.Limit) (ok bool, retryAfter time.Duration, err error)
+	// PeekRate reports how many attempts key's bucket has left, writing nothing.
+	PeekRate(ctx context.Context, key string, l postgres.Limit) (available int, retryAfter time.Duration, err error)
+}
+
+// clientLimiter is a token bucket per client address, kept in this
+// process's memory: it is a cheap first line (an address cannot make this
+// process run bcrypt faster than its rate) and needs no database round
+// trip. With N replicas an address gets N times the rate; the limit that
+// must hold across replicas, per account, is in PostgreSQL. At most max
+// addresses are remembered (least recently used forgotten first, and any
+// idle for burst*interval, when their bucket is full again anyway).
+type clientLimiter struct {
+	limit rate.Limit
+	burst int
+	mu    sync.Mutex // makes get-or-create atomic
+	lru   *expirable.LRU[string, *rate.Limiter]
+}
+
+func newClientLimiter(burst int, interval time.Duration, max int) *clientLimiter {
+	return &clientLimiter{
+		limit: rate.Every(interval),
+		burst: burst,
+		lru:   expirable.NewLRU[string, *rate.Limiter](max, nil, time.Duration(burst)*interval),
+	}
+}
+
+// reserve spends one of key's tokens at now. When none is left it spends
+// nothing and reports how long until one is back; otherwise the returned
+// reservation can give the token back (CancelAt).
+func (l *clientLimiter) reserve(key string, now time.Time) (r *rate.Reservation, retryAfter time.Duration, ok bool) {
+	l.mu.Lock()
+	lim, found := l.lru.Get(key)
+	if !found {
+		lim = rate.NewLimiter(l.limit, l.burst)
+	}
+	// Add also restarts the entry's expiry: only idle addresses expire.
+	l.lru.Add(key, lim)
+	l.mu.Unlock()
+	r = lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d, false
+	}
+	return r, 0, true
+}
+
+// len reports how many addresses are tracked.
+func (l *clientLimiter) len() int { return l.lru.Len() }
+
+// loginThrottle limits login attempts per account, across every API
+// replica (state in PostgreSQL), and per client address in this process.
 //
-// Memory is bounded: at most max keys are tracked; when a new key arrives
-// at the cap, the key used least recently is forgotten (it starts over
-// full if it comes back). The state lives in this process only: with
-// several API replicas each keeps its own count.
-type bucketSet struct {
-	burst    float64
-	interval time.Duration
-	max      int
-
-	mu   sync.Mutex
-	lru  *list.List               // of *bucket, most recently used first
-	keys map[string]*list.Element // key -> element of lru
-}
-
-// bucket is one key's state: tokens as of at.
-type bucket struct {
-	key    string
-	tokens float64
-	at     time.Time
-}
-
-// newBucketSet returns a bucketSet; burst, interval and max must be > 0.
-func newBucketSet(burst int, interval time.Duration, max int) *bucketSet {
-	return &bucketSet{
-		burst:    float64(burst),
-		interval: interval,
-		max:      max,
-		lru:      list.New(),
-		keys:     make(map[string]*list.Element),
-	}
-}
-
-// get returns key's bucket refilled up to now, creating it (full) if it
-// is not tracked, and marks it most recently used. s.mu must be held.
-func (s *bucketSet) get(key string, now time.Time) *bucket {
-	if e, ok := s.keys[key]; ok {
-		s.lru.MoveToFront(e)
-		b := e.Value.(*bucket)
-		if elapsed := now.Sub(b.at); elapsed > 0 {
-			b.tokens = math.Min(s.burst, b.tokens+float64(elapsed)/float64(s.interval))
-			b.at = now
-		}
-		return b
-	}
-	for s.lru.Len() >= s.max {
-		oldest := s.lru.Back()
-		s.lru.Remove(oldest)
-		delete(s.keys, oldest.Value.(*bucket).key)
-	}
-	b := &bucket{key: key, tokens: s.burst, at: now}
-	s.keys[key] = s.lru.PushFront(b)
-	return b
-}
-
-// take spends one of key's tokens. When none is left it spends nothing and
-// reports how long until one is back.
-func (s *bucketSet) take(key string, now time.Time) (ok bool, retryAfter time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.get(key, now)
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) * float64(s.interval))
-}
-
-// refund gives back a token take spent (a successful login costs nothing).
-func (s *bucketSet) refund(key string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.get(key, now)
-	b.tokens = math.Min(s.burst, b.tokens+1)
-}
-
-// len reports how many keys are tracked.
-func (s *bucketSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lru.Len()
-}
-
-// trustSet remembers, for at most max (username, client) pairs, when that
-// client last logged in successfully as that username. An entry older than
-// window no longer counts and is dropped when looked at; when a new pair
-// arrives at the cap, the pair used least recently is forgotten.
-type trustSet struct {
-	window time.Duration
-	max    int
-
-	mu   sync.Mutex
-	lru  *list.List               // of *trustEntry, most recently used first
-	keys map[string]*list.Element // key -> element of lru
-}
-
-// trustEntry is one pair's last successful login.
-type trustEntry struct {
-	key string
-	at  time.Time
-}
-
-// newTrustSet returns a trustSet; max must be > 0. A window <= 0 trusts
-// no one.
-func newTrustSet(window time.Duration, max int) *trustSet {
-	return &trustSet{window: window, max: max, lru: list.New(), keys: make(map[string]*list.Element)}
-}
-
-// add records a successful login of key at now.
-func (s *trustSet) add(key string, now time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.keys[key]; ok {
-		s.lru.MoveToFront(e)
-		e.Value.(*trustEntry).at = now
-		return
-	}
-	for s.lru.Len() >= s.max {
-		oldest := s.lru.Back()
-		s.lru.Remove(oldest)
-		delete(s.keys, oldest.Value.(*trustEntry).key)
-	}
-	s.keys[key] = s.lru.PushFront(&trustEntry{key: key, at: now})
-}
-
-// has reports whether key logged in successfully within the window
-// before now, forgetting it if its entry has expired.
-func (s *trustSet) has(key string, now time.Time) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.keys[key]
-	if !ok {
-		return false
-	}
-	if now.Sub(e.Value.(*trustEntry).at) >= s.window {
-		s.lru.Remove(e)
-		delete(s.keys, key)
-		return false
-	}
-	return true
-}
-
-// len reports how many pairs are tracked.
-func (s *trustSet) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lru.Len()
-}
-
-// loginThrottle limits login attempts per attempted username (whether or
-// not the user exists, so the answer tells nothing about existence) and
-// per client address. Every attempt takes a token from both buckets before
-// the password is checked, so concurrent guesses are counted too; an
-// attempt that turns out not to be a wrong guess (a successful login, a
-// database failure) gives both back, so only wrong guesses count.
+// Per account: a wrong guess costs one attempt of the account's bucket
+// (keyed on the lower-cased attempted name, whether or not the user
+// exists, so answers reveal nothing); a successful login costs nothing and
+// writes nothing. The bucket is read before the password is checked (an
+// empty one is answered 429 without bcrypt), and a wrong guess is answered
+// 401 only if its charge, one atomic statement, found an attempt left:
+// else 429. A correct password is answered 200 only if the bucket still
+// has an attempt left when it is checked (else 429 too), so a 429 after a
+// check says nothing about the guess, and the answers that do (401) are
+// exactly the charged attempts: at most burst + refills, however many
+// replicas and concurrent requests. Within this process at most as many
+// checks of one account run at once as its bucket has attempts left.
 //
-// So that an attacker exhausting a username's bucket from other addresses
-// cannot lock its real user out, a client address that logged in
-// successfully as that username within TrustedWindow (see trust) is
-// charged to its own (username, client) bucket, with the account limits,
-// instead of the shared per-account one (OWASP's "device cookie" idea,
-// keyed on the client address since the API has no cookies). The
-// per-client bucket applies to every attempt either way.
+// So that an attacker exhausting an account from other addresses cannot
+// lock its real user out, a client address that logged in successfully as
+// that account within TrustedWindow is charged to its own (account,
+// address) bucket, with the account limits, instead of the shared one
+// (OWASP's "device cookie" idea, keyed on the address since the API has
+// no cookies). Which addresses are trusted is remembered per process.
 type loginThrottle struct {
-	account *bucketSet
-	known   *bucketSet // per (username, trusted client)
-	client  *bucketSet
-	trusted *trustSet
+	rates   rateLimiter
+	account postgres.Limit
+	clients *clientLimiter
+	trusted *expirable.LRU[string, time.Time] // pair key -> last success; nil: trust no one
+	window  time.Duration
 	now     func() time.Time
+
+	mu       sync.Mutex
+	checking map[string]int // password checks in flight, by bucket key
 }
 
 // throttleConfig sets the login limits; see securityConfig for the
@@ -191,68 +108,114 @@ type throttleConfig struct {
 	AccountInterval time.Duration
 	ClientBurst     int
 	ClientInterval  time.Duration
-	MaxKeys         int
+	MaxKeys         int           // client addresses (and, separately, trusted pairs) remembered per process
 	TrustedWindow   time.Duration // how long a successful login keeps its client trusted; <= 0 trusts no one
 }
 
-// newLoginThrottle returns a loginThrottle reading the clock now.
-func newLoginThrottle(c throttleConfig, now func() time.Time) *loginThrottle {
-	return &loginThrottle{
-		account: newBucketSet(c.AccountBurst, c.AccountInterval, c.MaxKeys),
-		known:   newBucketSet(c.AccountBurst, c.AccountInterval, c.MaxKeys),
-		client:  newBucketSet(c.ClientBurst, c.ClientInterval, c.MaxKeys),
-		trusted: newTrustSet(c.TrustedWindow, c.MaxKeys),
-		now:     now,
+// newLoginThrottle returns a loginThrottle keeping account buckets in
+// rates and reading the clock now.
+func newLoginThrottle(c throttleConfig, now func() time.Time, rates rateLimiter) *loginThrottle {
+	t := &loginThrottle{
+		rates:    rates,
+		account:  postgres.Limit{Burst: c.AccountBurst, Interval: c.AccountInterval},
+		clients:  newClientLimiter(c.ClientBurst, c.ClientInterval, c.MaxKeys),
+		window:   c.TrustedWindow,
+		now:      now,
+		checking: map[string]int{},
 	}
+	if c.TrustedWindow > 0 {
+		t.trusted = expirable.NewLRU[string, time.Time](c.MaxKeys, nil, c.TrustedWindow)
+	}
+	return t
 }
 
-// maxAccountKeyLen bounds the per-account key: longer names cannot exist
-// (usernames are at most 64 bytes), so their tail carries no information.
-const maxAccountKeyLen = 65
+// accountKey is the shared bucket key of an account. Names are folded:
+// "Alice" and "alice" are one account (migration 5), so they share one
+// bucket whichever spelling an attacker tries.
+func accountKey(username string) string { return "login:" + strings.ToLower(username) }
 
-// accountKey is the per-account key of username.
-func accountKey(username string) string {
-	if len(username) > maxAccountKeyLen {
-		return username[:maxAccountKeyLen]
-	}
-	return username
-}
-
-// pairKey is the key of a (username, client) pair; the NUL cannot occur
-// in a client address, so pairs cannot collide.
+// pairKey is the key of an (account, client address) pair; '|' occurs in
+// neither a valid username nor an address, so pairs cannot collide.
 func pairKey(username, client string) string {
-	return accountKey(username) + "\x00" + client
+	return "login-known:" + strings.ToLower(username) + "|" + client
 }
 
-// begin asks to try a login for username from client. If allowed, done
-// must be called once the password was checked, saying whether it was a
-// wrong guess; otherwise retryAfter says when to come back.
-func (t *loginThrottle) begin(username, client string) (done func(wrongGuess bool), retryAfter time.Duration, ok bool) {
-	now := t.now()
-	accounts, key := t.account, accountKey(username)
-	if pair := pairKey(username, client); t.trusted.has(pair, now) {
-		accounts, key = t.known, pair
-	}
-	if ok, retry := t.client.take(client, now); !ok {
-		return nil, retry, false
-	}
-	if ok, retry := accounts.take(key, now); !ok {
-		// A refused attempt checks no password: it costs the client nothing.
-		t.client.refund(client, now)
-		return nil, retry, false
-	}
-	return func(wrongGuess bool) {
-		if !wrongGuess {
-			now := t.now()
-			accounts.refund(key, now)
-			t.client.refund(client, now)
+// bucketKey is the bucket a login attempt for username from client is
+// charged to: its own pair's if client is trusted for username.
+func (t *loginThrottle) bucketKey(username, client string) string {
+	if t.trusted != nil {
+		pair := pairKey(username, client)
+		if at, ok := t.trusted.Get(pair); ok && t.now().Sub(at) < t.window {
+			return pair
 		}
-	}, 0, true
+	}
+	return accountKey(username)
+}
+
+// beginCheck admits a password check against key's bucket: it needs an
+// attempt left beyond the checks of key already running in this process.
+// If ok, endCheck(key) must follow.
+func (t *loginThrottle) beginCheck(ctx context.Context, key string) (retryAfter time.Duration, ok bool, err error) {
+	available, retry, err := t.rates.PeekRate(ctx, key, t.account)
+	if err != nil {
+		return 0, false, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if available <= t.checking[key] {
+		return max(retry, time.Second), false, nil
+	}
+	t.checking[key]++
+	return 0, true, nil
+}
+
+func (t *loginThrottle) endCheck(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.checking[key]--; t.checking[key] <= 0 {
+		delete(t.checking, key)
+	}
 }
 
 // trust records that client has just logged in successfully as username:
-// for the trusted window its attempts at that username no longer share
-// the per-account bucket. Call it only after a correct password.
+// for the trusted window its attempts at that account no longer share the
+// per-account bucket. Call it only after a correct password.
 func (t *loginThrottle) trust(username, client string) {
-	t.trusted.add(pairKey(username, client), t.now())
+	if t.trusted != nil {
+		t.trusted.Add(pairKey(username, client), t.now())
+	}
+}
+
+// rateSweeper is the part of the store that forgets full buckets.
+type rateSweeper interface {
+	SweepRates(ctx context.Context) (int64, error)
+}
+
+// sweepRates deletes the shared buckets that are full again every
+// interval, until stop is called. Every replica sweeps; a sweep is one
+// DELETE over a table about as large as the keys used recently.
+func sweepRates(ctx context.Context, db rateSweeper, logger *slog.Logger, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			sweepCtx, cancelSweep := context.WithTimeout(ctx, dbCallTimeout)
+			n, err := db.SweepRates(sweepCtx)
+			cancelSweep()
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("sweep rate limits", "error", err)
+			} else if n > 0 {
+				logger.Debug("swept rate limits", "deleted", n)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }

@@ -109,7 +109,7 @@ func assertSchema(t *testing.T, url string) {
 	if err != nil {
 		t.Fatalf("list indexes: %v", err)
 	}
-	for _, want := range []string{"history_lower_symbol_idx", "history_pkey", "history_user_requested_idx", "schema_migrations_pkey", "stock_counts_pkey", "users_pkey", "users_username_key", "users_username_lower_key"} {
+	for _, want := range []string{"history_lower_symbol_idx", "history_pkey", "history_user_requested_idx", "rate_limits_pkey", "schema_migrations_pkey", "stock_counts_pkey", "users_pkey", "users_username_key", "users_username_lower_key"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("index %s missing; have %v", want, got)
 		}
@@ -118,8 +118,8 @@ func assertSchema(t *testing.T, url string) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
 		t.Fatalf("count versions: %v", err)
 	}
-	if versions != 5 {
-		t.Errorf("schema_migrations has %d rows, want 5", versions)
+	if versions != 6 {
+		t.Errorf("schema_migrations has %d rows, want 6", versions)
 	}
 }
 

@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Limit is a rate limit: Burst attempts at once, then one more per
+// Interval. Both must be > 0.
+type Limit struct {
+	Burst    int
+	Interval time.Duration
+}
+
+// A rate limit's state is one row per key in rate_limits (migration 6):
+// the bucket's theoretical arrival time, tat (the generic cell rate
+// algorithm). An attempt at now is admitted when
+//
+//	greatest(tat, now) + interval <= now + burst*interval
+//
+// and then moves tat to greatest(tat, now) + interval; a key whose tat is
+// in the past has its whole burst, exactly as a key without a row. Every
+// computation uses the database's clock, so API replicas with skewed
+// clocks still share one bucket, and the conditional update is one
+// statement on one row, so concurrent attempts from any number of
+// replicas cannot overshoot the burst.
+const (
+	// takeRateSQL spends one attempt if the bucket has one. The CTE
+	// answers in one round trip: the upsert returns its row when it
+	// admitted the attempt; otherwise the row as the statement found it
+	// gives the wait. $1 key, $2 interval and $3 burst*interval, in
+	// microseconds.
+	takeRateSQL = `WITH up AS (
+		INSERT INTO rate_limits AS r (key, tat)
+		VALUES ($1, now() + $2::float8 * interval '1 microsecond')
+		ON CONFLICT (key) DO UPDATE
+			SET tat = greatest(r.tat, now()) + $2::float8 * interval '1 microsecond'
+			WHERE greatest(r.tat, now()) + $2::float8 * interval '1 microsecond' <= now() + $3::float8 * interval '1 microsecond'
+		RETURNING tat
+	)
+	SELECT true, 0 FROM up
+	UNION ALL
+	SELECT false, (extract(epoch FROM tat - now()) * 1e6 + $2::float8 - $3::float8)::bigint
+		FROM rate_limits WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM up)`
+
+	// peekRateSQL reads how far the bucket's tat is ahead of now (its
+	// backlog, in microseconds), without changing anything.
+	peekRateSQL = `SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
+		FROM rate_limits WHERE key = $1`
+
+	// sweepRatesSQL forgets buckets that are full again: a key without a
+	// row behaves the same.
+	sweepRatesSQL = `DELETE FROM rate_limits WHERE tat < now()`
+)
+
+// TakeRate spends one attempt of key's bucket under l if it has one left,
+// atomically across every process sharing the database. When none is
+// left it spends nothing and reports how long until one is back.
+func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retryAfter time.Duration, err error) {
+	interval, window := l.Interval.Microseconds(), int64(l.Burst)*l.Interval.Microseconds()
+	var admitted bool
+	var wait int64
+	err = db.sql.QueryRowContext(ctx, takeRateSQL, key, interval, window).Scan(&admitted, &wait)
+	switch {
+	case err != nil && !errors.Is(err, sql.ErrNoRows):
+		return false, 0, wrapErr(fmt.Sprintf("take rate %.64q", key), err)
+	case admitted:
+		return true, 0, nil
+	case err == nil && wait > 0:
+		return false, time.Duration(wait) * time.Microsecond, nil
+	}
+	// Refused, but the statement's snapshot predates the concurrent
+	// attempt that emptied the bucket (no row, or an older one): read the
+	// wait again.
+	if _, retryAfter, err = db.PeekRate(ctx, key, l); err != nil {
+		return false, 0, err
+	}
+	if retryAfter <= 0 {
+		retryAfter = l.Interval
+	}
+	return false, retryAfter, nil
+}
+
+// PeekRate reports how many attempts key's bucket under l has left now
+// (0 to Burst), and when none is left how long until one is back,
+// without spending any: a read only.
+func (db *DB) PeekRate(ctx context.Context, key string, l Limit) (available int, retryAfter time.Duration, err error) {
+	var backlog int64
+	err = db.sql.QueryRowContext(ctx, peekRateSQL, key).Scan(&backlog)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return l.Burst, 0, nil
+	case err != nil:
+		return 0, 0, wrapErr(fmt.Sprintf("peek rate %.64q", key), err)
+	}
+	return l.available(time.Duration(backlog) * time.Microsecond)
+}
+
+// available is what a bucket whose tat is backlog ahead of now has left.
+func (l Limit) available(backlog time.Duration) (int, time.Duration, error) {
+	n := l.Burst - int((backlog+l.Interval-1)/l.Interval) // whole attempts left
+	if n > 0 {
+		return n, 0, nil
+	}
+	return 0, backlog + l.Interval - time.Duration(l.Burst)*l.Interval, nil
+}
+
+// SweepRates deletes the rows of buckets that are full again, keeping
+// rate_limits about as large as the set of keys used recently; it
+// returns how many it deleted.
+func (db *DB) SweepRates(ctx context.Context) (int64, error) {
+	res, err := db.sql.ExecContext(ctx, sweepRatesSQL)
+	if err != nil {
+		return 0, wrapErr("sweep rate limits", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
