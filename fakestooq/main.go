@@ -42,11 +42,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	slow := fs.Duration("slow", 30*time.Second, "how long slow.test waits")
 	requireKey := fs.String("require-key", "", "the only apikey= accepted (empty: no key needed)")
 	challenge := fs.Bool("challenge", false, "answer every request with the bot-challenge interstitial")
+	probe := fs.String("probe", "", "GET this URL, exit 0 on a 200 and 1 otherwise (a container healthcheck; the image has no curl)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h asked for the usage, which Parse printed
 		}
 		return err
+	}
+	if *probe != "" {
+		return get(ctx, *probe)
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 
@@ -77,6 +81,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// get fetches url within 2s and fails unless it answers 200.
+func get(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("probe %s: status %d", url, resp.StatusCode)
 	}
 	return nil
 }

@@ -155,6 +155,8 @@ var apiTypes = map[string]func() any{
 	"networking.k8s.io/v1/NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"networking.k8s.io/v1/Ingress":            func() any { return &networkingv1.Ingress{} },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return &serviceMonitor{} },
+	"monitoring.coreos.com/v1/PrometheusRule": func() any { return &prometheusRule{} },
+	"v1/Pod": func() any { return &corev1.Pod{} },
 }
 
 // decodeStrict decodes one YAML manifest into its API type, failing on
@@ -333,14 +335,14 @@ func TestChartOptionalFeatures(t *testing.T) {
 	}{
 		{"default HPAs", count(def, "HorizontalPodAutoscaler"), 2},
 		{"default PDBs", count(def, "PodDisruptionBudget"), 2},
-		{"default NetworkPolicies", count(def, "NetworkPolicy"), 3},
+		{"default NetworkPolicies (+ the stooq check's)", count(def, "NetworkPolicy"), 4},
 		{"default Ingresses", count(def, "Ingress"), 0},
 		{"default StatefulSets", count(def, "StatefulSet"), 0},
 		{"default ServiceMonitors", count(def, "ServiceMonitor"), 0},
 		{"default Secrets (release + migration hook)", count(def, "Secret"), 2},
 		{"all-on Ingresses", count(on, "Ingress"), 1},
 		{"all-on StatefulSets (bundles)", count(on, "StatefulSet"), 2},
-		{"all-on NetworkPolicies", count(on, "NetworkPolicy"), 5},
+		{"all-on NetworkPolicies", count(on, "NetworkPolicy"), 6},
 		{"all-on ServiceMonitors", count(on, "ServiceMonitor"), 2},
 		{"existing secret: Secrets", count(off, "Secret"), 0},
 		{"no autoscaling: HPAs", count(off, "HorizontalPodAutoscaler"), 0},
@@ -354,7 +356,8 @@ func TestChartOptionalFeatures(t *testing.T) {
 	}
 }
 
-// workload is a pod-owning object: Deployment, StatefulSet or Job.
+// workload is a pod-owning object: Deployment, StatefulSet or Job, or a
+// bare Pod (the helm test hook).
 type workload struct {
 	kind, name string
 	selector   *metav1.LabelSelector
@@ -371,6 +374,8 @@ func workloads(r release) []workload {
 			out = append(out, workload{o.kind, o.name, v.Spec.Selector, v.Spec.Template})
 		case *batchv1.Job:
 			out = append(out, workload{o.kind, o.name, v.Spec.Selector, v.Spec.Template})
+		case *corev1.Pod:
+			out = append(out, workload{o.kind, o.name, nil, corev1.PodTemplateSpec{ObjectMeta: v.ObjectMeta, Spec: v.Spec}})
 		}
 	}
 	return out
@@ -403,7 +408,7 @@ func mustSelector(t *testing.T, ls *metav1.LabelSelector) labels.Selector {
 func checkWorkloads(t *testing.T, r release) {
 	t.Helper()
 	for _, w := range workloads(r) {
-		if w.kind != "Job" {
+		if w.kind != "Job" && w.kind != "Pod" {
 			if !mustSelector(t, w.selector).Matches(labels.Set(w.pod.Labels)) {
 				t.Errorf("%s %s: selector %v does not match its pod labels %v", w.kind, w.name, w.selector, w.pod.Labels)
 			}
@@ -527,7 +532,7 @@ func checkNetworkPolicies(t *testing.T, r release) {
 					continue
 				}
 				for _, w := range ws {
-					if _, ok := containerPort(w.pod.Spec, *p.Port); !ok && w.kind != "Job" {
+					if _, ok := containerPort(w.pod.Spec, *p.Port); !ok && w.kind != "Job" && w.kind != "Pod" {
 						t.Errorf("NetworkPolicy %s: ingress port %s is not a port of %s", o.name, p.Port.String(), w.name)
 					}
 				}

@@ -217,6 +217,9 @@ func TestJenkinsfileStructure(t *testing.T) {
 		{"Deploy", "helm upgrade --install", "helm deploy"},
 		{"Deploy", "--atomic", "atomic deploy"},
 		{"Deploy", "credentialsId: 'kubeconfig", "kubeconfig from the store"},
+		{"Deploy", "credentialsId: 'stooq-api-key'", "the stooq API key from the store"},
+		{"Deploy", "--set-file secrets.stooqApiKey=", "the stooq key from a file, not the command line"},
+		{"Deploy", "helm test", "the stooq check after the deploy"},
 	}
 	for _, c := range checks {
 		if !has(c.stage, c.text) {
@@ -254,7 +257,7 @@ func TestJenkinsfileNoSecrets(t *testing.T) {
 		if regexp.MustCompile(`docker login\b.*\s-p\s`).MatchString(l) {
 			t.Errorf("Jenkinsfile:%d: password on the docker login command line", i+1)
 		}
-		if regexp.MustCompile(`"[^"]*\$\{?(REGISTRY_PASSWORD|KUBECONFIG|HELM_VALUES)`).MatchString(l) && strings.Contains(l, `sh "`) {
+		if regexp.MustCompile(`"[^"]*\$\{?(REGISTRY_PASSWORD|KUBECONFIG|HELM_VALUES|STOOQ_API_KEY)`).MatchString(l) && strings.Contains(l, `sh "`) {
 			t.Errorf("Jenkinsfile:%d: Groovy interpolates a secret: %s", i+1, l)
 		}
 	}

@@ -158,3 +158,16 @@ program's code mapped from its binary); nothing without a memory limit.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+STOOQ_API_KEY from the release's Secret (or secrets.existingSecret). The
+key is optional there: without it the variable is unset and no key is sent.
+*/}}
+{{- define "stockquote.stooqKeyEnv" -}}
+- name: STOOQ_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "stockquote.secretName" . }}
+      key: STOOQ_API_KEY
+      optional: true
+{{- end -}}
