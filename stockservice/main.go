@@ -26,8 +26,6 @@ import (
 	_ "time/tzdata" // stooq reports Europe/Warsaw times; distroless images have no tz database
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
@@ -106,13 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// when spans are exported: with tracing off the wrapper would cost
 		// about a tenth of this program's CPU per request (measured, see
 		// BENCHMARKS.md) and tell stooq nothing it needs.
-		stooqOpts.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-			return otelhttp.NewTransport(rt,
-				otelhttp.WithTracerProvider(tp),
-				otelhttp.WithPropagators(prop),
-				otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-			)
-		}
+		stooqOpts.WrapTransport = traceTransport(tp, prop)
 	}
 	quotes, err := stooq.New(stooqOpts)
 	if err != nil {

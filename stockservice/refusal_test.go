@@ -11,9 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/shared/tracing"
 	"github.com/stockquote/stockquote/stockservice/stooq"
+	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
 )
 
 // TestRefusalWatch: every refusal is counted by reason, but a warning is
@@ -80,5 +84,47 @@ func TestRefusalWatch(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "set STOOQ_API_KEY") {
 		t.Errorf("the key_required warning does not say to set STOOQ_API_KEY:\n%s", logs.String())
+	}
+}
+
+// TestStooqKeyNotInSpans: with tracing on, the stooq client span records
+// the request URL, but never the API key, even on failures.
+func TestStooqKeyNotInSpans(t *testing.T) {
+	const key = "span-test-k3y"
+	fake := stooqtest.NewServer(stooqtest.Options{RequireKey: key})
+	defer fake.Close()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer tp.Shutdown(context.Background())
+
+	for _, k := range []string{key, "wrong-" + key} {
+		client, err := stooq.New(stooq.Options{BaseURL: fake.URL, APIKey: k, WrapTransport: traceTransport(tp, tracing.Propagator())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sym := range []string{"aapl.us", "challenge.test", "error.test"} {
+			client.Quote(context.Background(), sym)
+		}
+	}
+	if got := fake.KeyHits(key); got != 3 {
+		t.Fatalf("stooq saw the key %d times, want 3 (the client must send it)", got)
+	}
+	spans := rec.Ended()
+	if len(spans) != 6 {
+		t.Fatalf("%d spans, want 6", len(spans))
+	}
+	sawURL := false
+	for _, s := range spans {
+		var text strings.Builder
+		fmt.Fprint(&text, s.Name(), s.Status(), s.Attributes(), s.Events(), s.Links())
+		if strings.Contains(text.String(), key) {
+			t.Errorf("span %q holds the key: %s", s.Name(), text.String())
+		}
+		if strings.Contains(text.String(), "/q/l/?s=") {
+			sawURL = true
+		}
+	}
+	if !sawURL {
+		t.Error("no span records the request URL; the test proves nothing")
 	}
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -186,4 +189,17 @@ func registerCacheMetrics(reg prometheus.Registerer, stats func() cacheStats) {
 			Help: "Symbols held in the worker's quote cache.",
 		}, func() float64 { return float64(stats().Entries) }),
 	)
+}
+
+// traceTransport wraps the stooq client's transport in a client span per
+// request. The stooq client adds its API key below this wrapper, so the
+// span's URL never holds the key.
+func traceTransport(tp trace.TracerProvider, prop propagation.TextMapPropagator) func(http.RoundTripper) http.RoundTripper {
+	return func(rt http.RoundTripper) http.RoundTripper {
+		return otelhttp.NewTransport(rt,
+			otelhttp.WithTracerProvider(tp),
+			otelhttp.WithPropagators(prop),
+			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
+		)
+	}
 }
