@@ -11,7 +11,7 @@ PKGS    := ./...
 FUZZTIME ?= 30s
 SOAK_DURATION ?= 5m
 
-.PHONY: help build test test-unit check-services lint run fuzz soak clean bench bench-quick
+.PHONY: help build test test-unit check-services lint run fuzz soak soak-cluster clean bench bench-quick
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench-quick: check-services ## benchmark smoke run: tiny sizes, 1s per scenario
 
 soak: check-services ## the fault soak test for SOAK_DURATION (default 5m; 30s inside make test)
 	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
+
+soak-cluster: check-services ## TestCluster (own 3-node RabbitMQ cluster, node kills and cuts) repeated for SOAK_DURATION (one round inside make test)
+	CLUSTER_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestCluster$$' -v ./faults/
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -32,4 +32,9 @@ for pair in "PostgreSQL|$db_url|5432" "RabbitMQ|$amqp_url|5672"; do
     fail=1
   fi
 done
+# faults.TestCluster starts a RabbitMQ cluster of its own from Debian's package.
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || [ ! -x /usr/lib/rabbitmq/bin/rabbitmqctl ]; then
+  echo "error: /usr/lib/rabbitmq/bin/rabbitmq-server not found: the cluster test (faults.TestCluster) needs Debian's rabbitmq-server package (apt-get install rabbitmq-server)" >&2
+  fail=1
+fi
 exit $fail

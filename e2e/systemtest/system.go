@@ -67,6 +67,10 @@ type Options struct {
 
 	// Check, if set, sees every exchange made through Do and Send.
 	Check Check
+
+	// Env is added to the environment of every program started (API,
+	// workers and commands), e.g. RPC_QUEUE_TYPE=quorum.
+	Env []string
 }
 
 // New creates the system's database (migrated, with the users admin,
@@ -93,7 +97,7 @@ func New(t *testing.T, programs *Programs, o Options) *System {
 		Stooq:        stooqtest.NewServer(stooqtest.Options{SlowDelay: o.SlowDelay}),
 		Secret:       RandomHex(32),
 		programs:     programs,
-		base:         []string{"PATH=" + os.Getenv("PATH"), "LOG_LEVEL=debug"},
+		base:         append([]string{"PATH=" + os.Getenv("PATH"), "LOG_LEVEL=debug"}, o.Env...),
 		stooqTimeout: o.StooqTimeout,
 		check:        o.Check,
 	}

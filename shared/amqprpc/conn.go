@@ -32,6 +32,9 @@ const (
 	dialTimeout       = 5 * time.Second
 	closeTimeout      = 5 * time.Second
 	heartbeat         = 10 * time.Second
+	// stableConn is how long a connection must last for the next loss to
+	// start the backoff afresh.
+	stableConn = 5 * time.Second
 )
 
 // Conn is one long-lived AMQP connection that redials with capped,
@@ -157,18 +160,27 @@ func (c *Conn) loop() {
 			}
 			continue
 		}
-		attempt = 0
 		if everUp {
 			c.reconnects.Add(1)
 		}
 		everUp = true
 		c.log.Info("amqp connected", "amqp_url", maskURL(addr))
+		up := time.Now()
 		if !c.watch(conn) {
 			return
 		}
+		// A connection the broker closes soon after accepting it (a
+		// cluster node whose queue is electing a leader closes it with
+		// INTERNAL_ERROR) counts as a failed attempt, so the backoff
+		// grows instead of redialing in a tight loop.
+		if time.Since(up) >= stableConn {
+			attempt = 0
+		} else {
+			attempt++
+		}
 		// Give the broker a moment before redialing, jittered so that
 		// many clients cut off together do not come back in step.
-		if !c.sleep(backoff(0, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)) {
+		if !c.sleep(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)) {
 			return
 		}
 	}
