@@ -77,6 +77,7 @@ func scenarios() map[string]map[string]any {
 				"podDisruptionBudget": map[string]any{"enabled": false, "maxUnavailable": 1}},
 			"networkPolicy": map[string]any{"enabled": false},
 		},
+		"rabbitmq-cluster": clusterValues(),
 		"external-servers-tls": {
 			"database": map[string]any{"host": "db.internal", "port": 6432, "password": "s3cret", "sslMode": "verify-full"},
 			"amqp":     map[string]any{"host": "mq.internal", "port": 5671, "password": "p@ss", "vhost": "quotes", "tls": true},
@@ -293,6 +294,9 @@ func TestChartSchemaRejects(t *testing.T) {
 		"bad sslmode":              {"database": map[string]any{"sslMode": "yes"}},
 		"port as string":           {"database": map[string]any{"port": "5432"}},
 		"stooq url without scheme": {"worker": map[string]any{"stooqURL": "stooq.com"}},
+		"unknown queue type":       {"rpcQueueType": "stream"},
+		"broker host with a path":  {"amqp": map[string]any{"hosts": []any{"mq-0/vhost"}}},
+		"unknown anti-affinity":    {"api": map[string]any{"podAntiAffinity": "always"}},
 	}
 	for name, vals := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -315,6 +319,8 @@ func TestChartRenders(t *testing.T) {
 			checkDisruptionBudgets(t, r)
 			checkNetworkPolicies(t, r)
 			checkAppWiring(t, r, vals)
+			checkQueueType(t, r, vals)
+			checkScheduling(t, r)
 			checkMigration(t, r, vals)
 			checkIngress(t, r)
 			checkNotes(t, r)
@@ -674,8 +680,11 @@ func checkAppWiring(t *testing.T, r release, vals map[string]any) {
 	if apiEnv.secretKeys["AMQP_URL"] != workerEnv.secretKeys["AMQP_URL"] {
 		t.Errorf("API AMQP_URL from %s, worker from %s: they must share one broker", apiEnv.secretKeys["AMQP_URL"], workerEnv.secretKeys["AMQP_URL"])
 	}
-	if amqpURL, ok := secretValue(t, r, apiEnv.secretKeys["AMQP_URL"]); ok {
-		checkServerURL(t, r, "AMQP_URL", amqpURL, []string{"amqp", "amqps"}, "rabbitmq")
+	if amqpURLs, ok := secretValue(t, r, apiEnv.secretKeys["AMQP_URL"]); ok {
+		// One URL per broker node, comma-separated.
+		for _, amqpURL := range strings.Split(amqpURLs, ",") {
+			checkServerURL(t, r, "AMQP_URL", amqpURL, []string{"amqp", "amqps"}, "rabbitmq")
+		}
 	}
 	if dbURL, ok := secretValue(t, r, apiEnv.secretKeys["DATABASE_URL"]); ok {
 		checkServerURL(t, r, "DATABASE_URL", dbURL, []string{"postgres"}, "postgresql")

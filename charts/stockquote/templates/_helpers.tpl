@@ -92,6 +92,64 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.bundled.rabbitmq.enabled -}}5672{{- else -}}{{ .Values.amqp.port }}{{- end -}}
 {{- end -}}
 
+{{/*
+The request queue's type (RPC_QUEUE_TYPE of both programs): rpcQueueType,
+else classic for the bundled single-node broker and quorum for an external
+one (a cluster's replicated queue).
+*/}}
+{{- define "stockquote.rpcQueueType" -}}
+{{- if .Values.rpcQueueType -}}
+{{- .Values.rpcQueueType -}}
+{{- else if .Values.bundled.rabbitmq.enabled -}}
+classic
+{{- else -}}
+quorum
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where an app's pods run: its affinity, or the podAntiAffinity preset
+(soft: prefer other nodes; hard: require them), and topology spread
+constraints over topologySpread.topologyKeys. Takes dict "c" (the
+component context) "v" (the component's values).
+*/}}
+{{- define "stockquote.scheduling" -}}
+{{- $sel := include "stockquote.selectorLabels" .c }}
+{{- if .v.affinity }}
+affinity:
+  {{- toYaml .v.affinity | nindent 2 }}
+{{- else if eq .v.podAntiAffinity "soft" }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- $sel | nindent 14 }}
+{{- else if eq .v.podAntiAffinity "hard" }}
+affinity:
+  podAntiAffinity:
+    requiredDuringSchedulingIgnoredDuringExecution:
+      - topologyKey: kubernetes.io/hostname
+        labelSelector:
+          matchLabels:
+            {{- $sel | nindent 12 }}
+{{- end }}
+{{- with .v.topologySpread.topologyKeys }}
+topologySpreadConstraints:
+  {{- range . }}
+  - maxSkew: {{ $.v.topologySpread.maxSkew }}
+    topologyKey: {{ . }}
+    whenUnsatisfiable: {{ $.v.topologySpread.whenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- $sel | nindent 8 }}
+  {{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Percent-encodes a URL userinfo part (urlquery writes a space as "+"). */}}
 {{- define "stockquote.urlEscape" -}}
 {{- urlquery . | replace "+" "%20" -}}
