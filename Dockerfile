@@ -11,8 +11,13 @@
 # `build` target (CGO_ENABLED=0, -trimpath, the same -X variables).
 
 ARG GO_VERSION=1.26.8
+# The base images, overridable so a machine without a registry can build
+# with local stand-ins under their own names (`make test-live` does);
+# the defaults are the official images.
+ARG GO_IMAGE=golang:${GO_VERSION}-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS build
+FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
 WORKDIR /src
 # Dependencies first: this layer is reused until go.mod or go.sum change.
 COPY go.mod go.sum ./
@@ -36,7 +41,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 # distroless static: no shell, no package manager, CA certificates and
 # tzdata only; the nonroot variant runs as uid/gid 65532.
-FROM gcr.io/distroless/static-debian12:nonroot AS runtime
+FROM ${RUNTIME_IMAGE} AS runtime
 ARG SERVICE
 ARG VERSION=dev
 ARG COMMIT=unknown

@@ -61,7 +61,7 @@ IMAGE_REGISTRY ?= stockquote
 IMAGE_TAG      ?= $(COMMIT)
 IMAGE_SERVICES := apiservice stockservice
 
-.PHONY: test-deploy images
+.PHONY: test-deploy images manifests
 
 test-deploy: ## offline checks: Dockerfile, docker-compose.yml, Helm chart (deploy/check) and Jenkinsfile (npm-groovy-lint)
 	cd deploy/check && $(GO) vet ./... && $(GO) test -race -count=1 ./...
@@ -71,6 +71,10 @@ test-deploy: ## offline checks: Dockerfile, docker-compose.yml, Helm chart (depl
 images: ## docker build the apiservice and stockservice images as $(IMAGE_REGISTRY)/NAME:$(IMAGE_TAG) (needs a Docker engine)
 	@for s in $(IMAGE_SERVICES); do \
 	  echo "docker build $(IMAGE_REGISTRY)/$$s:$(IMAGE_TAG)"; \
-	  docker build --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
+	  docker build $(DOCKER_BUILD_FLAGS) --build-arg SERVICE=$$s --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) \
 	    -t $(IMAGE_REGISTRY)/$$s:$(IMAGE_TAG) . || exit 1; \
 	done
+
+manifests: ## re-render the plain Kubernetes manifests in deploy/kubernetes/ from the chart (run after chart changes; commit the result)
+	cd deploy/check && $(GO) run ./cmd/render-manifests -root ../..
+

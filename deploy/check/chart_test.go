@@ -195,11 +195,17 @@ func decodeStrict(doc string) (rendered, error) {
 // including the values schema) and decodes every object strictly.
 func render(t *testing.T, vals map[string]any) (release, error) {
 	t.Helper()
+	return renderAs(t, testRelease, vals)
+}
+
+// renderAs is render with another release name.
+func renderAs(t *testing.T, releaseName string, vals map[string]any) (release, error) {
+	t.Helper()
 	inst := action.NewInstall(&action.Configuration{Log: func(string, ...any) {}})
 	inst.DryRun = true
 	inst.ClientOnly = true
 	inst.Replace = true
-	inst.ReleaseName = testRelease
+	inst.ReleaseName = releaseName
 	inst.Namespace = testNamespace
 	kv, err := chartutil.ParseKubeVersion(testKube)
 	if err != nil {
@@ -297,6 +303,13 @@ func TestChartSchemaRejects(t *testing.T) {
 		"unknown queue type":       {"rpcQueueType": "stream"},
 		"broker host with a path":  {"amqp": map[string]any{"hosts": []any{"mq-0/vhost"}}},
 		"unknown anti-affinity":    {"api": map[string]any{"podAntiAffinity": "always"}},
+		// Each of these names fails only on a real API server (issue 13:
+		// 19 RFC 1123 errors from one install); the schema stops them first.
+		"bad fullnameOverride":       {"fullnameOverride": "Bad_Name"},
+		"fullnameOverride 1st digit": {"fullnameOverride": "1stockquote"},
+		"bad nameOverride":           {"nameOverride": "Stock.Quote"},
+		"bad existing secret name":   {"secrets": map[string]any{"existingSecret": "My_Secret"}},
+		"bad service account name":   {"serviceAccount": map[string]any{"name": "SA"}},
 	}
 	for name, vals := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -306,6 +319,27 @@ func TestChartSchemaRejects(t *testing.T) {
 				t.Errorf("render error = %v, want a values schema error", err)
 			}
 		})
+	}
+}
+
+// TestChartRejectsBadNamePrefix: Helm accepts release names with dots,
+// which make invalid Service names; the chart's fullname helper refuses
+// them with a message naming the fix instead of the API server's 19 errors.
+func TestChartRejectsBadNamePrefix(t *testing.T) {
+	for _, rel := range []string{"web.v2", "2048"} {
+		_, err := renderAs(t, rel, nil)
+		if err == nil {
+			t.Errorf("release %q rendered, want an error", rel)
+		} else if !strings.Contains(err.Error(), "is not an RFC 1035 label") {
+			t.Errorf("release %q: error = %v, want the chart's name check", rel, err)
+		}
+	}
+	// The check must not refuse good names.
+	if _, err := renderAs(t, "quotes-prod", map[string]any{"nameOverride": "sq"}); err != nil {
+		t.Errorf("good names: %v", err)
+	}
+	if _, err := renderAs(t, "quotes", map[string]any{"fullnameOverride": "sq-prod"}); err != nil {
+		t.Errorf("good fullnameOverride: %v", err)
 	}
 }
 

@@ -3,18 +3,28 @@
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
-{{/* Full name prefix of every resource: <release>-<chart> unless overridden. */}}
+{{/*
+Full name prefix of every resource: <release>-<chart> unless overridden.
+It must be an RFC 1035 label (Service names are): the API server would
+reject every object otherwise, and only on a real install (not on
+`helm template` nor `--dry-run=server`), so fail early and say why.
+*/}}
 {{- define "stockquote.fullname" -}}
+{{- $full := "" -}}
 {{- if .Values.fullnameOverride -}}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
 {{- $name := default .Chart.Name .Values.nameOverride -}}
 {{- if contains $name .Release.Name -}}
-{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- $full = .Release.Name | trunc 63 | trimSuffix "-" -}}
 {{- else -}}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- $full = printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 {{- end -}}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $full) -}}
+{{- fail (printf "object name prefix %q (from the release name, nameOverride or fullnameOverride) is not an RFC 1035 label: use lower-case letters, digits and '-', starting with a letter" $full) -}}
+{{- end -}}
+{{- $full -}}
 {{- end -}}
 
 {{/* Name of one component's resources: (dict "ctx" $ "component" "api"). */}}
