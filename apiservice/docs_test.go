@@ -234,6 +234,9 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 		{name: "stock bad symbol", method: "GET", target: "/api/v1/stock?q=a%20b", userID: 1, status: 400},
 		{name: "stock two symbols", method: "GET", target: "/api/v1/stock?q=a&q=b", userID: 1, status: 400},
 		{name: "stock unknown", method: "GET", target: "/api/v1/stock?q=zz.us", userID: 1, setup: func(e *testEnv) { e.quotes = rpcErr(stockrpc.CodeNotFound) }, status: 404},
+		{name: "stock over quota", method: "GET", target: "/api/v1/stock?q=zz.us", userID: 1, setup: func(e *testEnv) {
+			e.store.rates.tat[requestsKey(1)] = testNow.Add(time.Hour)
+		}, status: 429},
 		{name: "stock upstream", method: "GET", target: "/api/v1/stock?q=zz.us", userID: 1, setup: func(e *testEnv) { e.quotes = rpcErr(stockrpc.CodeUpstreamError) }, status: 502},
 		{name: "stock garbage reply", method: "GET", target: "/api/v1/stock?q=zz.us", userID: 1, setup: func(e *testEnv) { e.quotes = failQuote(errBadReply) }, status: 502},
 		{name: "stock rate limited", method: "GET", target: "/api/v1/stock?q=zz.us", userID: 1, setup: func(e *testEnv) { e.quotes = rpcErr(stockrpc.CodeRateLimited) }, status: 503},

@@ -162,7 +162,11 @@ const dbCallTimeout = 5 * time.Second
 // here, when the history row's foreign key finds no user, so a removed
 // user's first request costs a quote lookup but never gets an answer;
 // later ones are refused by requireToken (goneUsers).
-func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, gone *goneUsers) gin.HandlerFunc {
+//
+// Each user's requests, and those of them that reach stooq, are limited
+// per minute (stockQuota): over either, 429 with Retry-After, before the
+// quote is asked for.
+func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, gone *goneUsers, quota *stockQuota) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
 		CompanyName string  `json:"company_name"`
@@ -180,13 +184,27 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			fail(c, withDetail(errInvalidInput, err.Error()))
 			return
 		}
+		userID := currentUserID(c)
 		ctx := c.Request.Context()
-		q, err := quotes.Quote(ctx, symbol)
+		retry, ok, err := quota.admit(ctx, userID)
+		if err != nil {
+			fail(c, fmt.Errorf("quota of user %d: %w", userID, err))
+			return
+		}
+		if !ok {
+			c.Header("Retry-After", retryAfterSeconds(retry))
+			fail(c, errQuotaExceeded)
+			return
+		}
+		quoteCtx, fetched := withFetchReport(ctx)
+		q, err := quotes.Quote(quoteCtx, symbol)
+		if fetched.Load() {
+			quota.fetched(ctx, userID)
+		}
 		if err != nil {
 			fail(c, fmt.Errorf("quote %q: %w", symbol, err))
 			return
 		}
-		userID := currentUserID(c)
 		saveCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
 		defer cancel()
 		_, err = history.AddHistory(saveCtx, userID, postgres.HistoryEntry{

@@ -80,6 +80,21 @@ func (m *memRates) TakeRate(_ context.Context, key string, l postgres.Limit) (bo
 	return true, 0, nil
 }
 
+func (f *fakeStore) ChargeRate(ctx context.Context, key string, l postgres.Limit) error {
+	return f.rates.ChargeRate(ctx, key, l)
+}
+
+func (m *memRates) ChargeRate(_ context.Context, key string, l postgres.Limit) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.takes++
+	m.tat[key] = later(m.tat[key], m.now()).Add(l.Interval)
+	return nil
+}
+
 func (m *memRates) PeekRate(_ context.Context, key string, l postgres.Limit) (int, time.Duration, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

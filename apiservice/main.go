@@ -282,6 +282,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	ginHandler := newServer(logger, auth, pw, st, quotes, checks, time.Now,
 		withTrustedProxies(cfg.Security.TrustedProxies),
 		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now, db)),
+		withStockQuota(newStockQuota(db, cfg.Security.StockQuota, logger)),
 		withTelemetry(tel))
 	// With tracing on, the server span wraps the whole engine; traceRoute
 	// names it after the route once gin has matched one. With it off only

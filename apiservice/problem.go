@@ -44,6 +44,8 @@ var (
 	errMethodNotAllowed = errors.New("method not allowed")
 	// errTooManyRequests: login attempts throttled (429 + Retry-After).
 	errTooManyRequests = errors.New("too many requests")
+	// errQuotaExceeded: a user's /stock quota is spent (429 + Retry-After).
+	errQuotaExceeded = errors.New("quota exceeded")
 	// errHeaderTooLarge: the request headers exceed the limit (431).
 	errHeaderTooLarge = errors.New("request headers too large")
 	// errURITooLong: the query string exceeds the limit (414).
@@ -105,6 +107,8 @@ func problemFor(err error) (problem, bool) {
 		detail = "invalid username or password"
 	case errors.Is(err, errTooManyRequests):
 		status, detail = http.StatusTooManyRequests, "too many failed login attempts; retry after the time in Retry-After"
+	case errors.Is(err, errQuotaExceeded):
+		status, detail = http.StatusTooManyRequests, "too many quote requests for this user; retry after the time in Retry-After"
 	case errors.Is(err, errHeaderTooLarge):
 		status, detail = http.StatusRequestHeaderFieldsTooLarge, "request headers too large"
 	case errors.Is(err, errURITooLong):

@@ -63,6 +63,9 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, e
 	if err != nil {
 		return stockrpc.Quote{}, fmt.Errorf("%w: %w", errBadReply, err)
 	}
+	if !reply.Cached {
+		markFetched(ctx)
+	}
 	if reply.Error != nil {
 		return stockrpc.Quote{}, reply.Error
 	}

@@ -19,6 +19,7 @@ func addRoutes(
 	checks []readinessCheck,
 	now func() time.Time,
 	login *loginThrottle,
+	quota *stockQuota,
 	metrics http.Handler,
 ) {
 	r.NoRoute(notFound())
@@ -43,9 +44,10 @@ func addRoutes(
 	v1.POST("/login", handleLogin(st, pw, auth, login))
 
 	// Any authenticated user. /stock checks that the token's user still
-	// exists when it saves the quote rather than before (see requireToken).
+	// exists when it saves the quote rather than before (see requireToken),
+	// and holds each user to a quota (see stockQuota).
 	gone := newGoneUsers(maxGoneUsers)
-	v1.GET("/stock", requireToken(auth, gone), handleStock(quotes, st, now, gone))
+	v1.GET("/stock", requireToken(auth, gone), handleStock(quotes, st, now, gone, quota))
 	user := v1.Group("", requireUser(auth, st))
 	user.GET("/history", handleHistory(st))
 

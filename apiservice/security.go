@@ -30,6 +30,7 @@ const (
 type securityConfig struct {
 	TrustedProxies    []string       // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none
 	Login             throttleConfig // LOGIN_* below
+	StockQuota        quotaConfig    // STOCK_QUOTA_* below
 	ReadHeaderTimeout time.Duration  // HTTP_READ_HEADER_TIMEOUT, default 5s: slow clients are cut off
 }
 
@@ -43,6 +44,8 @@ type securityConfig struct {
 //	LOGIN_MAX_TRACKED        65536   client addresses (and trusted pairs) tracked at most per replica
 //	LOGIN_TRUSTED_WINDOW     720h    a client that logged in as a user is trusted this long (0 = never)
 //	HTTP_READ_HEADER_TIMEOUT 5s      time a client has to send its headers
+//	STOCK_QUOTA_REQUESTS_PER_MINUTE 120  /stock requests per user (all replicas together; 0 = off)
+//	STOCK_QUOTA_MISSES_PER_MINUTE    30  of those, requests that reach stooq (0 = off)
 func loadSecurityConfig(getenv func(string) string, add func(error)) securityConfig {
 	var c securityConfig
 	for _, p := range strings.Split(getenv("TRUSTED_PROXIES"), ",") {
@@ -64,6 +67,8 @@ func loadSecurityConfig(getenv func(string) string, add func(error)) securityCon
 	c.Login.MaxKeys = intEnv(getenv, "LOGIN_MAX_TRACKED", 65536, 16, 10_000_000, add)
 	c.Login.TrustedWindow = durationEnv(getenv, "LOGIN_TRUSTED_WINDOW", 30*24*time.Hour, 0, 366*24*time.Hour, add)
 	c.ReadHeaderTimeout = durationEnv(getenv, "HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute, add)
+	c.StockQuota.RequestsPerMinute = intEnv(getenv, "STOCK_QUOTA_REQUESTS_PER_MINUTE", 120, 0, 1_000_000, add)
+	c.StockQuota.MissesPerMinute = intEnv(getenv, "STOCK_QUOTA_MISSES_PER_MINUTE", 30, 0, 1_000_000, add)
 	return c
 }
 
@@ -78,6 +83,8 @@ func (c securityConfig) LogValue() slog.Value {
 		slog.Int("login_max_tracked", c.Login.MaxKeys),
 		slog.Duration("login_trusted_window", c.Login.TrustedWindow),
 		slog.Duration("read_header_timeout", c.ReadHeaderTimeout),
+		slog.Int("stock_quota_requests_per_minute", c.StockQuota.RequestsPerMinute),
+		slog.Int("stock_quota_misses_per_minute", c.StockQuota.MissesPerMinute),
 	)
 }
 
@@ -90,6 +97,7 @@ func defaultSecurityConfig() securityConfig {
 type serverSettings struct {
 	trustedProxies []string
 	login          *loginThrottle
+	quota          *stockQuota
 	telemetry      serverTelemetry // see withTelemetry
 }
 
@@ -101,6 +109,12 @@ type serverOption func(*serverSettings)
 // address is the TCP peer.
 func withTrustedProxies(proxies []string) serverOption {
 	return func(s *serverSettings) { s.trustedProxies = proxies }
+}
+
+// withStockQuota sets the /stock quota; by default newServer makes one
+// with the default limits.
+func withStockQuota(q *stockQuota) serverOption {
+	return func(s *serverSettings) { s.quota = q }
 }
 
 // withLoginThrottle sets the login throttle; by default newServer makes

@@ -47,6 +47,9 @@ func newServer(
 	if set.login == nil {
 		set.login = newLoginThrottle(defaultSecurityConfig().Login, now, st)
 	}
+	if set.quota == nil {
+		set.quota = newStockQuota(st, defaultSecurityConfig().StockQuota, logger)
+	}
 
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -75,7 +78,7 @@ func newServer(
 		limitRequest(maxHeaderBytes, maxQueryBytes),
 		limitBody(maxBodyBytes),
 	)
-	addRoutes(r, logger, auth, pw, st, quotes, checks, now, set.login, set.telemetry.metricsHandler)
+	addRoutes(r, logger, auth, pw, st, quotes, checks, now, set.login, set.quota, set.telemetry.metricsHandler)
 	return r
 }
 

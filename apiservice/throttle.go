@@ -20,6 +20,8 @@ type rateLimiter interface {
 	TakeRate(ctx context.Context, key string, l postgres.Limit) (ok bool, retryAfter time.Duration, err error)
 	// PeekRate reports how many attempts key's bucket has left, writing nothing.
 	PeekRate(ctx context.Context, key string, l postgres.Limit) (available int, retryAfter time.Duration, err error)
+	// ChargeRate spends one attempt even if none is left (the bucket owes it).
+	ChargeRate(ctx context.Context, key string, l postgres.Limit) error
 }
 
 // clientLimiter is a token bucket per client address, kept in this

@@ -396,6 +396,9 @@ func (b *bench) apiEnv(httpAddr string) []string {
 		// The login throttle would answer most of the /login scenario with
 		// 429: lift it, so the scenario measures bcrypt.
 		"LOGIN_ACCOUNT_BURST=1000", "LOGIN_ACCOUNT_INTERVAL=1ms", "LOGIN_CLIENT_BURST=100000", "LOGIN_CLIENT_INTERVAL=1ms",
+		// A few users drive the whole load: a per-user quota would refuse
+		// most of it (apiExtraEnv can turn it on to measure its cost).
+		"STOCK_QUOTA_REQUESTS_PER_MINUTE=0", "STOCK_QUOTA_MISSES_PER_MINUTE=0",
 	}, b.o.apiExtraEnv...)
 }
 

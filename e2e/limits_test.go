@@ -110,3 +110,63 @@ func TestLoginHostileNameLogs(t *testing.T) {
 		t.Errorf("30 hostile logins grew the API log by %d bytes, want at most 1 KiB each", grown)
 	}
 }
+
+// TestStockQuotaAcrossReplicas: one user's /stock quota (requests per
+// minute, and requests that reach stooq per minute) holds across two API
+// processes sharing the database: the user alternating between them gets
+// the quota once, answered 429 + Retry-After as problem+json after it,
+// and stooq sees only the fetches the quota allowed (issue 17, item 2).
+func TestStockQuotaAcrossReplicas(t *testing.T) {
+	s := newSystem(t, options{})
+	const requests, misses = 10, 4
+	quota := []string{fmt.Sprintf("STOCK_QUOTA_REQUESTS_PER_MINUTE=%d", requests), fmt.Sprintf("STOCK_QUOTA_MISSES_PER_MINUTE=%d", misses)}
+	var apis []string
+	for range 2 {
+		api, _ := s.StartAPI(t, quota...)
+		apis = append(apis, api)
+	}
+	stock := func(i int, token, symbol string) response {
+		return get(t, apis[i%2], "/api/v1/stock?q="+symbol, "Bearer "+token)
+	}
+
+	t.Run("stooq fetches", func(t *testing.T) {
+		alice := s.Login(t, "alice", "alice-password-1")
+		before := s.Stooq.TotalHits()
+		for i := range misses {
+			wantProblem(t, stock(i, alice, fmt.Sprintf("nosuch%d.us", i)), http.StatusNotFound)
+		}
+		for i := range 6 {
+			r := stock(i, alice, fmt.Sprintf("other%d.us", i))
+			wantProblem(t, r, http.StatusTooManyRequests)
+			if r.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		}
+		if got := s.Stooq.TotalHits() - before; got != misses {
+			t.Errorf("stooq was asked %d times, want the quota %d", got, misses)
+		}
+	})
+
+	t.Run("requests", func(t *testing.T) {
+		admin := s.Login(t, "admin", "admin-password-1")
+		ok := 0
+		for i := range 3 * requests {
+			switch r := stock(i, admin, "aapl.us"); r.Status {
+			case http.StatusOK:
+				ok++
+			case http.StatusTooManyRequests:
+				wantProblem(t, r, http.StatusTooManyRequests)
+			default:
+				t.Fatalf("request %d: %d %s", i+1, r.Status, r.Body)
+			}
+		}
+		// The first request's fetch, then cached answers: one miss, and
+		// the request quota once (plus at most one refill, 6s apart).
+		if ok < requests || ok > requests+1 {
+			t.Errorf("%d of %d requests answered over two replicas, want %d (or one more refilled)", ok, 3*requests, requests)
+		}
+		if n := s.CountRows(t, "user_id = (SELECT id FROM users WHERE username = 'admin')"); n != ok {
+			t.Errorf("%d history rows for %d answers", n, ok)
+		}
+	})
+}

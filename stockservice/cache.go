@@ -61,6 +61,7 @@ func newQuoteCache(next quoter, ttl time.Duration, now func() time.Time) *quoteC
 func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
 	if e, ok := c.lookup(symbol); ok {
 		c.hits.Add(1)
+		markCached(ctx)
 		return e.quote, e.err
 	}
 	led := false // set by the fetch's goroutine before it answers on ch
@@ -77,6 +78,7 @@ func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, 
 			// Another caller's fetch answered (r.Shared is true for
 			// that caller too).
 			c.coalesced.Add(1)
+			markCached(ctx)
 		}
 		if r.Err != nil {
 			return stockrpc.Quote{}, r.Err
@@ -127,4 +129,23 @@ func (c *quoteCache) Stats() cacheStats {
 	n := len(c.entries)
 	c.mu.Unlock()
 	return cacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Entries: n}
+}
+
+// cachedKey is the context key of a request's cache report.
+type cachedKey struct{}
+
+// withCacheReport returns a context in which the cache reports whether
+// it answered without a stooq fetch of its own (a hit, or another
+// caller's fetch), and the flag it sets.
+func withCacheReport(ctx context.Context) (context.Context, *atomic.Bool) {
+	var cached atomic.Bool
+	return context.WithValue(ctx, cachedKey{}, &cached), &cached
+}
+
+// markCached reports, on a context from withCacheReport, that the answer
+// cost no stooq fetch.
+func markCached(ctx context.Context) {
+	if b, ok := ctx.Value(cachedKey{}).(*atomic.Bool); ok {
+		b.Store(true)
+	}
 }

@@ -35,6 +35,7 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 			return encodeReply(log, stockrpc.Reply{Error: replyError(err)})
 		}
 		start := time.Now()
+		ctx, cached := withCacheReport(ctx)
 		q, err := quotes.Quote(ctx, req.Symbol)
 		if err != nil {
 			re := replyError(err)
@@ -51,10 +52,10 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 			}
 			log.Log(ctx, level, "quote failed", "symbol", req.Symbol, "code", re.Code,
 				"correlation_id", m.CorrelationID, "duration", time.Since(start), "error", err)
-			return encodeReply(log, stockrpc.Reply{Error: re})
+			return encodeReply(log, stockrpc.Reply{Error: re, Cached: cached.Load()})
 		}
 		log.DebugContext(ctx, "quote", "symbol", req.Symbol, "correlation_id", m.CorrelationID, "duration", time.Since(start))
-		return encodeReply(log, stockrpc.Reply{Quote: &q})
+		return encodeReply(log, stockrpc.Reply{Quote: &q, Cached: cached.Load()})
 	}
 }
 

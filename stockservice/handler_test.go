@@ -146,3 +146,32 @@ func TestHandleQuoteNormalizesAndSkipsExpired(t *testing.T) {
 		t.Errorf("quoter called for an expired request: %q", calls)
 	}
 }
+
+// TestReplyCached: a reply says whether stooq was asked for it: the first
+// request for a symbol fetches (cached false), the next ones within the
+// TTL are answered from the cache, not-found answers included.
+func TestReplyCached(t *testing.T) {
+	fetches := 0
+	stooqFake := quoterFunc(func(_ context.Context, symbol string) (stockrpc.Quote, error) {
+		fetches++
+		if symbol == "nosuch.us" {
+			return stockrpc.Quote{}, stooq.ErrNotFound
+		}
+		return stockrpc.Quote{Symbol: "AAPL.US", Close: 1}, nil
+	})
+	h := handleQuote(newQuoteCache(stooqFake, time.Minute, time.Now), discardLogger())
+	for _, sym := range []string{"aapl.us", "nosuch.us"} {
+		for i, want := range []bool{false, true, true} {
+			if r := call(t, h, context.Background(), `{"v":1,"symbol":"`+sym+`"}`); r.Cached != want {
+				t.Errorf("%s request %d: cached = %v, want %v", sym, i+1, r.Cached, want)
+			}
+		}
+	}
+	if fetches != 2 {
+		t.Errorf("%d stooq fetches, want 2", fetches)
+	}
+	// Without a cache in front, nothing is ever reported cached.
+	if r := call(t, handleQuote(stooqFake, discardLogger()), context.Background(), `{"v":1,"symbol":"aapl.us"}`); r.Cached {
+		t.Error("an uncached quoter's reply says cached")
+	}
+}

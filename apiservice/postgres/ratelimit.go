@@ -51,6 +51,14 @@ const (
 	peekRateSQL = `SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
 		FROM rate_limits WHERE key = $1`
 
+	// chargeRateSQL spends one attempt whether or not the bucket has one
+	// left, for an attempt already made: the bucket goes into debt and
+	// later attempts wait for it. $1 key, $2 interval in microseconds.
+	chargeRateSQL = `INSERT INTO rate_limits AS r (key, tat)
+		VALUES ($1, now() + $2::float8 * interval '1 microsecond')
+		ON CONFLICT (key) DO UPDATE
+			SET tat = greatest(r.tat, now()) + $2::float8 * interval '1 microsecond'`
+
 	// sweepRatesSQL forgets buckets that are full again: a key without a
 	// row behaves the same.
 	sweepRatesSQL = `DELETE FROM rate_limits WHERE tat < now()`
@@ -106,6 +114,16 @@ func (l Limit) available(backlog time.Duration) (int, time.Duration, error) {
 		return n, 0, nil
 	}
 	return 0, backlog + l.Interval - time.Duration(l.Burst)*l.Interval, nil
+}
+
+// ChargeRate spends one attempt of key's bucket under l even if none is
+// left (then the bucket owes it, and the next attempt waits longer): for
+// an attempt that was made before it was known to cost anything.
+func (db *DB) ChargeRate(ctx context.Context, key string, l Limit) error {
+	if _, err := db.sql.ExecContext(ctx, chargeRateSQL, key, l.Interval.Microseconds()); err != nil {
+		return wrapErr(fmt.Sprintf("charge rate %.64q", key), err)
+	}
+	return nil
 }
 
 // SweepRates deletes the rows of buckets that are full again, keeping

@@ -117,3 +117,24 @@ func TestRateLimitRefillPeekSweep(t *testing.T) {
 		t.Error("sweep forgot a bucket that was still in use")
 	}
 }
+
+// TestRateLimitCharge: charges beyond the burst are owed: the bucket
+// admits nothing until the debt is repaid.
+func TestRateLimitCharge(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t)
+	ctx := context.Background()
+	limit := postgres.Limit{Burst: 2, Interval: time.Hour}
+	for range 4 {
+		if err := db.ChargeRate(ctx, "c", limit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, retry, err := db.PeekRate(ctx, "c", limit)
+	if n != 0 || err != nil || retry < 2*time.Hour || retry > 3*time.Hour {
+		t.Fatalf("peek after 4 charges of a burst of 2 = %d, %v, %v; want 0, about 3h", n, retry, err)
+	}
+	if ok, _, _ := db.TakeRate(ctx, "c", limit); ok {
+		t.Error("a bucket in debt admitted an attempt")
+	}
+}

@@ -40,6 +40,12 @@ type Reply struct {
 	Version int    `json:"v"`
 	Quote   *Quote `json:"quote,omitempty"`
 	Error   *Error `json:"error,omitempty"`
+	// Cached says the answer (a quote or not_found) came from the stock
+	// service's cache or from another request's stooq fetch: stooq was
+	// not asked for this request. The API's per-user quota of stooq
+	// fetches counts the replies without it (older workers never set it,
+	// so every reply of theirs counts).
+	Cached bool `json:"cached,omitempty"`
 }
 
 // Quote is one symbol's latest quote as stooq reports it.

@@ -28,6 +28,7 @@ func TestGolden(t *testing.T) {
 			Close: 165.38, Volume: 95752860, QuotedAt: quotedAt,
 		}}},
 		{"reply_error", Reply{Version: Version, Error: &Error{Code: CodeNotFound, Message: "unknown symbol APPL.US"}}},
+		{"reply_cached", Reply{Version: Version, Cached: true, Error: &Error{Code: CodeNotFound, Message: "unknown symbol APPL.US"}}},
 		{"codes", []Code{CodeInvalid, CodeNotFound, CodeUpstreamError, CodeRateLimited,
 			CodeUpstreamTimeout, CodeUnsupportedVersion, CodeInternal,
 			CodeKeyRequired, CodeKeyRejected, CodeChallenge, CodeOverBudget}},
