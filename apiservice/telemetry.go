@@ -135,7 +135,7 @@ func requestID() gin.HandlerFunc {
 // still carry the caller's trace id.
 func extractTraceContext(next http.Handler, prop propagation.TextMapPropagator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("traceparent") != "" || r.Header.Get("baggage") != "" {
+		if r.Header.Get("traceparent") != "" {
 			r = r.WithContext(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 		}
 		next.ServeHTTP(w, r)

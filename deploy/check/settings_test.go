@@ -18,7 +18,7 @@ func tunedValues() map[string]any {
 	v := allOn()
 	v["api"] = map[string]any{
 		"trustedProxies": []any{"10.244.0.0/16", "fd00::1"},
-		"metricsAddr":    ":9090",
+		"metricsAddr":    ":9091",
 		"login": map[string]any{
 			"accountBurst": 3, "accountInterval": "2m", "clientBurst": 50, "clientInterval": "1s", "maxTracked": 1024,
 		},
@@ -57,7 +57,7 @@ func TestChartSettings(t *testing.T) {
 		want string
 	}{
 		{"api", apiEnv, "TRUSTED_PROXIES", "10.244.0.0/16,fd00::1"},
-		{"api", apiEnv, "METRICS_ADDR", ":9090"},
+		{"api", apiEnv, "METRICS_ADDR", ":9091"},
 		{"api", apiEnv, "LOGIN_ACCOUNT_BURST", "3"},
 		{"api", apiEnv, "LOGIN_ACCOUNT_INTERVAL", "2m"},
 		{"api", apiEnv, "LOGIN_CLIENT_BURST", "50"},
@@ -87,7 +87,11 @@ func TestChartSettings(t *testing.T) {
 			t.Errorf("defaults: api env %s = %q, want the program's default %q", name, got, want)
 		}
 	}
-	for _, name := range []string{"TRUSTED_PROXIES", "METRICS_ADDR", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+	// /metrics is kept off the public port by default (issue 17).
+	if got := defAPI.values["METRICS_ADDR"]; got != ":9090" {
+		t.Errorf("defaults: api env METRICS_ADDR = %q, want :9090 (a separate listener)", got)
+	}
+	for _, name := range []string{"TRUSTED_PROXIES", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
 		if v, ok := defAPI.values[name]; ok {
 			t.Errorf("defaults: api env %s = %q, want it unset", name, v)
 		}
@@ -136,9 +140,12 @@ func scrapePort(t *testing.T, r release) int32 {
 // policy lets scrapers reach it.
 func TestChartMetricsPort(t *testing.T) {
 	on := allOn()
-	def := mustRender(t, on)
-	if got := scrapePort(t, def); got != 8080 {
-		t.Errorf("without api.metricsAddr: scraped port %d, want the API port 8080 (METRICS_ADDR unset serves /metrics there)", got)
+	if got := scrapePort(t, mustRender(t, on)); got != 9090 {
+		t.Errorf("by default: scraped port %d, want the separate metrics port 9090", got)
+	}
+	on["api"] = map[string]any{"metricsAddr": ""}
+	if got := scrapePort(t, mustRender(t, on)); got != 8080 {
+		t.Errorf("with api.metricsAddr empty: scraped port %d, want the API port 8080 (METRICS_ADDR unset serves /metrics there)", got)
 	}
 
 	r := mustRender(t, tunedValues())

@@ -1,6 +1,6 @@
 // Package tracing sets up OpenTelemetry tracing for a program and carries
-// W3C trace context (traceparent, tracestate, baggage) in AMQP message
-// headers.
+// W3C trace context (traceparent, tracestate) in AMQP message headers.
+// Baggage is not propagated at all (see Propagator).
 //
 // Nothing here touches the otel global state: the tracer provider and the
 // propagator are values the programs pass to the parts that need them.
@@ -69,10 +69,14 @@ func Setup(ctx context.Context, cfg Config) (trace.TracerProvider, func(context.
 	return tp, tp.Shutdown, nil
 }
 
-// Propagator is the W3C trace context and baggage propagator both
-// programs use over HTTP and AMQP.
+// Propagator is the W3C trace context propagator both programs use over
+// HTTP and AMQP. It carries traceparent and tracestate only, both parsed
+// strictly (a malformed traceparent starts a new trace). W3C baggage is
+// left out on purpose: neither program reads any, and a propagator that
+// carried it would take a client's baggage header into the API and on to
+// the stock service and, with tracing on, to stooq.
 func Propagator() propagation.TextMapPropagator {
-	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	return propagation.TraceContext{}
 }
 
 // HeaderCarrier adapts AMQP message headers (amqp091 Table values) to a

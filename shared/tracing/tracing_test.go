@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -94,5 +95,38 @@ func TestValidateEndpoint(t *testing.T) {
 		if err := ValidateEndpoint(bad); err == nil {
 			t.Errorf("ValidateEndpoint(%q) = nil, want an error", bad)
 		}
+	}
+}
+
+// TestNoBaggage: a client's baggage is neither taken in (HTTP, AMQP) nor
+// sent on (AMQP, stooq), even when the context carries some.
+func TestNoBaggage(t *testing.T) {
+	prop := Propagator()
+	in := HeaderCarrier{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"baggage":     "user=mallory,secret=leak",
+	}
+	ctx := prop.Extract(context.Background(), in)
+	if m := baggage.FromContext(ctx).Members(); len(m) != 0 {
+		t.Errorf("extracted baggage %v, want none", m)
+	}
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		t.Error("the traceparent was not taken in")
+	}
+	m, err := baggage.NewMember("secret", "leak")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := baggage.New(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := HeaderCarrier{}
+	prop.Inject(baggage.ContextWithBaggage(ctx, b), out)
+	if _, ok := out["baggage"]; ok {
+		t.Errorf("injected headers %v carry baggage", out)
+	}
+	if out["traceparent"] == nil {
+		t.Error("the trace context was not sent on")
 	}
 }
