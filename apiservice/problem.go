@@ -182,13 +182,13 @@ func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 		logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
 			slog.String("method", clientValue(c.Request.Method)),
 			slog.String("path", clientValue(c.Request.URL.Path)),
-			slog.String("error", redactCredentials(err.Error())))
+			slog.String("error", errorText(err)))
 	} else if p.Status >= 500 {
 		logger.LogAttrs(c.Request.Context(), slog.LevelWarn, "request failed",
 			slog.String("method", clientValue(c.Request.Method)),
 			slog.String("path", clientValue(c.Request.URL.Path)),
 			slog.Int("status", p.Status),
-			slog.String("error", redactCredentials(err.Error())))
+			slog.String("error", errorText(err)))
 	}
 	switch {
 	case errors.Is(err, errUnauthenticated):
@@ -229,4 +229,18 @@ func errorMiddleware(logger *slog.Logger) gin.HandlerFunc {
 		}
 		writeProblem(c, logger, c.Errors.Last().Err)
 	}
+}
+
+// maxLoggedErrorBytes bounds an error logged for a request: client values
+// inside are cut already (quoteClient), this is the backstop for any that
+// is not.
+const maxLoggedErrorBytes = 2048
+
+// errorText is err's message as logged: credentials masked, bounded.
+func errorText(err error) string {
+	s := redactCredentials(err.Error())
+	if len(s) > maxLoggedErrorBytes {
+		s = s[:maxLoggedErrorBytes] + "...(cut)"
+	}
+	return s
 }

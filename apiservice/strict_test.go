@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -158,5 +159,12 @@ func TestCheckJSONKeys(t *testing.T) {
 		if (err == nil) != c.ok {
 			t.Errorf("checkJSONKeys(%s) = %v, want ok=%v", c.body, err, c.ok)
 		}
+	}
+}
+
+func TestErrorTextBounded(t *testing.T) {
+	got := errorText(errors.New(strings.Repeat("x", 1<<20)))
+	if len(got) > maxLoggedErrorBytes+16 {
+		t.Errorf("logged error of %d bytes, want at most about %d", len(got), maxLoggedErrorBytes)
 	}
 }
