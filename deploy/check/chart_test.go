@@ -833,7 +833,7 @@ func checkIngress(t *testing.T, r release) {
 
 func checkNotes(t *testing.T, r release) {
 	t.Helper()
-	for _, want := range []string{"/api/v1/login", "Authorization: Bearer", "user add -name admin -superuser", testRelease + "-stockquote-api"} {
+	for _, want := range []string{"/api/v1/login", "Authorization: Bearer", "user add -name admin -superuser", testRelease + "-stockquote-api", "helm test " + testRelease} {
 		if !strings.Contains(r.notes, want) {
 			t.Errorf("NOTES.txt does not mention %q:\n%s", want, r.notes)
 		}
