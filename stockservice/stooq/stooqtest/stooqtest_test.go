@@ -27,14 +27,9 @@ func TestServerFormat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(fake.URL + "/q/l/" + tt.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tt.wantStatus || string(body) != tt.wantBody {
-				t.Errorf("GET %s = %d %q, want %d %q", tt.query, resp.StatusCode, body, tt.wantStatus, tt.wantBody)
+			status, body := get(t, fake.URL+"/q/l/"+tt.query)
+			if status != tt.wantStatus || body != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.query, status, body, tt.wantStatus, tt.wantBody)
 			}
 		})
 	}
@@ -63,14 +58,8 @@ func TestServerRequireKey(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(fake.URL + "/q/l/" + tt.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != http.StatusOK || string(body) != tt.wantBody {
-				t.Errorf("GET %s = %d %q, want 200 %q", tt.query, resp.StatusCode, body, tt.wantBody)
+			if status, body := get(t, fake.URL+"/q/l/"+tt.query); status != http.StatusOK || body != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want 200 %q", tt.query, status, body, tt.wantBody)
 			}
 		})
 	}
@@ -78,12 +67,22 @@ func TestServerRequireKey(t *testing.T) {
 		t.Errorf("KeyHits(\"\") = %d, want %d", got, want)
 	}
 	fake.SetRequireKey("")
-	resp, err := http.Get(fake.URL + "/q/l/?s=aapl.us&f=sd2t2ohlcvn&h&e=csv")
+	if _, body := get(t, fake.URL+"/q/l/?s=aapl.us&f=sd2t2ohlcvn&h&e=csv"); !strings.HasPrefix(body, stooqtest.Header) {
+		t.Errorf("without a required key: %q, want a quote", body)
+	}
+}
+
+// get fetches url and returns the status and body.
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if body, _ := io.ReadAll(resp.Body); !strings.HasPrefix(string(body), stooqtest.Header) {
-		t.Errorf("without a required key: %q, want a quote", body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return resp.StatusCode, string(body)
 }
