@@ -25,3 +25,19 @@ func BenchmarkQuote(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQuoteWithKey is BenchmarkQuote with an API key, which the
+// client adds to each request below the transport wrappers.
+func BenchmarkQuoteWithKey(b *testing.B) {
+	fake := stooqtest.NewServer(stooqtest.Options{RequireKey: "bench-key"})
+	defer fake.Close()
+	c := newClient(b, fake.URL, stooq.Options{APIKey: "bench-key"})
+	defer c.CloseIdleConnections()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Quote(ctx, "aapl.us"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
