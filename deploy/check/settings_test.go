@@ -22,6 +22,7 @@ func tunedValues() map[string]any {
 		"login": map[string]any{
 			"accountBurst": 3, "accountInterval": "2m", "clientBurst": 50, "clientInterval": "1s", "maxTracked": 1024,
 		},
+		"stockQuota":   map[string]any{"requestsPerMinute": 600, "missesPerMinute": 0},
 		"logFormat":    "text",
 		"otlpEndpoint": "http://otel-collector.observability:4318",
 		"extraEnv": []any{
@@ -63,6 +64,8 @@ func TestChartSettings(t *testing.T) {
 		{"api", apiEnv, "LOGIN_CLIENT_BURST", "50"},
 		{"api", apiEnv, "LOGIN_CLIENT_INTERVAL", "1s"},
 		{"api", apiEnv, "LOGIN_MAX_TRACKED", "1024"},
+		{"api", apiEnv, "STOCK_QUOTA_REQUESTS_PER_MINUTE", "600"},
+		{"api", apiEnv, "STOCK_QUOTA_MISSES_PER_MINUTE", "0"},
 		{"api", apiEnv, "LOG_FORMAT", "text"},
 		{"api", apiEnv, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://otel-collector.observability:4318"},
 		{"api", apiEnv, "HTTP_READ_HEADER_TIMEOUT", "10s"},
@@ -82,6 +85,7 @@ func TestChartSettings(t *testing.T) {
 	for name, want := range map[string]string{
 		"LOGIN_ACCOUNT_BURST": "5", "LOGIN_ACCOUNT_INTERVAL": "1m", "LOGIN_CLIENT_BURST": "20",
 		"LOGIN_CLIENT_INTERVAL": "6s", "LOGIN_MAX_TRACKED": "65536", "LOG_FORMAT": "json",
+		"STOCK_QUOTA_REQUESTS_PER_MINUTE": "120", "STOCK_QUOTA_MISSES_PER_MINUTE": "30",
 	} {
 		if got := defAPI.values[name]; got != want {
 			t.Errorf("defaults: api env %s = %q, want the program's default %q", name, got, want)
