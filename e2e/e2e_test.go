@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stockquote/stockquote/e2e/systemtest"
 )
 
 // stockAnswer is the body of a 200 from /api/v1/stock.
@@ -290,6 +292,10 @@ func TestWalkthrough(t *testing.T) {
 // (the request is unroutable) and saves nothing.
 func TestNoWorker(t *testing.T) {
 	s := newSystem(t, options{noWorker: true, rpcTimeout: 2 * time.Second})
+	// Without a worker the harness waits for /healthz only; the broker
+	// connection may still be coming up (on a loaded machine it took
+	// over 0.5s), and then the 503 would be for that, not for the queue.
+	systemtest.WaitStatus(t, s.API+"/readyz", http.StatusOK, 20*time.Second)
 	tok := s.Login(t, "alice", "alice-password-1")
 	start := time.Now()
 	wantProblem(t, s.Do(t, http.MethodGet, "/api/v1/stock?q=aapl.us", tok, nil), http.StatusServiceUnavailable)
