@@ -187,7 +187,7 @@ func TestJenkinsfileStructure(t *testing.T) {
 		t.Error("pipeline options: no timeout")
 	}
 	stages := stagesOf(t, p)
-	for _, want := range []string{"Lint", "Test", "Images", "Push", "Chart", "Deploy"} {
+	for _, want := range []string{"Lint", "Test", "Images", "Push", "Chart", "Deploy", "GitOps"} {
 		if stages[want] == nil {
 			t.Errorf("no stage %q (stages: %v)", want, sortedKeys(stages))
 		}
@@ -220,6 +220,12 @@ func TestJenkinsfileStructure(t *testing.T) {
 		{"Deploy", "credentialsId: 'stooq-api-key'", "the stooq API key from the store"},
 		{"Deploy", "--set-file secrets.stooqApiKey=", "the stooq key from a file, not the command line"},
 		{"Deploy", "helm test", "the stooq check after the deploy"},
+		{"Deploy", "params.DEPLOY_MODE == 'helm'", "helm deploy only in helm mode"},
+		{"GitOps", "branch 'main'", "GitOps commit only from main"},
+		{"GitOps", "params.DEPLOY_MODE == 'argocd'", "GitOps only in argocd mode"},
+		{"GitOps", "deploy/argocd/set-image-tag.sh", "the image tag bumped for ArgoCD"},
+		{"GitOps", "credentialsId: 'gitops-credentials'", "git credentials from the store"},
+		{"GitOps", "push origin", "the bump pushed"},
 	}
 	for _, c := range checks {
 		if !has(c.stage, c.text) {

@@ -16,8 +16,9 @@ env_file=${CI_SERVICES_ENV:-ci-services.env}
 
 case "${1:-}" in
 start)
-  docker run -d --rm --name "$pg" -e POSTGRES_HOST_AUTH_METHOD=trust -p 127.0.0.1::5432 postgres:17-bookworm >/dev/null
-  docker run -d --rm --name "$mq" -p 127.0.0.1::5672 rabbitmq:4.1-management >/dev/null
+  # CI_POSTGRES_IMAGE / CI_RABBITMQ_IMAGE: other images than the official ones (a mirror; make test-live's stand-ins).
+  docker run -d --rm --name "$pg" -e POSTGRES_HOST_AUTH_METHOD=trust -p 127.0.0.1::5432 "${CI_POSTGRES_IMAGE:-postgres:17-bookworm}" >/dev/null
+  docker run -d --rm --name "$mq" -p 127.0.0.1::5672 "${CI_RABBITMQ_IMAGE:-rabbitmq:4.1-management}" >/dev/null
   for _ in $(seq 1 90); do
     if docker exec "$pg" pg_isready -U postgres >/dev/null 2>&1 &&
       docker exec "$mq" rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; then
