@@ -38,6 +38,7 @@ import (
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
@@ -239,7 +240,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("amqp: %w", err)
 	}
 	defer closeLogged(logger, "amqp connection", conn.Close)
-	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels})
+	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels, ContentType: stockrpc.ContentType})
 	defer closeLogged(logger, "rpc client", client.Close)
 	reg.MustRegister(newRPCClientCollector(client))
 	caller := newObservedCaller(client, tp, prop, reg)

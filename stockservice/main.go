@@ -30,6 +30,7 @@ import (
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
@@ -132,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("amqp: %w", err)
 	}
 	handler := observeHandler(handleQuote(cache, log), newHandlerMetrics(reg), tp, prop, log)
-	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log, QueueType: cfg.QueueType})
+	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
 	reg.MustRegister(newRPCServerCollector(server))
 
 	var draining atomic.Bool

@@ -14,20 +14,14 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// DefaultCallTimeout bounds a Call whose ctx has no deadline, unless
-// ClientOptions.DefaultTimeout says otherwise. A request always carries a
-// deadline on the wire, so an unbounded call is never sent.
+// DefaultCallTimeout bounds a Call whose ctx has no deadline. A request
+// always carries a deadline on the wire, so an unbounded call is never sent.
 const DefaultCallTimeout = 30 * time.Second
 
 // ClientOptions tune a Client.
 type ClientOptions struct {
-	Channels int // publishing channels (each owned by one goroutine); default 1
-	// DefaultTimeout applies to a Call whose ctx has no deadline; default
-	// DefaultCallTimeout.
-	DefaultTimeout time.Duration
-	// ContentType is set on every request; the server copies it onto the
-	// reply. Empty means none.
-	ContentType string
+	Channels    int    // publishing channels (each owned by one goroutine); default 1
+	ContentType string // set on every request; empty means none
 }
 
 // ClientStats are counters since the client was created.
@@ -44,12 +38,11 @@ type ClientStats struct {
 
 // Client sends requests and waits for their replies (direct reply-to).
 type Client struct {
-	conn           *Conn
-	log            *slog.Logger
-	defaultTimeout time.Duration
-	contentType    string
-	pubs           []*publisher
-	next           atomic.Uint64
+	conn        *Conn
+	log         *slog.Logger
+	contentType string
+	pubs        []*publisher
+	next        atomic.Uint64
 
 	mu      sync.Mutex
 	pending map[string]*call
@@ -91,17 +84,13 @@ func NewClient(conn *Conn, opts ClientOptions) *Client {
 	if opts.Channels <= 0 {
 		opts.Channels = 1
 	}
-	if opts.DefaultTimeout <= 0 {
-		opts.DefaultTimeout = DefaultCallTimeout
-	}
 	c := &Client{
-		conn:           conn,
-		log:            conn.log.With("amqp_role", "client"),
-		defaultTimeout: opts.DefaultTimeout,
-		contentType:    opts.ContentType,
-		pending:        make(map[string]*call),
-		recent:         newRecentSet(1 << 14),
-		done:           make(chan struct{}),
+		conn:        conn,
+		log:         conn.log.With("amqp_role", "client"),
+		contentType: opts.ContentType,
+		pending:     make(map[string]*call),
+		recent:      newRecentSet(1 << 14),
+		done:        make(chan struct{}),
 	}
 	for i := range opts.Channels {
 		p := &publisher{idx: i, reqs: make(chan *call, 64)}
@@ -150,7 +139,7 @@ func (c *Client) Stats() ClientStats {
 // correlation id, an expiration equal to ctx's remaining time and the given
 // headers, and waits for the reply body.
 //
-// A ctx without a deadline gets ClientOptions.DefaultTimeout. Call fails at
+// A ctx without a deadline gets DefaultCallTimeout. Call fails at
 // once with ErrUnavailable when the broker is not usable (also when the
 // connection drops while waiting), with ErrNoRoute when no queue of that
 // name exists, with ErrClosed after Close, and with an error wrapping
@@ -159,7 +148,7 @@ func (c *Client) Call(ctx context.Context, queue string, body []byte, headers ma
 	c.calls.Add(1)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.defaultTimeout)
+		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()

@@ -169,14 +169,16 @@ func TestRoundTrip(t *testing.T) {
 	queue := uniqueQueue(t)
 	conn := dialReady(t, log, brokerURL(t))
 	var got Message
+	var gotDeadline time.Time
 	var mu sync.Mutex
 	startServer(t, conn, queue, 1, func(ctx context.Context, m Message) []byte {
 		mu.Lock()
 		got = m
+		gotDeadline, _ = ctx.Deadline()
 		mu.Unlock()
 		return append([]byte("re:"), m.Body...)
 	})
-	c := newClient(t, conn, ClientOptions{ContentType: "application/json"})
+	c := newClient(t, conn, ClientOptions{})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -193,8 +195,8 @@ func TestRoundTrip(t *testing.T) {
 	if got.Headers["x-trace"] != "abc" {
 		t.Errorf("handler header x-trace = %v, want abc", got.Headers["x-trace"])
 	}
-	if d := got.Deadline.Sub(want); d < -time.Millisecond || d > time.Millisecond {
-		t.Errorf("handler Deadline = %v, want %v (±1ms)", got.Deadline, want)
+	if d := gotDeadline.Sub(want); d < -time.Millisecond || d > time.Millisecond {
+		t.Errorf("handler ctx deadline = %v, want %v (±1ms)", gotDeadline, want)
 	}
 	if got.CorrelationID == "" {
 		t.Error("handler CorrelationID is empty")
@@ -202,6 +204,69 @@ func TestRoundTrip(t *testing.T) {
 	if s := c.Stats(); s.Calls != 1 || s.Replies != 1 {
 		t.Errorf("client stats = %+v, want 1 call, 1 reply", s)
 	}
+}
+
+// TestContentTypeOnTheWire: the client sets its ContentType on every
+// request and the server its own on every reply, whatever the request
+// carried.
+func TestContentTypeOnTheWire(t *testing.T) {
+	log := setup(t)
+	conn := dialReady(t, log, brokerURL(t))
+
+	toClient := uniqueQueue(t)
+	withChannel(t, func(ch *amqp.Channel) {
+		if _, err := ch.QueueDeclare(toClient, false, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	c := newClient(t, conn, ClientOptions{ContentType: "application/x-req"})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	callAsync(ctx, c, toClient, "hi") // nobody replies: only the request is looked at
+	withChannel(t, func(ch *amqp.Channel) {
+		ds, err := ch.Consume(toClient, "", true, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-ds:
+			if d.ContentType != "application/x-req" {
+				t.Errorf("request content type = %q, want application/x-req", d.ContentType)
+			}
+		case <-ctx.Done():
+			t.Fatal("request never arrived")
+		}
+	})
+
+	toServer := uniqueQueue(t)
+	srv := NewServer(conn, toServer, echo(""), ServerOptions{ContentType: "application/x-reply"})
+	sctx, stop := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx) }()
+	t.Cleanup(func() { stop(); <-served })
+	waitFor(t, 5*time.Second, srv.Ready, "server consuming")
+	withChannel(t, func(ch *amqp.Channel) {
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds, err := ch.Consume(q.Name, "", true, true, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = ch.Publish("", toServer, false, false, amqp.Publishing{ContentType: "text/plain", ReplyTo: q.Name, CorrelationId: "1", Body: []byte("hi")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-ds:
+			if d.ContentType != "application/x-reply" {
+				t.Errorf("reply content type = %q, want application/x-reply", d.ContentType)
+			}
+		case <-ctx.Done():
+			t.Fatal("reply never arrived")
+		}
+	})
 }
 
 func TestConcurrentCallsGetTheirOwnReply(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 )
 
 // DefaultHandlerTimeout bounds a handler for a request that carries no
-// deadline header, unless ServerOptions.HandlerTimeout says otherwise.
+// deadline header.
 const DefaultHandlerTimeout = 30 * time.Second
 
 // Message is one request as a Server handler sees it.
@@ -24,11 +24,10 @@ type Message struct {
 	Headers       map[string]any
 	CorrelationID string
 	Redelivered   bool
-	Deadline      time.Time // zero when the request carried none
 }
 
 // Handler computes the reply body for a request. ctx ends at the request's
-// deadline (or after ServerOptions.HandlerTimeout when it carried none);
+// deadline (or after DefaultHandlerTimeout when it carried none);
 // it is not cancelled by Serve's ctx, so a graceful shutdown lets the
 // handler finish. A panic is recovered, logged and counted, and the
 // request is acked without a reply.
@@ -38,9 +37,8 @@ type Handler func(ctx context.Context, m Message) []byte
 type ServerOptions struct {
 	Workers int // concurrent handlers = prefetch; default 1
 	Logger  *slog.Logger
-	// HandlerTimeout bounds a handler whose request has no deadline;
-	// default DefaultHandlerTimeout.
-	HandlerTimeout time.Duration
+	// ContentType is set on every reply; empty means none.
+	ContentType string
 	// QueueType is the type Serve declares the queue with; default
 	// QueueClassic.
 	QueueType QueueType
@@ -62,13 +60,13 @@ type ServerStats struct {
 // Workers goroutines, so at most Workers requests are unacked (and
 // handled) at a time.
 type Server struct {
-	conn           *Conn
-	queue          string
-	handler        Handler
-	workers        int
-	handlerTimeout time.Duration
-	queueType      QueueType
-	log            *slog.Logger
+	conn        *Conn
+	queue       string
+	handler     Handler
+	workers     int
+	contentType string
+	queueType   QueueType
+	log         *slog.Logger
 
 	serving   atomic.Bool
 	consuming atomic.Bool
@@ -83,9 +81,6 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 	if opts.Workers <= 0 {
 		opts.Workers = 1
 	}
-	if opts.HandlerTimeout <= 0 {
-		opts.HandlerTimeout = DefaultHandlerTimeout
-	}
 	if opts.QueueType == "" {
 		opts.QueueType = QueueClassic
 	}
@@ -94,14 +89,14 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 		log = conn.log
 	}
 	return &Server{
-		conn:           conn,
-		queue:          queue,
-		handler:        h,
-		workers:        opts.Workers,
-		handlerTimeout: opts.HandlerTimeout,
-		queueType:      opts.QueueType,
-		log:            log.With("amqp_role", "server", "queue", queue),
-		slots:          make(chan struct{}, opts.Workers),
+		conn:        conn,
+		queue:       queue,
+		handler:     h,
+		workers:     opts.Workers,
+		contentType: opts.ContentType,
+		queueType:   opts.QueueType,
+		log:         log.With("amqp_role", "server", "queue", queue),
+		slots:       make(chan struct{}, opts.Workers),
 	}
 }
 
@@ -367,18 +362,15 @@ func (s *Server) handle(ctx context.Context, ch *replyChannel, d amqp.Delivery) 
 		log().Info("expired amqp request dropped", "late_by", now.Sub(deadline))
 		return ack()
 	}
-	hdeadline := deadline
 	if !hasDeadline {
-		hdeadline = now.Add(s.handlerTimeout)
-		deadline = time.Time{}
+		deadline = now.Add(DefaultHandlerTimeout)
 	}
-	hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), hdeadline)
+	hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	body, ok := s.call(hctx, log, Message{
 		Body:          d.Body,
 		Headers:       d.Headers,
 		CorrelationID: d.CorrelationId,
 		Redelivered:   d.Redelivered,
-		Deadline:      deadline,
 	})
 	cancel()
 	if !ok {
@@ -386,7 +378,7 @@ func (s *Server) handle(ctx context.Context, ch *replyChannel, d amqp.Delivery) 
 		return ack()
 	}
 	err := ch.publish(d.ReplyTo, amqp.Publishing{
-		ContentType:   d.ContentType,
+		ContentType:   s.contentType,
 		DeliveryMode:  amqp.Transient,
 		CorrelationId: d.CorrelationId,
 		Body:          body,
