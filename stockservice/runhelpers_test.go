@@ -61,6 +61,13 @@ func startRun(t *testing.T, env map[string]string) *started {
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // for Cleanup, and for a caller that expects run to stop
+			// run may log its address and stop a moment later (e.g. a
+			// refused queue): that is a started run, for the caller to judge.
+			if addr := logged(s.stderr.String(), "http listening", "addr"); addr != "" {
+				s.addr = addr
+				return s
+			}
 			t.Fatalf("run returned early: %v\n%s", err, s.stderr)
 		case <-time.After(10 * time.Millisecond):
 		}
