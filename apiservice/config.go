@@ -50,9 +50,7 @@ type config struct {
 	MetricsAddr string
 	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
 	// spans are exported to; empty exports nothing.
-	OTLPEndpoint  string
-	UserCache     bool // USER_CACHE (on|off), users cached in memory, invalidated by LISTEN/NOTIFY; default off
-	UserCacheSize int  // USER_CACHE_SIZE, most users cached; default 10000
+	OTLPEndpoint string
 	// QuoteCoalesce (QUOTE_COALESCE, on|off, default on): concurrent
 	// /stock requests for one symbol share one RPC (coalescedQuotes).
 	QuoteCoalesce bool
@@ -148,17 +146,12 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	if err := tracing.ValidateEndpoint(cfg.OTLPEndpoint); err != nil {
 		add(fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err))
 	}
-	// Off by default: a change reaches the cache by NOTIFY, a moment after
-	// its commit, so a request right after a demotion could still pass;
-	// off keeps "loses access at once" exact.
-	cfg.UserCache = onOffEnv(getenv, "USER_CACHE", false, add)
 	cfg.QuoteCoalesce = onOffEnv(getenv, "QUOTE_COALESCE", true, add)
-	cfg.UserCacheSize = intEnv(getenv, "USER_CACHE_SIZE", defaultUserCacheSize, 1, 10_000_000, add)
 	if strings.TrimSpace(getenv("AUTH_CACHE_TTL")) != "" {
 		// The TTL cache traded away "a removed user loses access at
 		// once"; its replacement keeps that promise. Refuse the old
 		// setting rather than ignore it silently.
-		add(errors.New("AUTH_CACHE_TTL was removed: users are now cached exactly (USER_CACHE=on|off, USER_CACHE_SIZE)"))
+		add(errors.New("AUTH_CACHE_TTL was removed: every request reads its user from the database"))
 	}
 	cfg.DebugAddr = strings.TrimSpace(getenv("DEBUG_ADDR"))
 	cfg.Security = loadSecurityConfig(getenv, add)
@@ -232,8 +225,6 @@ func (c config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("otel_exporter_otlp_endpoint", maskURL(c.OTLPEndpoint)),
-		slog.Bool("user_cache", c.UserCache),
-		slog.Int("user_cache_size", c.UserCacheSize),
 		slog.Bool("quote_coalesce", c.QuoteCoalesce),
 		slog.String("debug_addr", c.DebugAddr),
 		slog.Any("security", c.Security),

@@ -257,19 +257,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopDebug()
 	}
-	var st store = db
-	if cfg.UserCache {
-		users := newUserCache(db, cfg.UserCacheSize, logger)
-		reg.MustRegister(userCacheCollectors(users)...)
-		watchCtx, stopWatch := context.WithCancel(ctx)
-		watchDone := make(chan struct{})
-		go func() {
-			defer close(watchDone)
-			_ = db.WatchUsers(watchCtx, users) // returns watchCtx's error
-		}()
-		defer func() { stopWatch(); <-watchDone }()
-		st = cachedUserStore{store: db, users: users}
-	}
 	tel := serverTelemetry{metrics: newHTTPMetrics(reg)}
 	if cfg.MetricsAddr == "" {
 		tel.metricsHandler = metricsHandler(reg)
@@ -280,7 +267,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		reg.MustRegister(newCoalescedQuotesCollector(coalesced))
 		quotes = coalesced
 	}
-	ginHandler := newServer(logger, auth, pw, st, quotes, checks, time.Now,
+	ginHandler := newServer(logger, auth, pw, db, quotes, checks, time.Now,
 		withTrustedProxies(cfg.Security.TrustedProxies),
 		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now, db)),
 		withStockQuota(newStockQuota(db, cfg.Security.StockQuota, logger)),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestStockQuota(t *testing.T) {
 		return e, nil
 	}
 	now := testNow
-	h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{RequestsPerMinute: 6, MissesPerMinute: 2}, discardLogger())))
+	h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{RequestsPerMinute: 6, MissesPerMinute: 2}, slog.New(slog.DiscardHandler))))
 	aliceToken, adminToken := env.token(t, alice.ID), env.token(t, admin.ID)
 	get := func(token, symbol string) *http.Response {
 		return serveWith(h, newRequest("GET", "/api/v1/stock?q="+symbol, nil, token)).Result()
@@ -64,7 +65,7 @@ func TestStockQuota(t *testing.T) {
 	}
 
 	t.Run("off", func(t *testing.T) {
-		h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{}, discardLogger())))
+		h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{}, slog.New(slog.DiscardHandler))))
 		for range 50 {
 			if r := serveWith(h, newRequest("GET", "/api/v1/stock?q=nosuch1.us", nil, aliceToken)); r.Code != 404 {
 				t.Fatalf("quota off: %d, want 404", r.Code)

@@ -53,7 +53,6 @@ type options struct {
 	latency         time.Duration
 	cacheTTL        time.Duration
 	workers         int
-	userCache       string
 	bcryptCost      int
 	logLevel        string
 	out             string
@@ -95,7 +94,6 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.DurationVar(&o.latency, "latency", 50*time.Millisecond, "the slow fake stooq's answer time")
 	fs.DurationVar(&o.cacheTTL, "cache-ttl", 5*time.Second, "QUOTE_CACHE_TTL of the cached scenarios")
 	fs.IntVar(&o.workers, "workers", 64, "stock service WORKERS")
-	fs.StringVar(&o.userCache, "user-cache", "off", "API USER_CACHE (on|off; off is the production default)")
 	fs.IntVar(&o.bcryptCost, "bcrypt-cost", 10, "API BCRYPT_COST (the /login scenario measures it)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "LOG_LEVEL of both services (info logs every request, as in production)")
 	fs.StringVar(&o.out, "out", "", "also write the report (Markdown) to this file")
@@ -391,7 +389,7 @@ func (b *bench) apiEnv(httpAddr string) []string {
 	return append([]string{
 		"DATABASE_URL=" + b.dbURL, "AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue,
 		"JWT_SECRET=" + string(b.secret), "HTTP_ADDR=" + httpAddr, "LOG_LEVEL=" + b.o.logLevel,
-		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost), "USER_CACHE=" + b.o.userCache,
+		"BCRYPT_COST=" + strconv.Itoa(b.o.bcryptCost),
 		"RPC_TIMEOUT=10s", "SHUTDOWN_TIMEOUT=10s", "GOMEMLIMIT=" + apiGoMemLimit,
 		// The login throttle would answer most of the /login scenario with
 		// 429: lift it, so the scenario measures bcrypt.

@@ -12,8 +12,8 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseco
 func (b *bench) report() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "Machine: %s\n\n", machine())
-	fmt.Fprintf(&sb, "Settings: %d history rows (%d for the /history user), %s per scenario, %s per ceiling, stock service WORKERS=%d, USER_CACHE=%s, QUOTE_COALESCE=%s (except the rows that say otherwise), LOG_LEVEL=%s, GOMEMLIMIT API %s, stock service %s (production's: %s, %s).\n",
-		b.o.rows, b.o.userRows, b.o.duration, b.o.ceilingDuration, b.o.workers, b.o.userCache,
+	fmt.Fprintf(&sb, "Settings: %d history rows (%d for the /history user), %s per scenario, %s per ceiling, stock service WORKERS=%d, QUOTE_COALESCE=%s (except the rows that say otherwise), LOG_LEVEL=%s, GOMEMLIMIT API %s, stock service %s (production's: %s, %s).\n",
+		b.o.rows, b.o.userRows, b.o.duration, b.o.ceilingDuration, b.o.workers,
 		lastValue(b.o.apiExtraEnv, "QUOTE_COALESCE", "on"), b.o.logLevel,
 		lastValue(b.o.apiExtraEnv, "GOMEMLIMIT", apiGoMemLimit), lastValue(b.o.workerExtraEnv, "GOMEMLIMIT", workerGoMemLimit),
 		apiGoMemLimit, workerGoMemLimit)

@@ -118,8 +118,18 @@ func assertSchema(t *testing.T, url string) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&versions); err != nil {
 		t.Fatalf("count versions: %v", err)
 	}
-	if versions != 6 {
-		t.Errorf("schema_migrations has %d rows, want 6", versions)
+	if versions != 7 {
+		t.Errorf("schema_migrations has %d rows, want 7", versions)
+	}
+	// Migration 3 created them, migration 7 dropped them again.
+	var notify int
+	err = conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'users_notify%')
+		+ (SELECT count(*) FROM pg_proc WHERE proname = 'users_notify_change')`).Scan(&notify)
+	if err != nil {
+		t.Fatalf("count notify triggers: %v", err)
+	}
+	if notify != 0 {
+		t.Errorf("%d users_notify triggers/functions left, want none", notify)
 	}
 }
 

@@ -99,11 +99,9 @@ var migrations = []migration{
 		`INSERT INTO stock_counts (stock, shard, n)
 			SELECT lower(symbol), id % 16, count(*) FROM history GROUP BY 1, 2`,
 	}},
-	// The API caches users in memory and must drop one the moment it is
-	// changed or removed (see WatchUsers): every UPDATE or DELETE of a user
-	// row notifies its id on usersChannel, and a TRUNCATE notifies an empty
-	// payload, meaning "all users". NOTIFY is delivered at commit, so a
-	// rolled-back change notifies nothing.
+	// For the API's former user cache (migration 7 drops it again): every
+	// UPDATE or DELETE of a user row notifies its id, and a TRUNCATE
+	// notifies an empty payload, meaning "all users".
 	{version: 3, statements: []string{
 		`CREATE OR REPLACE FUNCTION users_notify_change() RETURNS trigger
 		LANGUAGE plpgsql AS $$
@@ -197,6 +195,13 @@ var migrations = []migration{
 			key text        PRIMARY KEY,
 			tat timestamptz NOT NULL
 		)`,
+	}},
+	// The in-memory user cache that migration 3's NOTIFY triggers fed is
+	// gone: every request reads its user, so nothing listens any more.
+	{version: 7, statements: []string{
+		`DROP TRIGGER IF EXISTS users_notify_change ON users`,
+		`DROP TRIGGER IF EXISTS users_notify_truncate ON users`,
+		`DROP FUNCTION IF EXISTS users_notify_change()`,
 	}},
 }
 

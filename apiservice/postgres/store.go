@@ -50,7 +50,6 @@ type Config struct {
 type DB struct {
 	gorm    *gorm.DB
 	sql     *sql.DB // the pool underneath gorm
-	url     string  // for WatchUsers' dedicated connection
 	writers *historyWriters
 }
 
@@ -96,7 +95,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
 	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 
-	db := &DB{gorm: g, sql: sqlDB, url: cfg.URL}
+	db := &DB{gorm: g, sql: sqlDB}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
