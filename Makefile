@@ -61,7 +61,7 @@ IMAGE_REGISTRY ?= stockquote
 IMAGE_TAG      ?= $(COMMIT)
 IMAGE_SERVICES := apiservice stockservice
 
-.PHONY: test-deploy images manifests
+.PHONY: test-deploy images manifests test-live
 
 test-deploy: ## offline checks: Dockerfile, docker-compose.yml, Helm chart (deploy/check) and Jenkinsfile (npm-groovy-lint)
 	cd deploy/check && $(GO) vet ./... && $(GO) test -race -count=1 ./...
@@ -78,3 +78,8 @@ images: ## docker build the apiservice and stockservice images as $(IMAGE_REGIST
 manifests: ## re-render the plain Kubernetes manifests in deploy/kubernetes/ from the chart (run after chart changes; commit the result)
 	cd deploy/check && $(GO) run ./cmd/render-manifests -root ../..
 
+# ---- Live deployment: a real container engine and Kubernetes API server ----
+STOCKQUOTE_LIVE_CACHE ?= /var/cache/stockquote-live
+
+test-live: ## as root: build the images and run compose on a real dockerd, the chart, plain manifests, ArgoCD and Jenkins on a real kube-apiserver (docs/deployment.md)
+	STOCKQUOTE_LIVE_CACHE=$(STOCKQUOTE_LIVE_CACHE) deploy/live/run.sh

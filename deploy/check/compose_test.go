@@ -280,3 +280,27 @@ func TestComposePublishesOnLoopback(t *testing.T) {
 		t.Errorf("apiservice ports %+v, want 127.0.0.1:8080 -> 8080 by default", api.Ports)
 	}
 }
+
+// TestComposeOneShotsAwaited: `docker compose up --wait` fails when any
+// container has exited, unless a service waits for it with
+// service_completed_successfully (found by make test-live: the one-shot
+// stooq-check broke `up --wait` even when it passed).
+func TestComposeOneShotsAwaited(t *testing.T) {
+	for _, profiles := range [][]string{nil, {"offline"}} {
+		p := mustLoadCompose(t, profiles...)
+		for _, s := range p.Services {
+			if s.Restart != "no" {
+				continue
+			}
+			awaited := false
+			for _, other := range p.Services {
+				if d, ok := other.DependsOn[s.Name]; ok && d.Condition == types.ServiceConditionCompletedSuccessfully {
+					awaited = true
+				}
+			}
+			if !awaited {
+				t.Errorf("profiles %v: one-shot service %s is awaited by no service with service_completed_successfully: `up --wait` fails once it exits", profiles, s.Name)
+			}
+		}
+	}
+}
