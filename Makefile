@@ -19,12 +19,16 @@ help: ## list targets
 build: ## build apiservice, stockservice and fakestooq into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
 
-test: check-services ## every test (unit, integration, end-to-end, deployment checks, benchmark smoke run) with the race detector
+test: test-deps check-services ## every test (unit, integration, end-to-end, deployment checks, benchmark smoke run) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
 	@$(MAKE) --no-print-directory test-deploy
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: test-deps
+test-deps: ## as root on Debian/Ubuntu install and start what make test needs; otherwise stop with the command to run
+	@scripts/setup-test-deps.sh
 
 check-services: ## say whether the PostgreSQL and RabbitMQ the tests use are reachable
 	@scripts/check-services.sh
