@@ -19,7 +19,7 @@ import (
 )
 
 // chromiumPath finds Debian's chromium. Its absence FAILS the test: make
-// test needs it (apt-get install -y chromium; .ci/run installs it).
+// test needs it (apt-get install -y chromium; scripts/setup-test-deps.sh installs it).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("CHROMIUM"); p != "" {
