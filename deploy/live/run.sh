@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test-live: deploy the project for real on this machine, with no
 # registry and no internet (Debian, root). Phases (LIVE_PHASES; default
-# "images compose", the Kubernetes ones are opt-in):
+# "images compose kube argocd", jenkins is opt-in):
 #
 #   images   local stand-ins for the base images (standins.sh), then both
 #            service images (and fakestooq) built with the project's
@@ -30,7 +30,7 @@ for cmd in dockerd "$LIVE_DOCKER" debootstrap etcd groovy jq curl openssl kubect
   command -v "$cmd" >/dev/null || die "$cmd is missing (.ci/run installs: docker.io etcd-server debootstrap groovy jq curl openssl kubectl)"
 done
 
-phases=" ${LIVE_PHASES:-images compose} "
+phases=" ${LIVE_PHASES:-images compose kube argocd} "
 want() { [[ $phases == *" $1 "* ]]; }
 
 mkdir -p "$LIVE_CACHE" "$LIVE_RUN"
@@ -124,7 +124,7 @@ fi
 if want kube || want argocd || want jenkins; then
   . "$LIVE_ROOT/deploy/live/kube.sh"
   kube_start
-  want kube && kube_tests
-  want argocd && argocd_tests
-  want jenkins && jenkins_tests
+  if want kube; then kube_tests; fi
+  if want argocd; then argocd_tests; fi
+  if want jenkins; then jenkins_tests; fi
 fi
