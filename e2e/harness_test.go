@@ -22,7 +22,6 @@ func TestMain(m *testing.M) {
 type (
 	proc     = systemtest.Proc
 	response = systemtest.Response
-	problem  = systemtest.Problem
 )
 
 var randomHex = systemtest.RandomHex
