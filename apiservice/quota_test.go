@@ -104,3 +104,39 @@ func TestRPCQuotesReportFetch(t *testing.T) {
 		}
 	}
 }
+
+// TestStockQuotaLeases: with a limit large enough to lease, two replicas
+// sharing the buckets admit at most the burst between them, at most one
+// lease short of it each, and ask the database about once per lease.
+func TestStockQuotaLeases(t *testing.T) {
+	env := newTestEnv(t)
+	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
+	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		return e, nil
+	}
+	now := testNow
+	const perMinute = 200
+	var replicas []http.Handler
+	for range 2 {
+		q := newStockQuota(env.store, quotaConfig{RequestsPerMinute: perMinute}, slog.New(slog.DiscardHandler))
+		replicas = append(replicas, env.handler(t, &now, withStockQuota(q)))
+	}
+	token := env.token(t, alice.ID)
+	ok := 0
+	for i := range 3 * perMinute {
+		switch r := serveWith(replicas[i%2], newRequest("GET", "/api/v1/stock?q=aapl.us", nil, token)); r.Code {
+		case http.StatusOK:
+			ok++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("request %d: %d", i+1, r.Code)
+		}
+		// Each replica has taken 3 leases of 20 by its 41st request.
+		if i == 99 && (ok != 100 || env.store.rates.takes != 6) {
+			t.Errorf("after 100 requests: %d admitted with %d bucket updates, want 100 with 6", ok, env.store.rates.takes)
+		}
+	}
+	if ok > perMinute || ok < perMinute-2*maxLease {
+		t.Errorf("%d requests admitted over two replicas, want at most %d and at least %d", ok, perMinute, perMinute-2*maxLease)
+	}
+}

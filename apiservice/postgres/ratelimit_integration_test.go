@@ -138,3 +138,36 @@ func TestRateLimitCharge(t *testing.T) {
 		t.Error("a bucket in debt admitted an attempt")
 	}
 }
+
+// TestRateLimitTakeMany: taking k attempts at once is one attempt of the
+// same key under {Burst/k, Interval*k} (how the /stock quota leases
+// attempts); it shares the bucket with single attempts under the plain
+// limit, and neither overshoots the burst.
+func TestRateLimitTakeMany(t *testing.T) {
+	t.Parallel()
+	db, _ := openDB(t)
+	ctx := context.Background()
+	plain := postgres.Limit{Burst: 100, Interval: time.Hour}
+	const k = 20
+	many := postgres.Limit{Burst: plain.Burst / k, Interval: plain.Interval * k}
+	if ok, _, err := db.TakeRate(ctx, "many", plain); !ok || err != nil {
+		t.Fatalf("single attempt: %v %v", ok, err)
+	}
+	// 99 left: four leases of 20, then not a fifth.
+	for i := range 4 {
+		if ok, _, err := db.TakeRate(ctx, "many", many); !ok || err != nil {
+			t.Fatalf("lease %d: %v %v", i+1, ok, err)
+		}
+	}
+	if ok, retry, err := db.TakeRate(ctx, "many", many); ok || err != nil || retry <= 0 {
+		t.Fatalf("fifth lease with 19 left: ok=%v retry=%v err=%v, want refused", ok, retry, err)
+	}
+	for i := range 19 {
+		if ok, _, err := db.TakeRate(ctx, "many", plain); !ok || err != nil {
+			t.Fatalf("single attempt %d of the last 19: %v %v", i+1, ok, err)
+		}
+	}
+	if ok, _, err := db.TakeRate(ctx, "many", plain); ok || err != nil {
+		t.Fatalf("attempt 101: ok=%v err=%v, want refused", ok, err)
+	}
+}
