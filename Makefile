@@ -19,12 +19,14 @@ help: ## list targets
 build: ## build apiservice, stockservice and fakestooq into ./bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./apiservice ./stockservice ./fakestooq
 
-test: test-deps check-services ## every test (unit, integration, end-to-end, deployment checks, benchmark smoke run) with the race detector
+test: test-deps check-services ## every test (unit, integration, end-to-end, faults, deployment checks, benchmark smoke run) with the race detector
 	$(GO) test -race -count=1 -tags integration -timeout 15m $(PKGS)
+	cd tests && $(GO) test -race -count=1 -tags integration -timeout 20m $(PKGS)
 	@$(MAKE) --no-print-directory test-deploy
 
 test-unit: ## unit tests only: no PostgreSQL or RabbitMQ needed
 	$(GO) test -race -count=1 $(PKGS)
+	cd tests && $(GO) test -race -count=1 $(PKGS)
 
 .PHONY: test-deps
 test-deps: ## as root on Debian/Ubuntu install and start what make test needs; otherwise stop with the command to run
@@ -33,10 +35,11 @@ test-deps: ## as root on Debian/Ubuntu install and start what make test needs; o
 check-services: ## say whether the PostgreSQL and RabbitMQ the tests use are reachable
 	@scripts/check-services.sh
 
-lint: ## gofmt, go vet (both build tags)
+lint: ## gofmt, go vet (both build tags) of the services' module and the tests' module
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) vet -tags integration $(PKGS)
+	cd tests && $(GO) vet $(PKGS) && $(GO) vet -tags integration $(PKGS)
 
 run: build ## run fake stooq + both services locally (Ctrl-C stops all)
 	@scripts/run-local.sh
@@ -45,17 +48,17 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@scripts/fuzz.sh $(FUZZTIME)
 
 BENCH_FLAGS ?=
-bench: check-services ## full benchmark (several minutes; 10M history rows); results to bench-results.md, see BENCHMARKS.md
-	cd bench && $(GO) run . -out ../bench-results.md $(BENCH_FLAGS)
+bench: check-services ## full benchmark (several minutes; 10M history rows); results to bench-results.md, see docs/performance.md
+	cd tests/bench && $(GO) run . -out ../../bench-results.md $(BENCH_FLAGS)
 
 bench-quick: check-services ## benchmark smoke run: tiny sizes, 1s per scenario
-	cd bench && $(GO) run . -quick $(BENCH_FLAGS)
+	cd tests/bench && $(GO) run . -quick $(BENCH_FLAGS)
 
 soak: check-services ## the fault soak test for SOAK_DURATION (default 5m; 30s inside make test)
-	SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
+	cd tests && SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 60m -run '^TestSoak$$' -v ./faults/
 
 soak-cluster: check-services ## TestCluster (own 3-node RabbitMQ cluster, node kills and cuts) repeated for SOAK_DURATION (one round inside make test)
-	CLUSTER_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestCluster$$' -v ./faults/
+	cd tests && CLUSTER_SOAK_DURATION=$(SOAK_DURATION) $(GO) test -race -count=1 -tags integration -timeout 90m -run '^TestCluster$$' -v ./faults/
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -140,9 +140,9 @@ func TestChartGoMemLimitRejected(t *testing.T) {
 // benchGoMemLimit finds the GOMEMLIMIT the benchmark gives a program.
 func benchGoMemLimit(t *testing.T, constName string) string {
 	t.Helper()
-	m := regexp.MustCompile(constName + `\s*=\s*"([^"]*)"`).FindStringSubmatch(readFile(t, "bench/main.go"))
+	m := regexp.MustCompile(constName + `\s*=\s*"([^"]*)"`).FindStringSubmatch(readFile(t, "tests/bench/main.go"))
 	if m == nil {
-		t.Fatalf("bench/main.go: no %s constant; the benchmark must run the programs with production's GOMEMLIMIT", constName)
+		t.Fatalf("tests/bench/main.go: no %s constant; the benchmark must run the programs with production's GOMEMLIMIT", constName)
 	}
 	return m[1]
 }

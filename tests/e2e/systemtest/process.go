@@ -31,12 +31,20 @@ func Build(prefix string) (*Programs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build binaries: %w", err)
 	}
+	// Build inside the services' own module, so the binaries carry the
+	// dependency versions its go.mod ships, not this test module's.
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/stockquote/stockquote").Output()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("build binaries: find the services' module: %w", err)
+	}
 	args := []string{"build", "-o", dir + string(os.PathSeparator)}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/stockquote/stockquote/apiservice", "github.com/stockquote/stockquote/stockservice")
+	args = append(args, "./apiservice", "./stockservice")
 	cmd := exec.Command("go", args...)
+	cmd.Dir = strings.TrimSpace(string(root))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		os.RemoveAll(dir)

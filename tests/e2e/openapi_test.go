@@ -12,11 +12,11 @@ import (
 	"testing"
 
 	"github.com/stockquote/stockquote/apiservice/openapitest"
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // specPath is the OpenAPI description the programs embed and serve.
-const specPath = "../apiservice/openapi.yaml"
+const specPath = "../../apiservice/openapi.yaml"
 
 // specValidator loads the description once for the whole suite.
 var specValidator = sync.OnceValues(func() (*openapitest.Validator, error) {

@@ -83,7 +83,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs := flag.NewFlagSet("stockbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "smoke run: 20,000 rows, 4 clients, 1s per scenario (overrides the sizes below)")
-	fs.StringVar(&o.root, "root", "..", "the stockquote module's directory (built with go build)")
+	fs.StringVar(&o.root, "root", "../..", "the stockquote module's directory (built with go build)")
 	fs.StringVar(&o.pgURL, "pg", o.pgURL, "PostgreSQL server URL (a database that can CREATE DATABASE)")
 	fs.StringVar(&o.amqpURL, "amqp", o.amqpURL, "RabbitMQ URL")
 	fs.IntVar(&o.rows, "rows", 10_000_000, "history rows to seed")

@@ -228,7 +228,7 @@ func TestMetrics(t *testing.T) {
 // from the code.
 func checkDashboard(t *testing.T, scraped ...map[string]*dto.MetricFamily) {
 	t.Helper()
-	b, err := os.ReadFile("../charts/stockquote/dashboards/stockquote.json")
+	b, err := os.ReadFile("../../charts/stockquote/dashboards/stockquote.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // stockAnswer is the body of a 200 from /api/v1/stock.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // TestStooqAPIKey runs the pair against a fake stooq that requires an API

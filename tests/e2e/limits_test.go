@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // TestLoginLimitAcrossReplicas: three API processes share one database;

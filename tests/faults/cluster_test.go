@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stockquote/stockquote/e2e/rabbitcluster"
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/rabbitcluster"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // clusterRounds is how long TestCluster repeats its round of faults:

@@ -18,7 +18,7 @@ func TestQuickRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var out, log bytes.Buffer
-	err := run(ctx, []string{"-quick", "-root", ".."}, os.Getenv, &out, &log)
+	err := run(ctx, []string{"-quick", "-root", "../.."}, os.Getenv, &out, &log)
 	if err != nil {
 		t.Fatalf("run: %v\nlog:\n%s\nreport:\n%s", err, log.String(), out.String())
 	}

@@ -35,7 +35,7 @@ var soakSymbols = []string{"aapl.us", "msft.us", "googl.us", "t1.us", "t2.us"}
 // links, over and over. Then: every 200 has exactly one history row, no
 // row exists without a 200, /stats counts equal the rows, and no request
 // stayed unanswered past its bound. Run it longer with
-// SOAK_DURATION=5m go test -race -tags integration -run TestSoak -v ./faults/
+// make soak SOAK_DURATION=5m
 func TestSoak(t *testing.T) {
 	const (
 		rpcTimeout = 5 * time.Second

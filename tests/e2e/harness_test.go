@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stockquote/stockquote/e2e/systemtest"
+	"github.com/stockquote/stockquote/tests/e2e/systemtest"
 )
 
 // programs are the binaries TestMain builds once for the whole suite.
