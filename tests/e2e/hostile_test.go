@@ -108,6 +108,7 @@ func TestHostile(t *testing.T) {
 		parts := strings.Split(alice, ".")
 		adminPayload := enc([]byte(`{"sub":"1","iss":"stockquote-api","aud":["stockquote"],"iat":1,"exp":99999999999}`))
 		cases := map[string]string{
+			"no token":                      "",
 			"alg none":                      enc([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + parts[1] + ".",
 			"RS256":                         sign(jwt.SigningMethodRS256, key, claims(func(*jwt.RegisteredClaims) {})),
 			"HS256 keyed with a public key": sign(jwt.SigningMethodHS256, pubPEM, claims(func(*jwt.RegisteredClaims) {})),
@@ -123,12 +124,19 @@ func TestHostile(t *testing.T) {
 		}
 		for name, tok := range cases {
 			for _, path := range []string{"/api/v1/history", "/api/v1/stats", "/api/v1/stock?q=aapl.us"} {
-				r := get(t, api, path, "Bearer "+tok)
+				authorization := "Bearer " + tok
+				if name == "no token" {
+					authorization = ""
+				}
+				r := get(t, api, path, authorization)
 				if r.Status != http.StatusUnauthorized {
 					t.Errorf("%s on %s: status %d, want 401: %s", name, path, r.Status, r.Body)
 					continue
 				}
 				wantProblem(t, r, http.StatusUnauthorized)
+				if h := r.Header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+					t.Errorf("%s on %s: WWW-Authenticate = %q, want a Bearer challenge", name, path, h)
+				}
 			}
 		}
 		for name, h := range map[string]string{
