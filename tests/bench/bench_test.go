@@ -67,7 +67,7 @@ func TestZipfSymbols(t *testing.T) {
 // GOMEMLIMIT unless -api-env / -worker-env set another, and the report's
 // settings line names the one in effect.
 func TestProductionMemoryLimits(t *testing.T) {
-	def := &bench{}
+	def := &bench{tree: &tree{}}
 	if got := lastValue(def.apiEnv(":0"), "GOMEMLIMIT", ""); got != apiGoMemLimit {
 		t.Errorf("API GOMEMLIMIT = %q, want production's %q", got, apiGoMemLimit)
 	}
@@ -79,7 +79,7 @@ func TestProductionMemoryLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bench{o: o}
+	b := &bench{o: o, tree: &tree{}}
 	if got := lastValue(b.apiEnv(":0"), "GOMEMLIMIT", ""); got != "off" {
 		t.Errorf("API GOMEMLIMIT with -api-env GOMEMLIMIT=off = %q, want off", got)
 	}
@@ -88,5 +88,67 @@ func TestProductionMemoryLimits(t *testing.T) {
 	}
 	if r := b.report(); !strings.Contains(r, "GOMEMLIMIT API off, stock service 64MiB (production's: "+apiGoMemLimit+", "+workerGoMemLimit+")") {
 		t.Errorf("report settings line does not name the limits in effect:\n%s", r)
+	}
+}
+
+func TestUniformSymbols(t *testing.T) {
+	pick := uniformSymbols(manySymbols, 1)
+	counts := map[string]int{}
+	const n = 200_000
+	for i := range uint64(n) {
+		counts[pick(i)]++
+	}
+	// Uniform over 10,000: 20 draws each on average, so every symbol is
+	// drawn and none is hot.
+	if len(counts) != manySymbols {
+		t.Errorf("%d distinct symbols, want %d", len(counts), manySymbols)
+	}
+	for s, k := range counts {
+		if k > 60 {
+			t.Errorf("%s drawn %d times of %d, want about %d", s, k, n, n/manySymbols)
+		}
+	}
+}
+
+func TestWorkerEnvDefaultTTL(t *testing.T) {
+	b := &bench{tree: &tree{}}
+	if got := lastValue(b.workerEnv(":0", ":0", "http://x", 1, defaultTTL), "QUOTE_CACHE_TTL", "unset"); got != "unset" {
+		t.Errorf("QUOTE_CACHE_TTL = %q with defaultTTL, want it unset", got)
+	}
+	if got := lastValue(b.workerEnv(":0", ":0", "http://x", 1, 0), "QUOTE_CACHE_TTL", "unset"); got != "0s" {
+		t.Errorf("QUOTE_CACHE_TTL = %q with 0, want 0s", got)
+	}
+}
+
+func TestManyCheck(t *testing.T) {
+	tests := []struct {
+		pair    result
+		c       int
+		minimal float64
+		want    string
+	}{
+		{result{throughput: 3000, p99: 50 * time.Millisecond}, 64, 2000, "1.50x the minimal chain (2000 req/s, mean of before and after). Target at 64 clients (at least 1.2x, p99 at most 60.0 ms): met."},
+		{result{throughput: 2200, p99: 50 * time.Millisecond}, 64, 2000, "1.10x the minimal chain (2000 req/s, mean of before and after). Target at 64 clients (at least 1.2x, p99 at most 60.0 ms): NOT met."},
+		{result{throughput: 3000, p99: 61 * time.Millisecond}, 64, 2000, "p99 at most 60.0 ms): NOT met."},
+		{result{throughput: 3000, p99: 61 * time.Millisecond}, 16, 2000, "1.50x the minimal chain (2000 req/s, mean of before and after)."},
+		{result{throughput: 3000}, 64, 0, "the minimal chain gave no figure."},
+	}
+	for _, tt := range tests {
+		if got := manyCheck(tt.pair, tt.c, tt.minimal); !strings.HasSuffix(got, tt.want) {
+			t.Errorf("manyCheck(%v, %d, %v) = %q, want it to end in %q", tt.pair, tt.c, tt.minimal, got, tt.want)
+		}
+	}
+}
+
+func TestParseOptionsGroups(t *testing.T) {
+	o, err := parseOptions([]string{"-only", "many", "-clients", "64"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.want("many") || o.wantAny("stock", "history") {
+		t.Errorf("-only many: want many and nothing else, got %v", o.only)
+	}
+	if _, err := parseOptions([]string{"-root-b", "/tmp/b", "-only", "many"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("-root-b with -only: want an error, since -root-b runs only the ABBA comparison")
 	}
 }

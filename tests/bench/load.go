@@ -115,6 +115,20 @@ func zipfSymbols(n int, seed uint64) symbolPicker {
 	return func(i uint64) string { return seq[i%seqLen] }
 }
 
+// uniformSymbols spreads requests evenly at random over n symbols (t0.us
+// ... t<n-1>.us).
+func uniformSymbols(n int, seed uint64) symbolPicker {
+	// Precomputed, as zipfSymbols; long enough that a scenario seldom
+	// wraps around to symbols it asked for a moment ago.
+	const seqLen = 1 << 18
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	seq := make([]string, seqLen)
+	for i := range seq {
+		seq[i] = "t" + strconv.Itoa(r.IntN(n)) + ".us"
+	}
+	return func(i uint64) string { return seq[i%seqLen] }
+}
+
 // bearer returns a header with the i-th token of tokens.
 func bearer(tokens []string, i uint64) http.Header {
 	return http.Header{"Authorization": {"Bearer " + tokens[i%uint64(len(tokens))]}}

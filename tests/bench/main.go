@@ -44,7 +44,7 @@ func main() {
 
 // options are the command-line settings.
 type options struct {
-	root            string
+	root, rootB     string
 	pgURL, amqpURL  string
 	rows, userRows  int
 	duration        time.Duration
@@ -64,10 +64,13 @@ type options struct {
 }
 
 // groups are the scenario groups -only selects from.
-var groups = []string{"stock", "stats-cost", "cached", "remote", "replicas", "history", "stats", "login"}
+var groups = []string{"stock", "many", "stats-cost", "cached", "remote", "replicas", "history", "stats", "login"}
 
 // want reports whether the scenario group g runs.
 func (o options) want(g string) bool { return o.only == nil || o.only[g] }
+
+// wantAny reports whether any of the groups gs runs.
+func (o options) wantAny(gs ...string) bool { return slices.ContainsFunc(gs, o.want) }
 
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	o := options{
@@ -84,6 +87,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "smoke run: 20,000 rows, 4 clients, 1s per scenario (overrides the sizes below)")
 	fs.StringVar(&o.root, "root", "../..", "the stockquote module's directory (built with go build)")
+	fs.StringVar(&o.rootB, "root-b", "", "a second stockquote tree: compare -root (A) with it (B) in the order A B B A on the many-symbol and zipf 1000 /stock scenarios at 64 clients (or the largest -clients below), and run nothing else")
 	fs.StringVar(&o.pgURL, "pg", o.pgURL, "PostgreSQL server URL (a database that can CREATE DATABASE)")
 	fs.StringVar(&o.amqpURL, "amqp", o.amqpURL, "RabbitMQ URL")
 	fs.IntVar(&o.rows, "rows", 10_000_000, "history rows to seed")
@@ -144,6 +148,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		o.workers = 8
 		o.bcryptCost = 4
 	}
+	if o.rootB != "" && o.only != nil {
+		return o, errors.New("-root-b runs only the ABBA comparison: drop -only")
+	}
 	if o.userRows > o.rows {
 		return o, errors.New("-user-rows is more than -rows")
 	}
@@ -184,14 +191,11 @@ type bench struct {
 	dir      string
 	cleanups []func() error
 
-	dbURL     string
-	db        *pgx.Conn
-	queue     string
+	*tree         // the tree whose services run now
+	trees []*tree // A, and B with -root-b
+
 	secret    []byte
-	tokens    []string // bench users
-	heavy     string   // token of the user with userRows rows
-	admin     string   // superuser token
-	instant   string   // fake stooq URLs
+	instant   string // fake stooq URLs
 	slow      string
 	api       *proc
 	apiStarts int
@@ -204,7 +208,22 @@ type bench struct {
 	started   time.Time
 	fullCount time.Duration // the pre-stock_counts /stats query, once, on an idle system
 	rows      []row
+	summary   []string // lines printed after the tables
 	failures  []string
+}
+
+// tree is a source tree under test: its binaries, and its own database
+// and queue, since two trees may differ in schema and queue settings.
+type tree struct {
+	name   string // A or B
+	root   string
+	bin    string // directory of its binaries
+	dbURL  string
+	db     *pgx.Conn
+	queue  string
+	tokens []string // bench users
+	heavy  string   // token of the user with userRows rows
+	admin  string   // superuser token
 }
 
 // row is one line of the report.
@@ -282,33 +301,42 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.logf("building binaries into %s", b.dir)
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", b.dir+string(os.PathSeparator), "./apiservice", "./stockservice", "./fakestooq")
-	build.Dir = b.o.root
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build: %v\n%s", err, out)
+	b.trees = []*tree{{name: "A", root: b.o.root}}
+	if b.o.rootB != "" {
+		b.trees = append(b.trees, &tree{name: "B", root: b.o.rootB})
 	}
-
-	var err error
-	var drop func() error
-	b.dbURL, drop, err = createDatabase(ctx, b.o.pgURL)
-	if err != nil {
-		return err
+	for i, t := range b.trees {
+		root, err := filepath.Abs(t.root)
+		if err != nil {
+			return err
+		}
+		t.root, t.bin = root, filepath.Join(b.dir, t.name)
+		pkgs := []string{"./apiservice", "./stockservice"}
+		if i == 0 {
+			pkgs = append(pkgs, "./fakestooq")
+		}
+		if err := goBuild(ctx, t.root, t.bin, pkgs...); err != nil {
+			return err
+		}
 	}
-	b.defer_(drop)
-	b.queue = "bench.stock." + randomHex(6)
-	b.defer_(func() error { return deleteQueue(b.o.amqpURL, b.queue) })
+	if b.o.want("many") && b.o.rootB == "" {
+		// The minimal chain is part of the benchmark, not of a tree.
+		if err := goBuild(ctx, ".", b.dir, "./minimal"); err != nil {
+			return err
+		}
+	}
 	b.secret = []byte(randomHex(32))
 
 	for _, s := range []struct {
 		dst     *string
 		latency time.Duration
 	}{{&b.instant, 0}, {&b.slow, b.o.latency}} {
-		addr, err := freeAddr()
+		addrs, err := freeAddrs(1)
 		if err != nil {
 			return err
 		}
-		p, err := startProc("fakestooq", filepath.Join(b.dir, "fakestooq"), []string{"-addr", addr, "-latency", s.latency.String()}, nil,
+		addr := addrs[0]
+		p, err := startProc("fakestooq", filepath.Join(b.trees[0].bin, "fakestooq"), []string{"-addr", addr, "-latency", s.latency.String()}, nil,
 			filepath.Join(b.dir, fmt.Sprintf("fakestooq-%s.log", s.latency)))
 		if err != nil {
 			return err
@@ -320,6 +348,44 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 	}
 
+	for _, t := range b.trees {
+		b.tree = t
+		if err := b.prepareTree(ctx); err != nil {
+			return err
+		}
+	}
+	b.tree = b.trees[0]
+	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
+		return err
+	}
+	return b.startAPI(ctx)
+}
+
+// goBuild builds pkgs of the module in dir into out.
+func goBuild(ctx context.Context, dir, out string, pkgs ...string) error {
+	build := exec.CommandContext(ctx, "go", append([]string{"build", "-trimpath", "-o", out + string(os.PathSeparator)}, pkgs...)...)
+	build.Dir = dir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s in %s: %v\n%s", strings.Join(pkgs, " "), dir, err, out)
+	}
+	return nil
+}
+
+// prepareTree gives the current tree its queue and database: migrated by
+// its own binary, with the bench users and the seeded history.
+func (b *bench) prepareTree(ctx context.Context) error {
+	var err error
+	var drop func() error
+	b.dbURL, drop, err = createDatabase(ctx, b.o.pgURL)
+	if err != nil {
+		return err
+	}
+	b.defer_(drop)
+	queue := "bench.stock." + randomHex(6)
+	b.queue = queue
+	b.defer_(func() error { return deleteQueue(b.o.amqpURL, queue) })
+	b.logf("tree %s (%s): migrating", b.name, b.root)
 	if err := b.apiCommand(ctx, "", "migrate"); err != nil {
 		return err
 	}
@@ -329,11 +395,12 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := b.apiCommand(ctx, "heavy-password-1\n", "user", "add", "-name", "heavy"); err != nil {
 		return err
 	}
-	b.db, err = pgx.Connect(ctx, b.dbURL)
+	db, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
 		return err
 	}
-	b.defer_(func() error { return b.db.Close(context.Background()) })
+	b.db = db
+	b.defer_(func() error { return db.Close(context.Background()) })
 	// The other users share heavy's password hash: creating them through
 	// bcrypt would only make the setup slower.
 	if _, err := b.db.Exec(ctx, `INSERT INTO users (username, password_hash)
@@ -377,11 +444,7 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.logf("seeded")
-
-	if err := b.startWorkers(ctx, 1, b.o.workers, b.instant, 0); err != nil {
-		return err
-	}
-	return b.startAPI(ctx)
+	return nil
 }
 
 // apiEnv is the API's environment.
@@ -401,7 +464,7 @@ func (b *bench) apiEnv(httpAddr string) []string {
 }
 
 func (b *bench) apiCommand(ctx context.Context, stdin string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(b.dir, "apiservice"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(b.bin, "apiservice"), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, b.apiEnv("127.0.0.1:0")...)
 	cmd.Stdin = strings.NewReader(stdin)
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -429,17 +492,14 @@ func (b *bench) startAPI(ctx context.Context, extra ...string) error {
 	if b.apiStarts > 1 {
 		logName = fmt.Sprintf("apiservice-%d.log", b.apiStarts)
 	}
-	addr, err := freeAddr()
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return err
 	}
-	debug, err := freeAddr()
-	if err != nil {
-		return err
-	}
+	addr, debug := addrs[0], addrs[1]
 	b.apiDebug = "http://" + debug
 	env := append(append(b.apiEnv(addr), "DEBUG_ADDR="+debug), extra...)
-	p, err := startProc("apiservice", filepath.Join(b.dir, "apiservice"), nil, env, filepath.Join(b.dir, logName))
+	p, err := startProc("apiservice", filepath.Join(b.bin, "apiservice"), nil, env, filepath.Join(b.dir, logName))
 	if err != nil {
 		return err
 	}
@@ -448,14 +508,22 @@ func (b *bench) startAPI(ctx context.Context, extra ...string) error {
 	return waitOK(ctx, p, b.apiURL+"/readyz")
 }
 
+// defaultTTL as a cache TTL leaves QUOTE_CACHE_TTL unset: the stock
+// service's own default applies.
+const defaultTTL time.Duration = -1
+
 // workerEnv is a stock service's environment.
 func (b *bench) workerEnv(httpAddr, debugAddr, stooqURL string, workers int, ttl time.Duration) []string {
-	return append([]string{
+	env := []string{
 		"AMQP_URL=" + b.o.amqpURL, "RPC_QUEUE=" + b.queue, "STOOQ_URL=" + stooqURL, "STOOQ_TIMEOUT=5s",
-		"WORKERS=" + strconv.Itoa(workers), "QUOTE_CACHE_TTL=" + ttl.String(), "HTTP_ADDR=" + httpAddr,
+		"WORKERS=" + strconv.Itoa(workers), "HTTP_ADDR=" + httpAddr,
 		"DEBUG_ADDR=" + debugAddr, "LOG_LEVEL=" + b.o.logLevel, "SHUTDOWN_TIMEOUT=10s",
 		"GOMEMLIMIT=" + workerGoMemLimit,
-	}, b.o.workerExtraEnv...)
+	}
+	if ttl != defaultTTL {
+		env = append(env, "QUOTE_CACHE_TTL="+ttl.String())
+	}
+	return append(env, b.o.workerExtraEnv...)
 }
 
 // startWorkers stops the running stock services and starts n with the
@@ -468,15 +536,12 @@ func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL strin
 	}
 	b.workers, b.debugURL = nil, nil
 	for i := range n {
-		addr, err := freeAddr()
+		addrs, err := freeAddrs(2)
 		if err != nil {
 			return err
 		}
-		debug, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		p, err := startProc("stockservice", filepath.Join(b.dir, "stockservice"), nil, b.workerEnv(addr, debug, stooqURL, workers, ttl),
+		addr, debug := addrs[0], addrs[1]
+		p, err := startProc("stockservice", filepath.Join(b.bin, "stockservice"), nil, b.workerEnv(addr, debug, stooqURL, workers, ttl),
 			filepath.Join(b.dir, fmt.Sprintf("stockservice-%d.log", i)))
 		if err != nil {
 			return err

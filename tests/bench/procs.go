@@ -169,15 +169,21 @@ func parseProc(stat, status []byte) (procSample, error) {
 	return s, nil
 }
 
-// freeAddr returns a 127.0.0.1 address with a port free right now, so
-// the benchmark knows the programs' addresses whatever their LOG_LEVEL.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n distinct 127.0.0.1 addresses with ports free right
+// now, so the benchmark knows the programs' addresses whatever their
+// LOG_LEVEL. The n listeners are open together: one at a time, the kernel
+// may hand the port just closed out again.
+func freeAddrs(n int) ([]string, error) {
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
 
 // waitOK polls url until it answers 200, the process exits, or ctx ends.

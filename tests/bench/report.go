@@ -20,8 +20,11 @@ func (b *bench) report() string {
 	if len(b.o.apiExtraEnv)+len(b.o.workerExtraEnv) > 0 {
 		fmt.Fprintf(&sb, "Extra environment: API %v, stock service %v.\n", b.o.apiExtraEnv, b.o.workerExtraEnv)
 	}
-	if b.o.want("stock") {
+	if b.o.rootB == "" && b.o.want("stock") {
 		sb.WriteString("Ratios to the composed ceiling use, stage by stage, the mean of the ceilings measured before and after the `/stock` scenarios at that concurrency (both tables are below).\n")
+	}
+	if b.o.rootB == "" && b.o.want("many") {
+		sb.WriteString("The many-symbol rows' ceiling is the minimal chain (tests/bench/minimal: Gin + JWT -> one RPC -> worker -> stooq -> GORM INSERT, none of the services' tricks), the mean of its runs before and after the pair at that concurrency.\n")
 	}
 	group := ""
 	for _, r := range b.rows {
@@ -55,6 +58,9 @@ func (b *bench) report() string {
 		fmt.Fprintf(&sb, "| %s | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.name, r.clients, r.res.throughput, ceiling, ratio, ms(r.res.p50), ms(r.res.p99), ms(r.res.p999), errs,
 			strings.Join(cpu, ", "), strings.Join(mem, ", "), machineCell(r.machine, "load tool"), r.note)
+	}
+	if len(b.summary) > 0 {
+		fmt.Fprintf(&sb, "\n%s\n", strings.Join(b.summary, "\n\n"))
 	}
 	if b.fullCount > 0 {
 		fmt.Fprintf(&sb, "\nThe /stats query without stock_counts (GROUP BY over history, index-only scan) took %s once on the idle system.\n", b.fullCount.Round(time.Millisecond))

@@ -109,38 +109,71 @@ func (b *bench) withoutCoalescing(ctx context.Context, f func() error) error {
 	return b.startAPI(ctx)
 }
 
-// sampleAll samples the API and every stock service.
-func (b *bench) sampleAll() (api procSample, workers []procSample) {
-	api, _ = b.api.sample()
+// namedSample is a process's sample under its name in the report.
+type namedSample struct {
+	name string
+	s    procSample
+}
+
+// pairSamples samples the API and every stock service.
+func (b *bench) pairSamples() []namedSample {
+	api, _ := b.api.sample()
 	api.peakKB = max(api.peakKB, b.apiPeakKB)
-	for _, w := range b.workers {
+	out := []namedSample{{"api", api}}
+	for i, w := range b.workers {
 		s, _ := w.sample()
-		workers = append(workers, s)
+		out = append(out, namedSample{fmt.Sprintf("worker%d", i+1), s})
 	}
-	return api, workers
+	return out
 }
 
-func usage(name string, before, after procSample, wall time.Duration) procUse {
-	return procUse{name: name, cpuPct: 100 * (after.cpu - before.cpu).Seconds() / wall.Seconds(), peakMB: float64(after.peakKB) / 1024}
-}
-
-// measure runs load and records its row with the processes' CPU and memory.
-func (b *bench) measure(r row, load func() result) row {
-	apiBefore, wBefore := b.sampleAll()
+// measure runs load and records its row with the CPU and memory of the
+// processes sample reads.
+func (b *bench) measure(r row, sample func() []namedSample, load func() result) row {
+	before := sample()
 	mBefore := sampleMachine()
 	start := time.Now()
 	r.res = load()
 	wall := time.Since(start)
 	mAfter := sampleMachine()
-	apiAfter, wAfter := b.sampleAll()
-	r.procs = append(r.procs, usage("api", apiBefore, apiAfter, wall))
-	for i := range wAfter {
-		if i < len(wBefore) {
-			r.procs = append(r.procs, usage(fmt.Sprintf("worker%d", i+1), wBefore[i], wAfter[i], wall))
-		}
+	after := sample()
+	for i := range min(len(before), len(after)) {
+		r.procs = append(r.procs, procUse{name: after[i].name,
+			cpuPct: 100 * (after[i].s.cpu - before[i].s.cpu).Seconds() / wall.Seconds(),
+			peakMB: float64(after[i].s.peakKB) / 1024})
 	}
 	r.machine = machineUse(mBefore, mAfter, wall)
 	return r
+}
+
+// cpuPerRequest is the CPU time of a row's processes and of the rest of
+// the stack (PostgreSQL, RabbitMQ, the fake stooq), not the load tool's,
+// per successful answer.
+func cpuPerRequest(r row) time.Duration {
+	if r.res.throughput <= 0 {
+		return 0
+	}
+	var pct float64
+	for _, p := range r.procs {
+		pct += p.cpuPct
+	}
+	for _, p := range r.machine {
+		if p.name != "self" && p.name != "idle" {
+			pct += p.cpuPct
+		}
+	}
+	return time.Duration(pct / 100 / r.res.throughput * float64(time.Second))
+}
+
+// checkStock records a failure unless every request of a /stock row
+// succeeded and added one history row.
+func (b *bench) checkStock(r row, added int64) {
+	if added != r.res.ok {
+		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d successful answers but %d history rows", r.group, r.name, r.clients, r.res.ok, added))
+	}
+	if r.res.errors > 0 || r.res.ok == 0 {
+		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d ok, %d errors (%s)", r.group, r.name, r.clients, r.res.ok, r.res.errors, r.res.codes))
+	}
 }
 
 // cacheCounters sums the stock services' quote cache counters.
@@ -188,7 +221,7 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 	_, missBefore := b.cacheCounters()
 	rpcBefore := b.rpcCalls()
 	b.logf("%s: %s at %d clients", group, name, c)
-	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: "composed"}, func() result {
+	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: "composed"}, b.pairSamples, func() result {
 		return attack(ctx, name, c, b.o.duration, http.StatusOK, stockRequests(b.apiURL, b.tokens, pick))
 	})
 	added, err := rowsAfter(ctx, b.db, before)
@@ -197,17 +230,12 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 	}
 	_, missAfter := b.cacheCounters()
 	fetches := missAfter - missBefore
-	r.note = fmt.Sprintf("stooq fetches %d", fetches)
+	r.note = fmt.Sprintf("stooq fetches %d, CPU/req %d µs", fetches, cpuPerRequest(r).Microseconds())
 	if rpcAfter := b.rpcCalls(); rpcBefore >= 0 && rpcAfter >= 0 {
 		// Fewer RPCs than requests: the API's coalescing (QUOTE_COALESCE).
 		r.note = fmt.Sprintf("RPCs %d, %s", rpcAfter-rpcBefore, r.note)
 	}
-	if added != r.res.ok {
-		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d successful answers but %d history rows", group, name, c, r.res.ok, added))
-	}
-	if r.res.errors > 0 || r.res.ok == 0 {
-		b.failures = append(b.failures, fmt.Sprintf("%s %s at %d clients: %d ok, %d errors (%s)", group, name, c, r.res.ok, r.res.errors, r.res.codes))
-	}
+	b.checkStock(r, added)
 	if ttl > 0 {
 		periods := int64(math.Ceil(b.o.duration.Seconds()/ttl.Seconds())) + 1
 		if limit := int64(min(int64(symbols), r.res.requests)) * periods * int64(len(b.workers)); fetches > limit {
@@ -222,7 +250,7 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 // plain runs a scenario whose only correctness condition is no errors.
 func (b *bench) plain(ctx context.Context, group, name string, c int, ceiling float64, ceilName string, req request) {
 	b.logf("%s: %s at %d clients", group, name, c)
-	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: ceilName}, func() result {
+	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: ceilName}, b.pairSamples, func() result {
 		return attack(ctx, name, c, b.o.duration, http.StatusOK, req)
 	})
 	if r.res.errors > 0 || r.res.ok == 0 {
@@ -251,9 +279,19 @@ func (b *bench) runAll(ctx context.Context) error {
 		return composed(cl.rpc.throughput, cl.insert.throughput, cl.gin.throughput, cl.stooqSlow.throughput)
 	}
 
+	if b.o.rootB != "" {
+		if err := b.abba(ctx, c0); err != nil {
+			return err
+		}
+		return b.checkStats(ctx)
+	}
+
 	// Stooq instant, cache off: the target scenario. The ceilings are
-	// measured at each concurrency first, whatever runs.
+	// measured at each concurrency first, whatever of their users runs.
 	for _, c := range b.o.clients {
+		if !b.o.wantAny("stock", "stats-cost", "cached", "remote", "replicas", "history", "stats") {
+			break
+		}
 		cl, err := b.measureCeilings(ctx, c, "ceilings")
 		if err != nil {
 			return err
@@ -304,6 +342,12 @@ func (b *bench) runAll(ctx context.Context) error {
 			if b.rows[i].ceilName == "composed" {
 				b.rows[i].ceiling = fast(c)
 			}
+		}
+	}
+
+	if b.o.want("many") {
+		if err := b.many(ctx, c0); err != nil {
+			return err
 		}
 	}
 
