@@ -15,8 +15,10 @@
 //
 // The API logs one line per request (gin.Default), as the API does at
 // LOG_LEVEL=info. Its only tuning is what any deployment sets: pool sizes
-// that match the concurrency (-db-conns, -workers). JWT_SECRET comes from
-// the environment; it answers /healthz once ready.
+// that match the concurrency (-db-conns, -workers) and GORM's prepared
+// statements without a transaction around each single INSERT, as the
+// services' store has. JWT_SECRET comes from the environment; both roles
+// answer /healthz once ready.
 package main
 
 import (
@@ -140,7 +142,9 @@ type api struct {
 }
 
 func runAPI(ctx context.Context, cfg config) error {
-	db, err := gorm.Open(postgres.Open(cfg.dbURL), &gorm.Config{})
+	// Configured as the services' store is, so the comparison is of code,
+	// not of two documented GORM settings.
+	db, err := gorm.Open(postgres.Open(cfg.dbURL), &gorm.Config{PrepareStmt: true, SkipDefaultTransaction: true})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
