@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -215,13 +214,7 @@ func (c *Conn) dial(addr string) (*amqp.Connection, error) {
 	conn, err := amqp.DialConfig(addr, amqp.Config{
 		Heartbeat:  heartbeat,
 		Properties: props,
-		Dial: func(network, addr string) (net.Conn, error) {
-			nc, err := amqp.DefaultDial(dialTimeout)(network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return newGroupWriteConn(nc), nil
-		},
+		Dial:       amqp.DefaultDial(dialTimeout),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
