@@ -72,20 +72,16 @@ var (
 const (
 	DefaultBaseURL   = "https://stooq.com"
 	DefaultTimeout   = 5 * time.Second
-	DefaultMaxBody   = 64 << 10
 	DefaultUserAgent = "stockquote/1 (+https://github.com/stockquote/stockquote)"
 	// Location is the time zone stooq reports dates and times in.
 	Location = "Europe/Warsaw"
 )
 
-// headerLine is the exact header line stooq sends for f=sd2t2ohlcvn, and
-// header its fields; columns is len(header).
-const (
-	headerLine = "Symbol,Date,Time,Open,High,Low,Close,Volume,Name"
-	columns    = 9
-)
+// headerLine is the exact header line stooq sends for f=sd2t2ohlcvn.
+const headerLine = "Symbol,Date,Time,Open,High,Low,Close,Volume,Name"
 
-var header = strings.Split(headerLine, ",")
+// maxBody bounds the bytes read of an answer; a quote is under 200.
+const maxBody = 64 << 10
 
 // rateLimitText is the whole body stooq sends once the daily quota is spent.
 const rateLimitText = "Exceeded the daily hits limit"
@@ -94,7 +90,6 @@ const rateLimitText = "Exceeded the daily hits limit"
 type Options struct {
 	BaseURL   string        // default DefaultBaseURL; scheme and host, optional path prefix
 	Timeout   time.Duration // whole request, headers and body; default DefaultTimeout
-	MaxBody   int64         // bytes read at most; a larger body is ErrUpstream; default DefaultMaxBody
 	UserAgent string        // default DefaultUserAgent
 	// WrapTransport, when set, wraps the keep-alive transport (to trace or
 	// measure each request).
@@ -108,17 +103,11 @@ type Options struct {
 }
 
 // Client fetches quotes from stooq. It is safe for concurrent use.
-//
-// It sends requests with its transport's RoundTrip, not an http.Client:
-// stooq's endpoint does not redirect, and http.Client.Do copies every
-// request's headers for the redirects it might follow, which cost the stock
-// service about 7% of its CPU per quote (BENCHMARKS.md). A redirect is an
-// upstream error that names where stooq points.
 type Client struct {
 	endpoint  *url.URL
-	rt        http.RoundTripper
+	http      *http.Client
+	transport *http.Transport // below the wrappers, for CloseIdleConnections
 	timeout   time.Duration
-	maxBody   int64
 	userAgent string
 	loc       *time.Location
 	apiKey    string
@@ -137,14 +126,11 @@ func New(opts Options) (*Client, error) {
 	if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("stooq: base url %q: want http(s)://host", opts.BaseURL)
 	}
-	if opts.Timeout < 0 || opts.MaxBody < 0 {
-		return nil, errors.New("stooq: negative timeout or body limit")
+	if opts.Timeout < 0 {
+		return nil, errors.New("stooq: negative timeout")
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = DefaultTimeout
-	}
-	if opts.MaxBody == 0 {
-		opts.MaxBody = DefaultMaxBody
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = DefaultUserAgent
@@ -156,7 +142,8 @@ func New(opts Options) (*Client, error) {
 	if opts.MaxRPS < 0 || math.IsNaN(opts.MaxRPS) || math.IsInf(opts.MaxRPS, 0) {
 		return nil, errors.New("stooq: MaxRPS must be a finite number, 0 or more")
 	}
-	var rt http.RoundTripper = newTransport()
+	transport := newTransport()
+	var rt http.RoundTripper = transport
 	if opts.APIKey != "" {
 		rt = keyTransport{next: rt, query: "&apikey=" + url.QueryEscape(opts.APIKey)}
 	}
@@ -167,7 +154,13 @@ func New(opts Options) (*Client, error) {
 	endpoint.Path += "/"
 	endpoint.RawQuery = ""
 	endpoint.Fragment = ""
-	c := &Client{endpoint: endpoint, rt: rt, timeout: opts.Timeout, maxBody: opts.MaxBody, userAgent: opts.UserAgent, loc: loc, apiKey: opts.APIKey}
+	client := &http.Client{
+		Transport: rt,
+		// A redirect is reported, not followed: the key transport would
+		// send the key to wherever it points.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c := &Client{endpoint: endpoint, http: client, transport: transport, timeout: opts.Timeout, userAgent: opts.UserAgent, loc: loc, apiKey: opts.APIKey}
 	if opts.MaxRPS > 0 {
 		c.budget = rate.NewLimiter(rate.Limit(opts.MaxRPS), int(math.Max(1, math.Ceil(opts.MaxRPS))))
 	}
@@ -189,12 +182,6 @@ func (t keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	u.RawQuery += t.query
 	r.URL = &u
 	return t.next.RoundTrip(&r)
-}
-
-func (t keyTransport) CloseIdleConnections() {
-	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
 }
 
 // redact removes the API key, plain or query-escaped, from s.
@@ -255,7 +242,7 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	req.Header.Set("User-Agent", c.userAgent)
 	req.Header.Set("Accept", "text/csv, text/plain;q=0.9, */*;q=0.1")
 
-	resp, err := c.rt.RoundTrip(req)
+	resp, err := c.http.Do(req)
 	if err != nil {
 		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
 	}
@@ -264,7 +251,7 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d, redirect to %q (point the base URL there): %w", sym, resp.StatusCode, c.redact(loc), ErrUpstream)
 	}
 
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return stockrpc.Quote{}, c.transportError(ctx, sym, err)
 	}
@@ -275,8 +262,8 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 		}
 		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: status %d: %w", sym, resp.StatusCode, ErrUpstream)
 	}
-	if int64(len(body)) > c.maxBody {
-		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: body larger than %d bytes: %w", sym, c.maxBody, ErrUpstream)
+	if len(body) > maxBody {
+		return stockrpc.Quote{}, fmt.Errorf("stooq quote %q: body larger than %d bytes: %w", sym, maxBody, ErrUpstream)
 	}
 	q, err := Parse(body, c.loc)
 	if errors.Is(err, ErrKeyRequired) && c.apiKey != "" {
@@ -293,11 +280,7 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 
 // CloseIdleConnections closes the keep-alive connections to stooq that
 // are idle; call it at shutdown.
-func (c *Client) CloseIdleConnections() {
-	if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
-}
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 // refusal classifies a body that is not a quote as one of stooq's
 // refusals (Parse's rules), with the client's key taken into account;
@@ -340,16 +323,12 @@ func Parse(body []byte, loc *time.Location) (stockrpc.Quote, error) {
 	if bytes.Contains(body, []byte(rateLimitText)) {
 		return stockrpc.Quote{}, ErrRateLimited
 	}
-	var fields [columns]string
-	row := fields[:]
-	if !plainRow(body, &fields) {
-		if err := refusalPage(body); err != nil {
-			return stockrpc.Quote{}, err
-		}
-		var err error
-		if row, err = csvRow(body); err != nil {
-			return stockrpc.Quote{}, err
-		}
+	if err := refusalPage(body); err != nil {
+		return stockrpc.Quote{}, err
+	}
+	row, err := csvRow(body)
+	if err != nil {
+		return stockrpc.Quote{}, err
 	}
 	return parseRow(row, loc)
 }
@@ -400,50 +379,11 @@ func refusalPage(body []byte) error {
 	return nil
 }
 
-// plainRow reads the row of a body that is exactly stooq's header line and
-// one row without quotes or stray line breaks, which is what stooq sends
-// with every quote, into row, and reports whether the body was that. It
-// reads such a body as encoding/csv does (FuzzPlainRow checks), with one
-// allocation instead of encoding/csv's twenty or so; csvRow reads every other
-// body and says why it is not a quote.
-func plainRow(body []byte, row *[columns]string) bool {
-	rest, ok := bytes.CutPrefix(body, []byte(headerLine))
-	if !ok {
-		return false
-	}
-	if r, ok := bytes.CutPrefix(rest, []byte("\r\n")); ok {
-		rest = r
-	} else if r, ok := bytes.CutPrefix(rest, []byte("\n")); ok {
-		rest = r
-	} else {
-		return false
-	}
-	if r, ok := bytes.CutSuffix(rest, []byte("\n")); ok {
-		rest = bytes.TrimSuffix(r, []byte("\r"))
-	}
-	if len(rest) == 0 || bytes.ContainsAny(rest, "\"\r\n") {
-		return false
-	}
-	s := string(rest)
-	for i := range len(row) - 1 {
-		comma := strings.IndexByte(s, ',')
-		if comma < 0 {
-			return false
-		}
-		row[i], s = s[:comma], s[comma+1:]
-	}
-	if strings.IndexByte(s, ',') >= 0 {
-		return false
-	}
-	row[len(row)-1] = s
-	return true
-}
-
 // csvRow reads the data row of body with encoding/csv, checking that body
 // is stooq's header and exactly one row.
 func csvRow(body []byte) ([]string, error) {
 	r := csv.NewReader(bytes.NewReader(body))
-	r.FieldsPerRecord = len(header)
+	r.FieldsPerRecord = strings.Count(headerLine, ",") + 1
 	recs, err := r.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("%w: not stooq csv: %v", ErrUpstream, err)
@@ -451,10 +391,8 @@ func csvRow(body []byte) ([]string, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%w: empty body", ErrUpstream)
 	}
-	for i, h := range header {
-		if recs[0][i] != h {
-			return nil, fmt.Errorf("%w: unexpected header %q", ErrUpstream, strings.Join(recs[0], ","))
-		}
+	if h := strings.Join(recs[0], ","); h != headerLine {
+		return nil, fmt.Errorf("%w: unexpected header %q", ErrUpstream, h)
 	}
 	switch len(recs) {
 	case 1:

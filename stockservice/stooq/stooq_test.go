@@ -30,7 +30,7 @@ func newClient(t testing.TB, baseURL string, opts stooq.Options) *stooq.Client {
 func TestQuoteAgainstFake(t *testing.T) {
 	fake := stooqtest.NewServer(stooqtest.Options{SlowDelay: 5 * time.Second})
 	defer fake.Close()
-	c := newClient(t, fake.URL, stooq.Options{Timeout: 300 * time.Millisecond, MaxBody: 64 << 10})
+	c := newClient(t, fake.URL, stooq.Options{Timeout: 300 * time.Millisecond})
 
 	tests := []struct {
 		symbol  string
@@ -115,7 +115,7 @@ func TestQuoteGeneratedSymbols(t *testing.T) {
 func TestQuoteServerModes(t *testing.T) {
 	fake := stooqtest.NewServer(stooqtest.Options{SlowDelay: time.Second})
 	defer fake.Close()
-	c := newClient(t, fake.URL, stooq.Options{Timeout: 200 * time.Millisecond, MaxBody: 4 << 10})
+	c := newClient(t, fake.URL, stooq.Options{Timeout: 200 * time.Millisecond})
 
 	tests := []struct {
 		mode    stooqtest.Mode
@@ -262,7 +262,6 @@ func TestNew(t *testing.T) {
 		{"no scheme", stooq.Options{BaseURL: "stooq.com"}, true},
 		{"ftp", stooq.Options{BaseURL: "ftp://stooq.com"}, true},
 		{"negative timeout", stooq.Options{Timeout: -1}, true},
-		{"negative body", stooq.Options{MaxBody: -1}, true},
 		{"budget", stooq.Options{MaxRPS: 0.5}, false},
 		{"negative budget", stooq.Options{MaxRPS: -1}, true},
 	}
