@@ -76,47 +76,12 @@ func RedactURLs(s string) string {
 	return strings.Join(parts, ",")
 }
 
-// parseDeadline reads the DeadlineHeader (Unix milliseconds) from headers.
-// It accepts the integer types amqp091 decodes and decimal strings, since
-// publishers in other languages encode numbers differently. ok is false
-// when the header is absent or unusable.
+// parseDeadline reads the DeadlineHeader (Unix milliseconds, an int64 as
+// Client writes it) from headers. ok is false when the header is absent
+// or unusable.
 func parseDeadline(headers map[string]any) (deadline time.Time, ok bool) {
-	v, found := headers[DeadlineHeader]
-	if !found {
-		return time.Time{}, false
-	}
-	var ms int64
-	switch x := v.(type) {
-	case int64:
-		ms = x
-	case int32:
-		ms = int64(x)
-	case int:
-		ms = int64(x)
-	case int16:
-		ms = int64(x)
-	case uint32:
-		ms = int64(x)
-	case uint64:
-		if x > math.MaxInt64 {
-			return time.Time{}, false
-		}
-		ms = int64(x)
-	case float64:
-		if x != x || x <= 0 || x > math.MaxInt64 {
-			return time.Time{}, false
-		}
-		ms = int64(x)
-	case string:
-		n, err := strconv.ParseInt(x, 10, 64)
-		if err != nil {
-			return time.Time{}, false
-		}
-		ms = n
-	default:
-		return time.Time{}, false
-	}
-	if ms <= 0 {
+	ms, ok := headers[DeadlineHeader].(int64)
+	if !ok || ms <= 0 {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(ms), true
