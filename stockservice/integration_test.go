@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/amqprpc/amqptest"
+	"github.com/stockquote/stockquote/shared/leaktest"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/stockservice/stooq/stooqtest"
 )
@@ -90,7 +89,7 @@ func request(symbol string) string {
 }
 
 func TestIntegrationWorker(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	leaktest.Check(t)
 	fake := stooqtest.NewServer(stooqtest.Options{SlowDelay: 3 * time.Second})
 	defer fake.Close()
 	s, queue := startWorker(t, fake, map[string]string{"STOOQ_TIMEOUT": "300ms"})
@@ -157,7 +156,7 @@ func TestIntegrationWorker(t *testing.T) {
 // TestIntegrationGracefulShutdown cancels the service while requests are
 // in flight: each must still get its answer, and run must return nil.
 func TestIntegrationGracefulShutdown(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	leaktest.Check(t)
 	fake := stooqtest.NewServer(stooqtest.Options{Latency: 700 * time.Millisecond})
 	defer fake.Close()
 	s, queue := startWorker(t, fake, nil)

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/stockquote/stockquote/shared/leaktest"
 )
 
 // TestRunBrokerDown starts the service against a port where no broker
 // listens: it must serve /healthz, refuse /readyz, and shut down promptly.
 func TestRunBrokerDown(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	leaktest.Check(t)
 	s := startRun(t, map[string]string{
 		"AMQP_URL":         "amqp://guest:guest@127.0.0.1:1/",
 		"HTTP_ADDR":        "127.0.0.1:0",

@@ -19,7 +19,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-	"go.uber.org/goleak"
+
+	"github.com/stockquote/stockquote/shared/leaktest"
 )
 
 // brokerURL is the RabbitMQ the integration tests use; TEST_AMQP_URL
@@ -36,7 +37,7 @@ func brokerURL(t *testing.T) string {
 // cleanup) and returns a logger writing to the test output.
 func setup(t *testing.T) *slog.Logger {
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	leaktest.Check(t)
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
