@@ -22,6 +22,8 @@ import (
 	"github.com/stockquote/stockquote/apiservice/openapitest"
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/health"
+	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -56,7 +58,7 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	env := newTestEnv(t)
 	// Built as run builds it by default: /metrics on the API port.
 	reg := prometheus.NewRegistry()
-	tel := serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metricsHandler(reg)}
+	tel := serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metrics.Handler(reg)}
 	h := newServer(slog.New(slog.DiscardHandler), env.auth, env.pw, env.store, env.quotes, nil, time.Now, withTelemetry(tel))
 	engine, ok := h.(*gin.Engine)
 	if !ok {
@@ -302,10 +304,10 @@ func TestResponsesMatchTheDocument(t *testing.T) {
 
 		{name: "healthz", method: "GET", target: "/healthz", status: 200},
 		{name: "readyz ok", method: "GET", target: "/readyz", setup: func(e *testEnv) {
-			e.checks = []readinessCheck{{name: "database", check: func(context.Context) error { return nil }}}
+			e.checks = []health.Check{{Name: "database", Ready: func(context.Context) error { return nil }}}
 		}, status: 200},
 		{name: "readyz failing", method: "GET", target: "/readyz", setup: func(e *testEnv) {
-			e.checks = []readinessCheck{{name: "database", check: func(context.Context) error { return errors.New("down") }}}
+			e.checks = []health.Check{{Name: "database", Ready: func(context.Context) error { return errors.New("down") }}}
 		}, status: 503},
 		{name: "spec", method: "GET", target: "/openapi.yaml", status: 200},
 		{name: "docs", method: "GET", target: "/docs", status: 200},

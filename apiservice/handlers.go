@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/mail"
@@ -436,47 +435,5 @@ func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
 			return
 		}
 		c.JSON(http.StatusCreated, userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Superuser: u.Superuser, CreatedAt: u.CreatedAt.UTC()})
-	}
-}
-
-// handleHealthz reports that the process is alive.
-func handleHealthz() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.JSON(http.StatusOK, gin.H{"status": "ok"})
-	}
-}
-
-// readinessCheck is one dependency /readyz checks.
-type readinessCheck struct {
-	name  string
-	check func(ctx context.Context) error
-}
-
-// readyTimeout bounds each readiness check.
-const readyTimeout = 2 * time.Second
-
-// handleReadyz reports whether every dependency is usable; failures are
-// logged and named in the body, without their details.
-func handleReadyz(logger *slog.Logger, checks []readinessCheck) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		results := make(map[string]string, len(checks))
-		status := http.StatusOK
-		for _, ch := range checks {
-			ctx, cancel := context.WithTimeout(c.Request.Context(), readyTimeout)
-			err := ch.check(ctx)
-			cancel()
-			if err != nil {
-				status = http.StatusServiceUnavailable
-				results[ch.name] = "fail"
-				logger.Warn("readiness check failed", "check", ch.name, "error", err)
-				continue
-			}
-			results[ch.name] = "ok"
-		}
-		overall := "ok"
-		if status != http.StatusOK {
-			overall = "unavailable"
-		}
-		c.JSON(status, gin.H{"status": overall, "checks": results})
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -490,7 +491,7 @@ func TestCreateUserErrors(t *testing.T) {
 func TestHealthz(t *testing.T) {
 	env := newTestEnv(t)
 	w := env.serve(t, newRequest("GET", "/healthz", nil, ""))
-	if w.Code != 200 || w.Body.String() != `{"status":"ok"}` {
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ok"}` {
 		t.Errorf("got %d %s", w.Code, w.Body)
 	}
 }
@@ -511,9 +512,9 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newTestEnv(t)
-			env.checks = []readinessCheck{{"database", tt.db}, {"broker", tt.broker}}
+			env.checks = []health.Check{{Name: "database", Ready: tt.db}, {Name: "broker", Ready: tt.broker}}
 			w := env.serve(t, newRequest("GET", "/readyz", nil, ""))
-			if w.Code != tt.status || w.Body.String() != tt.body {
+			if w.Code != tt.status || strings.TrimSpace(w.Body.String()) != tt.body {
 				t.Errorf("got %d %s, want %d %s", w.Code, w.Body, tt.status, tt.body)
 			}
 		})

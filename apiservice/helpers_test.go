@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -170,7 +171,7 @@ func newFakeStore() *fakeStore {
 type testEnv struct {
 	store  *fakeStore
 	quotes fakeQuotes
-	checks []readinessCheck
+	checks []health.Check
 	auth   *tokenAuth
 	pw     *passwords
 	logs   *strings.Builder

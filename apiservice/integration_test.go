@@ -84,7 +84,7 @@ func fakeWorker(t *testing.T, queue string) {
 		}
 		b, _ := json.Marshal(reply)
 		return b
-	}, amqprpc.ServerOptions{Workers: 4, Logger: logger})
+	}, amqprpc.ServerOptions{Workers: 4})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()

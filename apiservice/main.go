@@ -37,7 +37,11 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
+	"github.com/stockquote/stockquote/shared/debugserver"
+	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/metrics"
+	"github.com/stockquote/stockquote/shared/redact"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
@@ -114,7 +118,7 @@ func openStore(ctx context.Context, cfg config) (*postgres.DB, error) {
 	defer cancel()
 	db, err := postgres.Open(ctx, postgres.Config{URL: cfg.DatabaseURL, MaxOpenConns: cfg.DBMaxConns, HistoryWriters: cfg.DBWriters})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", maskURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("open database %s: %w", redact.URL(cfg.DatabaseURL), err)
 	}
 	return db, nil
 }
@@ -220,7 +224,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		closeLogged(logger, "tracing", func() error { return shutdownTracing(ctx) })
 	}()
 	prop := tracing.Propagator()
-	reg := newRegistry(info)
+	reg := metrics.NewRegistry(info)
 
 	pw, err := newPasswords(cfg.BcryptCost)
 	if err != nil {
@@ -245,21 +249,21 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	reg.MustRegister(newRPCClientCollector(client))
 	caller := newObservedCaller(client, tp, prop, reg)
 
-	checks := []readinessCheck{
-		{name: "database", check: db.Ping},
-		{name: "broker", check: func(context.Context) error { return client.Ready() }},
+	checks := []health.Check{
+		{Name: "database", Ready: db.Ping},
+		{Name: "broker", Ready: func(context.Context) error { return client.Ready() }},
 	}
 	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
 	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
+		stopDebug, err := debugserver.Start("debug", cfg.DebugAddr, debugserver.Pprof(), logger)
 		if err != nil {
-			return fmt.Errorf("debug listen %s: %w", cfg.DebugAddr, err)
+			return err
 		}
 		defer stopDebug()
 	}
 	tel := serverTelemetry{metrics: newHTTPMetrics(reg)}
 	if cfg.MetricsAddr == "" {
-		tel.metricsHandler = metricsHandler(reg)
+		tel.metricsHandler = metrics.Handler(reg)
 	}
 	var quotes quoteRequester = newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout)
 	if cfg.QuoteCoalesce {
@@ -292,7 +296,9 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	srv := newHTTPServer(ctx, handler, cfg, logger)
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(ctx, logger, cfg.MetricsAddr, metricsHandler(reg))
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", metrics.Handler(reg))
+		stopMetrics, err := debugserver.Start("metrics", cfg.MetricsAddr, mux, logger)
 		if err != nil {
 			ln.Close()
 			return err
@@ -348,36 +354,4 @@ func closeLogged(logger *slog.Logger, what string, close func() error) {
 	if err := close(); err != nil {
 		logger.Warn("close failed", "what", what, "error", err)
 	}
-}
-
-// serveMetrics serves h at /metrics on its own listener at addr (the
-// METRICS_ADDR option) until the returned stop function is called.
-func serveMetrics(ctx context.Context, logger *slog.Logger, addr string, h http.Handler) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s (METRICS_ADDR): %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server", "error", err)
-		}
-	}()
-	logger.Info("metrics listening", "metrics_addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
-		<-done
-	}, nil
 }

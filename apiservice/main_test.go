@@ -27,7 +27,7 @@ func TestRunRefusesBadConfigAndUsage(t *testing.T) {
 		wantErr string
 	}{
 		{"serve without secret", []string{"apiservice"}, map[string]string{"DATABASE_URL": "postgres://h/db", "AMQP_URL": "amqp://h/"}, "", "JWT_SECRET is required"},
-		{"serve with short secret", []string{"apiservice"}, map[string]string{"DATABASE_URL": "postgres://h/db", "AMQP_URL": "amqp://h/", "JWT_SECRET": "short"}, "", "JWT_SECRET is 5 bytes"},
+		{"serve with short secret", []string{"apiservice"}, map[string]string{"DATABASE_URL": "postgres://h/db", "AMQP_URL": "amqp://h/", "JWT_SECRET": "short"}, "", "JWT_SECRET: 5 bytes"},
 		{"migrate without database", []string{"apiservice", "migrate"}, nil, "", "DATABASE_URL is required"},
 		{"unknown command", []string{"apiservice", "frobnicate"}, nil, "", "unknown command"},
 		{"unknown flag", []string{"apiservice", "--nope"}, nil, "", "usage error"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
+	"github.com/stockquote/stockquote/shared/redact"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -238,7 +239,7 @@ const maxLoggedErrorBytes = 2048
 
 // errorText is err's message as logged: credentials masked, bounded.
 func errorText(err error) string {
-	s := redactCredentials(err.Error())
+	s := redact.Text(err.Error())
 	if len(s) > maxLoggedErrorBytes {
 		s = s[:maxLoggedErrorBytes] + "...(cut)"
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stockquote/stockquote/shared/health"
 )
 
 // addRoutes lists every route of the API in one place.
@@ -16,7 +18,7 @@ func addRoutes(
 	pw *passwords,
 	st store,
 	quotes quoteRequester,
-	checks []readinessCheck,
+	checks []health.Check,
 	now func() time.Time,
 	login *loginThrottle,
 	quota *stockQuota,
@@ -26,8 +28,8 @@ func addRoutes(
 	r.NoMethod(methodNotAllowed())
 
 	// Probes: no auth.
-	r.GET("/healthz", handleHealthz())
-	r.GET("/readyz", handleReadyz(logger, checks))
+	r.GET("/healthz", gin.WrapF(health.Live))
+	r.GET("/readyz", gin.WrapF(health.Ready(logger, checks...)))
 	// Prometheus scrapes, no auth: counts and latencies only, no user data.
 	// nil when METRICS_ADDR serves them on a separate listener.
 	if metrics != nil {

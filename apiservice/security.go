@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stockquote/stockquote/shared/env"
 )
 
 // Request size limits. Requests over maxHeaderBytes or maxQueryBytes are
@@ -46,29 +47,29 @@ type securityConfig struct {
 //	HTTP_READ_HEADER_TIMEOUT 5s      time a client has to send its headers
 //	STOCK_QUOTA_REQUESTS_PER_MINUTE 120  /stock requests per user (all replicas together; 0 = off)
 //	STOCK_QUOTA_MISSES_PER_MINUTE    30  of those, requests that reach stooq (0 = off)
-func loadSecurityConfig(getenv func(string) string, add func(error)) securityConfig {
+func loadSecurityConfig(r *env.Reader) securityConfig {
 	var c securityConfig
-	for _, p := range strings.Split(getenv("TRUSTED_PROXIES"), ",") {
+	for _, p := range strings.Split(r.String("TRUSTED_PROXIES", ""), ",") {
 		p = strings.TrimSpace(p)
 		if p == "" {
 			continue
 		}
 		_, _, cidrErr := net.ParseCIDR(p)
 		if cidrErr != nil && net.ParseIP(p) == nil {
-			add(fmt.Errorf("TRUSTED_PROXIES: %q is neither an IP address nor a CIDR", p))
+			r.Fail("TRUSTED_PROXIES", fmt.Errorf("%q is neither an IP address nor a CIDR", p))
 			continue
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
-	c.Login.AccountBurst = intEnv(getenv, "LOGIN_ACCOUNT_BURST", 5, 1, 1000, add)
-	c.Login.AccountInterval = durationEnv(getenv, "LOGIN_ACCOUNT_INTERVAL", time.Minute, time.Millisecond, 24*time.Hour, add)
-	c.Login.ClientBurst = intEnv(getenv, "LOGIN_CLIENT_BURST", 20, 1, 100000, add)
-	c.Login.ClientInterval = durationEnv(getenv, "LOGIN_CLIENT_INTERVAL", 6*time.Second, time.Millisecond, 24*time.Hour, add)
-	c.Login.MaxKeys = intEnv(getenv, "LOGIN_MAX_TRACKED", 65536, 16, 10_000_000, add)
-	c.Login.TrustedWindow = durationEnv(getenv, "LOGIN_TRUSTED_WINDOW", 30*24*time.Hour, 0, 366*24*time.Hour, add)
-	c.ReadHeaderTimeout = durationEnv(getenv, "HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute, add)
-	c.StockQuota.RequestsPerMinute = intEnv(getenv, "STOCK_QUOTA_REQUESTS_PER_MINUTE", 120, 0, 1_000_000, add)
-	c.StockQuota.MissesPerMinute = intEnv(getenv, "STOCK_QUOTA_MISSES_PER_MINUTE", 30, 0, 1_000_000, add)
+	c.Login.AccountBurst = r.Int("LOGIN_ACCOUNT_BURST", 5, 1, 1000)
+	c.Login.AccountInterval = r.Duration("LOGIN_ACCOUNT_INTERVAL", time.Minute, time.Millisecond, 24*time.Hour)
+	c.Login.ClientBurst = r.Int("LOGIN_CLIENT_BURST", 20, 1, 100000)
+	c.Login.ClientInterval = r.Duration("LOGIN_CLIENT_INTERVAL", 6*time.Second, time.Millisecond, 24*time.Hour)
+	c.Login.MaxKeys = r.Int("LOGIN_MAX_TRACKED", 65536, 16, 10_000_000)
+	c.Login.TrustedWindow = r.Duration("LOGIN_TRUSTED_WINDOW", 30*24*time.Hour, 0, 366*24*time.Hour)
+	c.ReadHeaderTimeout = r.Duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute)
+	c.StockQuota.RequestsPerMinute = r.Int("STOCK_QUOTA_REQUESTS_PER_MINUTE", 120, 0, 1_000_000)
+	c.StockQuota.MissesPerMinute = r.Int("STOCK_QUOTA_MISSES_PER_MINUTE", 30, 0, 1_000_000)
 	return c
 }
 
@@ -90,7 +91,7 @@ func (c securityConfig) LogValue() slog.Value {
 
 // defaultSecurityConfig is the configuration with no variable set.
 func defaultSecurityConfig() securityConfig {
-	return loadSecurityConfig(func(string) string { return "" }, func(error) {})
+	return loadSecurityConfig(env.NewReader(func(string) string { return "" }))
 }
 
 // serverSettings are newServer's optional settings.
@@ -195,17 +196,6 @@ func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-}
-
-// urlUserinfo matches the password of a URL's userinfo (scheme://user:pw@).
-var urlUserinfo = regexp.MustCompile(`([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
-
-// redactCredentials masks passwords in URLs and key=value DSNs inside a
-// message (a driver error quoting its connection string) before it is
-// logged.
-func redactCredentials(s string) string {
-	s = urlUserinfo.ReplaceAllString(s, "${1}xxxxx@")
-	return dsnPassword.ReplaceAllString(s, "${1}xxxxx")
 }
 
 // maxClientValueBytes bounds every client-supplied string the API writes

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/stockquote/stockquote/shared/health"
 )
 
 // maxBodyBytes bounds every request body.
@@ -36,7 +38,7 @@ func newServer(
 	pw *passwords,
 	st store,
 	quotes quoteRequester,
-	checks []readinessCheck,
+	checks []health.Check,
 	now func() time.Time,
 	opts ...serverOption,
 ) http.Handler {

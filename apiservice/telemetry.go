@@ -10,8 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -19,9 +17,8 @@ import (
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
-	"github.com/stockquote/stockquote/shared/amqprpc/rpcmetrics"
-	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
@@ -41,23 +38,6 @@ type serverTelemetry struct {
 // it the server records no metrics and serves no /metrics.
 func withTelemetry(tel serverTelemetry) serverOption {
 	return func(s *serverSettings) { s.telemetry = tel }
-}
-
-// newRegistry returns the API's own metrics registry holding the Go
-// runtime, process and build info collectors.
-func newRegistry(info buildinfo.Info) *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		info.Collector(),
-	)
-	return reg
-}
-
-// metricsHandler serves reg in the Prometheus exposition formats.
-func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
 
 // httpMetrics counts and times requests by route (gin's route template,
@@ -164,12 +144,12 @@ type clientStatser interface {
 
 // newRPCClientCollector returns a collector reading client.Stats() at
 // each scrape.
-func newRPCClientCollector(client clientStatser) *rpcmetrics.Collector[amqprpc.ClientStats] {
-	type counter = rpcmetrics.Counter[amqprpc.ClientStats]
+func newRPCClientCollector(client clientStatser) *metrics.Collector[amqprpc.ClientStats] {
+	type counter = metrics.Counter[amqprpc.ClientStats]
 	d := func(name, help string, v func(amqprpc.ClientStats) uint64) counter {
 		return counter{Name: "stockquote_rpc_client_" + name, Help: help, Value: v}
 	}
-	return rpcmetrics.NewCollector(client.Stats,
+	return metrics.NewCollector(client.Stats,
 		d("calls_total", "RPC calls made.", func(s amqprpc.ClientStats) uint64 { return s.Calls }),
 		d("replies_total", "RPC replies handed to their caller.", func(s amqprpc.ClientStats) uint64 { return s.Replies }),
 		d("timeouts_total", "RPC calls ended by their deadline or cancellation before a reply.", func(s amqprpc.ClientStats) uint64 { return s.Expired }),
@@ -196,8 +176,8 @@ func newCoalescedQuotesCollector(q interface{ Joined() uint64 }) prometheus.Coll
 func newHistoryWriteCollector(db interface {
 	HistoryWriteStats() postgres.HistoryWriteStats
 }) prometheus.Collector {
-	type counter = rpcmetrics.Counter[postgres.HistoryWriteStats]
-	return rpcmetrics.NewCollector(db.HistoryWriteStats,
+	type counter = metrics.Counter[postgres.HistoryWriteStats]
+	return metrics.NewCollector(db.HistoryWriteStats,
 		counter{Name: "stockquote_db_history_statements_total", Help: "INSERT statements that saved history rows (one or several each).",
 			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Statements }},
 		counter{Name: "stockquote_db_history_rows_total", Help: "History rows saved.",

@@ -23,6 +23,7 @@ import (
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
@@ -31,8 +32,8 @@ import (
 // /metrics: counts move under the route template, never the raw path.
 func TestHTTPMetrics(t *testing.T) {
 	env := newTestEnv(t)
-	reg := newRegistry(buildinfo.New("apiservice", "v9", "c0ffee"))
-	env.telemetry = serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metricsHandler(reg)}
+	reg := metrics.NewRegistry(buildinfo.New("apiservice", "v9", "c0ffee"))
+	env.telemetry = serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metrics.Handler(reg)}
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
 	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
 		return e, nil
@@ -308,40 +309,6 @@ func TestRPCOutcome(t *testing.T) {
 		if got := rpcOutcome(tt.err); got != tt.want {
 			t.Errorf("rpcOutcome(%v) = %q, want %q", tt.err, got, tt.want)
 		}
-	}
-}
-
-// TestServeMetrics: METRICS_ADDR serves /metrics on its own listener
-// until stopped.
-func TestServeMetrics(t *testing.T) {
-	var logs strings.Builder
-	logger := logging.New(&logs, logging.FormatJSON, slog.LevelInfo)
-	reg := newRegistry(buildinfo.New("apiservice", "v1", "c1"))
-	stop, err := serveMetrics(context.Background(), logger, "127.0.0.1:0", metricsHandler(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := regexp.MustCompile(`"metrics_addr":"([^"]+)"`).FindStringSubmatch(logs.String())
-	if m == nil {
-		stop()
-		t.Fatalf("no metrics_addr logged:\n%s", logs.String())
-	}
-	resp, err := http.Get("http://" + m[1] + "/metrics")
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "stockquote_build_info") {
-		t.Errorf("GET /metrics = %d, body lacks build info", resp.StatusCode)
-	}
-	stop()
-	if _, err := http.Get("http://" + m[1] + "/metrics"); err == nil {
-		t.Error("metrics listener still answers after stop")
-	}
-	if _, err := serveMetrics(context.Background(), logger, "256.0.0.1:1", metricsHandler(reg)); err == nil {
-		t.Error("serveMetrics on a bad address: want an error")
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/stockquote/stockquote/shared/redact"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
@@ -73,14 +74,13 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	client, err := stooq.New(stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout,
-		UserAgent: "stockquote-stockservice/" + version, APIKey: cfg.StooqAPIKey})
+	client, err := stooq.New(newStooqOptions(cfg))
 	if err != nil {
 		return fmt.Errorf("check: stooq client: %w", err)
 	}
 	defer client.CloseIdleConnections()
 
-	fmt.Fprintf(stdout, "stooq:   %s (STOOQ_API_KEY %s, STOOQ_TIMEOUT %s)\n", maskURL(cfg.StooqURL), maskSecret(cfg.StooqAPIKey), cfg.StooqTimeout)
+	fmt.Fprintf(stdout, "stooq:   %s (STOOQ_API_KEY %s, STOOQ_TIMEOUT %s)\n", redact.URL(cfg.StooqURL), redact.Secret(cfg.StooqAPIKey), cfg.StooqTimeout)
 	fmt.Fprintf(stdout, "symbol:  %s\n", symbol)
 	start := time.Now()
 	q, err := client.Quote(ctx, symbol)

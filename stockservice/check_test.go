@@ -51,7 +51,7 @@ func TestRunCheck(t *testing.T) {
 				env[k] = v
 			}
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), tt.args, envFunc(env), &stdout, &stderr)
+			err := run(context.Background(), append([]string{"stockservice"}, tt.args...), envFunc(env), &stdout, &stderr)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("run: %v\n%s", err, stdout.String())
 			}

@@ -1,16 +1,20 @@
 // Command stockservice is the stock worker: it consumes quote requests
-// from RabbitMQ (stockrpc.QueueName, or RPC_QUEUE), fetches each quote from stooq and
-// replies with the quote or a typed error. HTTP_ADDR serves /healthz and
-// /readyz for probes. Configuration comes from the environment; see
-// config.go and the README.
+// from RabbitMQ, fetches each quote from stooq and replies with the quote
+// or a typed error. HTTP_ADDR serves /healthz, /readyz and /metrics.
 //
-// `stockservice check [SYMBOL]` fetches one quote with the configured
-// stooq URL and key, prints a diagnosis, and exits non-zero when stooq
-// cannot serve quotes: run it first against the real stooq.
+// Usage:
+//
+//	stockservice                 serve (the default)
+//	stockservice check [SYMBOL]  fetch one quote with the configured stooq
+//	                             URL and key and print a diagnosis
+//	stockservice --version       print the version
+//
+// Configuration comes from the environment; see config.go.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,18 +29,19 @@ import (
 	"time"
 	_ "time/tzdata" // stooq reports Europe/Warsaw times; distroless images have no tz database
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/buildinfo"
+	"github.com/stockquote/stockquote/shared/debugserver"
+	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// version and commit are set at build time:
-// -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234".
+// version and commit are set at build time with
+// -ldflags "-X main.version=... -X main.commit=...".
 var (
 	version = "dev"
 	commit  = "unknown"
@@ -44,43 +49,52 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "stockservice:", err)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "stockservice: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// run wires the service and blocks until ctx ends or a part fails, then
-// shuts down: stop consuming and finish the requests in flight, close the
-// broker connection, stop the HTTP server, all within SHUTDOWN_TIMEOUT.
-// `stockservice check [SYMBOL]` runs runCheck instead.
+// run is the whole program; main only adds signals and the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("stockservice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
+	if len(args) == 0 {
+		args = []string{"stockservice"}
+	}
+	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil // -h asked for the usage, which Parse printed
+			return nil
 		}
 		return err
 	}
-	if fs.Arg(0) == "check" {
-		return runCheck(ctx, fs.Args()[1:], getenv, stdout)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (the only command is check [SYMBOL])", fs.Args())
-	}
-	info := buildinfo.New("stockservice", version, commit)
 	if *showVersion {
-		fmt.Fprintln(stdout, info)
+		fmt.Fprintln(stdout, buildinfo.New("stockservice", version, commit))
 		return nil
 	}
+	rest := fs.Args()
+	switch {
+	case len(rest) == 0:
+		return serve(ctx, getenv, stderr)
+	case rest[0] == "check":
+		return runCheck(ctx, rest[1:], getenv, stdout)
+	default:
+		return fmt.Errorf("unexpected arguments %q (the only command is check [SYMBOL])", rest)
+	}
+}
 
+// serve runs the worker until ctx ends or a part fails, then shuts down:
+// stop consuming and finish the requests in flight, close the broker
+// connection, stop the HTTP server, all within SHUTDOWN_TIMEOUT.
+func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		return err
 	}
+	info := buildinfo.New("stockservice", version, commit)
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "stockservice")
 	log.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
 
@@ -96,30 +110,33 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	prop := tracing.Propagator()
-	reg := newRegistry(info)
+	reg := metrics.NewRegistry(info)
 
-	stooqOpts := stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, UserAgent: "stockquote-stockservice/" + version,
-		APIKey: cfg.StooqAPIKey, MaxRPS: cfg.StooqMaxRPS}
+	stooqOpts := newStooqOptions(cfg)
 	if cfg.OTLPEndpoint != "" {
-		// A client span per stooq request, child of the consume span. Only
-		// when spans are exported: with tracing off the wrapper would cost
-		// about a tenth of this program's CPU per request (measured, see
-		// BENCHMARKS.md) and tell stooq nothing it needs.
+		// A client span per stooq request, child of the consume span; only
+		// when spans are exported, since the wrapper costs CPU per request.
 		stooqOpts.WrapTransport = traceTransport(tp, prop)
 	}
-	quotes, err := stooq.New(stooqOpts)
+	client, err := stooq.New(stooqOpts)
 	if err != nil {
 		return fmt.Errorf("stooq client: %w", err)
 	}
-	measured := measuredQuoter{next: quotes, m: newStooqMetrics(reg)}
-	// The cache sits in front of the measured client, so the stooq metrics
-	// and the refusal watch count real fetches only.
-	cache := newQuoteCache(newRefusalWatch(measured, reg, log), cfg.QuoteCacheTTL, time.Now)
+	defer client.CloseIdleConnections()
+	// The cache sits in front of the watch, so the stooq metrics count
+	// real fetches only.
+	cache := newQuoteCache(newStooqWatch(client, reg, log), cfg.QuoteCacheTTL, time.Now)
 	registerCacheMetrics(reg, cache.Stats)
+
 	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, cache, log)
+		mux := debugserver.Pprof()
+		mux.HandleFunc("GET /debug/quotecache", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(cache.Stats())
+		})
+		stopDebug, err := debugserver.Start("debug", cfg.DebugAddr, mux, log)
 		if err != nil {
-			return fmt.Errorf("debug listen on %s: %w", cfg.DebugAddr, err)
+			return err
 		}
 		defer stopDebug()
 	}
@@ -133,13 +150,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("amqp: %w", err)
 	}
 	handler := observeHandler(handleQuote(cache, log), newHandlerMetrics(reg), tp, prop, log)
-	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, Logger: log, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
-	reg.MustRegister(newRPCServerCollector(server))
+	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
+	reg.MustRegister(newRPCServerCollector(server.Stats))
 
 	var draining atomic.Bool
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("/", newHealthServer(&draining, map[string]readier{"amqp": conn, "consumer": server}))
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.HandleFunc("GET /healthz", health.Live)
+	mux.Handle("GET /readyz", health.Ready(log,
+		health.Check{Name: "shutdown", Ready: func(context.Context) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}},
+		health.Check{Name: "amqp", Ready: func(context.Context) error { return conn.Ready() }},
+		health.Check{Name: "consumer", Ready: func(context.Context) error { return server.Ready() }},
+	))
 	httpServer := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -182,7 +209,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := conn.Close(); err != nil {
 		log.Warn("close amqp connection", "error", err)
 	}
-	quotes.CloseIdleConnections()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		log.Warn("http shutdown", "error", err)
 		httpServer.Close()
@@ -192,4 +218,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped", "error", runErr, "quote_cache", cache.Stats())
 	return runErr
+}
+
+// newStooqOptions returns the stooq client options serve and check share.
+func newStooqOptions(cfg config) stooq.Options {
+	return stooq.Options{BaseURL: cfg.StooqURL, Timeout: cfg.StooqTimeout, APIKey: cfg.StooqAPIKey,
+		MaxRPS: cfg.StooqMaxRPS, UserAgent: "stockquote-stockservice/" + version}
 }

@@ -25,7 +25,7 @@ func TestRunWithoutBroker(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			err := run(context.Background(), tt.args, envFunc(tt.env), &stdout, &stderr)
+			err := run(context.Background(), append([]string{"stockservice"}, tt.args...), envFunc(tt.env), &stdout, &stderr)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("run: %v", err)
 			}

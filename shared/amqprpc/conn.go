@@ -10,6 +10,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // Config configures a Conn.
@@ -153,7 +155,7 @@ func (c *Conn) loop() {
 		if err != nil {
 			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
 			attempt++
-			c.log.Warn("amqp dial failed", "amqp_url", RedactURLs(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
+			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
 			if !c.sleep(d) {
 				return
 			}
@@ -163,7 +165,7 @@ func (c *Conn) loop() {
 			c.reconnects.Add(1)
 		}
 		everUp = true
-		c.log.Info("amqp connected", "amqp_url", maskURL(addr))
+		c.log.Info("amqp connected", "amqp_url", redact.URL(addr))
 		up := time.Now()
 		if !c.watch(conn) {
 			return
@@ -198,7 +200,7 @@ func (c *Conn) dialRound() (*amqp.Connection, string, error) {
 			return conn, addr, nil
 		}
 		if len(c.addrs) > 1 {
-			err = fmt.Errorf("%s: %w", maskURL(addr), err)
+			err = fmt.Errorf("%s: %w", redact.URL(addr), err)
 			c.log.Debug("amqp dial failed; trying the next address", "error", err)
 		}
 		errs = append(errs, err)

@@ -21,6 +21,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/stockquote/stockquote/shared/leaktest"
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // brokerURL is the RabbitMQ the integration tests use; TEST_AMQP_URL
@@ -60,7 +61,7 @@ func withChannel(t *testing.T, f func(ch *amqp.Channel)) {
 	t.Helper()
 	conn, err := amqp.Dial(brokerURL(t))
 	if err != nil {
-		t.Fatalf("RabbitMQ not reachable at %s: %v", maskURL(brokerURL(t)), err)
+		t.Fatalf("RabbitMQ not reachable at %s: %v", redact.URL(brokerURL(t)), err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
@@ -80,7 +81,7 @@ func dialReady(t *testing.T, log *slog.Logger, rawURL string) *Conn {
 		t.Fatalf("Dial: %v", err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	waitFor(t, 5*time.Second, func() error { return conn.Ready() }, "RabbitMQ not reachable at "+RedactURLs(rawURL))
+	waitFor(t, 5*time.Second, func() error { return conn.Ready() }, "RabbitMQ not reachable at "+redact.URLs(rawURL))
 	return conn
 }
 

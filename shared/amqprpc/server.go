@@ -36,7 +36,6 @@ type Handler func(ctx context.Context, m Message) []byte
 // ServerOptions tune a Server.
 type ServerOptions struct {
 	Workers int // concurrent handlers = prefetch; default 1
-	Logger  *slog.Logger
 	// ContentType is set on every reply; empty means none.
 	ContentType string
 	// QueueType is the type Serve declares the queue with; default
@@ -84,10 +83,6 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 	if opts.QueueType == "" {
 		opts.QueueType = QueueClassic
 	}
-	log := opts.Logger
-	if log == nil {
-		log = conn.log
-	}
 	return &Server{
 		conn:        conn,
 		queue:       queue,
@@ -95,7 +90,7 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 		workers:     opts.Workers,
 		contentType: opts.ContentType,
 		queueType:   opts.QueueType,
-		log:         log.With("amqp_role", "server", "queue", queue),
+		log:         conn.log.With("amqp_role", "server", "queue", queue),
 		slots:       make(chan struct{}, opts.Workers),
 	}
 }

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // backoff returns the delay before reconnect attempt n (0-based): an
@@ -34,16 +35,6 @@ func backoff(n int, minDelay, maxDelay time.Duration, rnd func() float64) time.D
 // jitter is the production source of randomness for backoff.
 func jitter() float64 { return rand.Float64() }
 
-// maskURL returns u with any password replaced, safe to log. A URL that
-// does not parse is not echoed at all, since it may still hold a secret.
-func maskURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return p.Redacted()
-}
-
 // SplitURLs splits a comma-separated list of amqp:// URLs (the nodes of
 // one cluster) and checks each. A comma inside a password must be
 // percent-encoded (%2C). Errors never echo a password.
@@ -56,7 +47,7 @@ func SplitURLs(s string) ([]string, error) {
 		}
 		if _, err := amqp.ParseURI(u); err != nil {
 			// amqp's error does not echo the URL; keep it that way.
-			return nil, fmt.Errorf("URL %s: %w", maskURL(u), err)
+			return nil, fmt.Errorf("URL %s: %w", redact.URL(u), err)
 		}
 		urls = append(urls, u)
 	}
@@ -64,16 +55,6 @@ func SplitURLs(s string) ([]string, error) {
 		return nil, errors.New("no AMQP URL given")
 	}
 	return urls, nil
-}
-
-// RedactURLs returns a comma-separated list of URLs with every password
-// replaced, safe to log.
-func RedactURLs(s string) string {
-	parts := strings.Split(s, ",")
-	for i, u := range parts {
-		parts[i] = maskURL(strings.TrimSpace(u))
-	}
-	return strings.Join(parts, ",")
 }
 
 // parseDeadline reads the DeadlineHeader (Unix milliseconds, an int64 as

@@ -50,30 +50,7 @@ func TestBackoffGrowsThenCaps(t *testing.T) {
 	}
 }
 
-func TestMaskURL(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"amqp://guest:s3cret@127.0.0.1:5672/", "amqp://guest:xxxxx@127.0.0.1:5672/"},
-		{"amqp://127.0.0.1:5672/vh", "amqp://127.0.0.1:5672/vh"},
-		{"amqps://user@host/", "amqps://user@host/"},
-		{"amqp://u:p%40ss@h/%2f", "amqp://u:xxxxx@h/%2f"},
-		{"amqp://u:s3cret@[::1:5672/", "<unparsable URL>"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			got := maskURL(tt.in)
-			if got != tt.want {
-				t.Errorf("maskURL(%q) = %q, want %q", tt.in, got, tt.want)
-			}
-			if strings.Contains(got, "s3cret") || strings.Contains(got, "p%40ss") {
-				t.Errorf("maskURL(%q) = %q leaks the password", tt.in, got)
-			}
-		})
-	}
-}
-
-func TestSplitAndRedactURLs(t *testing.T) {
+func TestSplitURLs(t *testing.T) {
 	const list = "amqp://u:s3cret@a:5672/, amqps://v:p%2Css@b:5671/vh ,,amqp://c/"
 	urls, err := SplitURLs(list)
 	if err != nil {
@@ -82,13 +59,6 @@ func TestSplitAndRedactURLs(t *testing.T) {
 	want := []string{"amqp://u:s3cret@a:5672/", "amqps://v:p%2Css@b:5671/vh", "amqp://c/"}
 	if strings.Join(urls, "|") != strings.Join(want, "|") {
 		t.Errorf("SplitURLs = %q, want %q", urls, want)
-	}
-	got := RedactURLs(list)
-	if wantR := "amqp://u:xxxxx@a:5672/,amqps://v:xxxxx@b:5671/vh,,amqp://c/"; got != wantR {
-		t.Errorf("RedactURLs = %q, want %q", got, wantR)
-	}
-	if strings.Contains(got, "s3cret") || strings.Contains(got, "p%2Css") {
-		t.Errorf("RedactURLs leaks a password: %q", got)
 	}
 }
 

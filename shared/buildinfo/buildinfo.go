@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Info is what a binary says about itself.
@@ -44,18 +42,4 @@ func New(program, version, commit string) Info {
 // String is the --version line.
 func (i Info) String() string {
 	return fmt.Sprintf("%s %s (commit %s, %s)", i.Program, i.Version, i.Commit, i.GoVersion)
-}
-
-// Collector returns the constant gauge stockquote_build_info{program,
-// version,commit,goversion} = 1.
-func (i Info) Collector() prometheus.Collector {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "stockquote_build_info",
-		Help: "Build information of the running binary; the value is always 1.",
-		ConstLabels: prometheus.Labels{
-			"program": i.Program, "version": i.Version, "commit": i.Commit, "goversion": i.GoVersion,
-		},
-	})
-	g.Set(1)
-	return g
 }

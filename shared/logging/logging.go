@@ -36,6 +36,15 @@ func ParseFormat(s string) (Format, error) {
 	}
 }
 
+// ParseLevel reads LOG_LEVEL: debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
 // New returns a logger writing to w in format at level and above. Lines
 // logged with a context carry request_id, trace_id and span_id when the
 // context has them.

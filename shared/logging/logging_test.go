@@ -30,6 +30,15 @@ func TestParseFormat(t *testing.T) {
 	}
 }
 
+func TestParseLevel(t *testing.T) {
+	if l, err := ParseLevel("WARN"); err != nil || l != slog.LevelWarn {
+		t.Errorf("ParseLevel(WARN) = %v, %v; want warn", l, err)
+	}
+	if _, err := ParseLevel("loud"); err == nil {
+		t.Error("ParseLevel(loud): want an error")
+	}
+}
+
 func TestContextAttrs(t *testing.T) {
 	var buf bytes.Buffer
 	log := New(&buf, FormatJSON, slog.LevelDebug).With("service", "x")

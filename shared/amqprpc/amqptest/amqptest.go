@@ -5,12 +5,13 @@ package amqptest
 
 import (
 	"crypto/rand"
-	"net/url"
 	"os"
 	"strings"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // EnvURL names the environment variable that points every integration
@@ -33,7 +34,7 @@ func NewQueue(t *testing.T, prefix string) string {
 	t.Helper()
 	conn, err := amqp.Dial(URL())
 	if err != nil {
-		t.Fatalf("RabbitMQ not reachable at %s: %v", redacted(URL()), err)
+		t.Fatalf("RabbitMQ not reachable at %s: %v", redact.URL(URL()), err)
 	}
 	conn.Close()
 	name := prefix + "-" + strings.ToLower(rand.Text()[:10])
@@ -59,13 +60,4 @@ func DeleteQueue(t *testing.T, amqpURL, name string) {
 	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
 		t.Errorf("delete queue %s: %v", name, err)
 	}
-}
-
-// redacted hides the password of u for a failure message.
-func redacted(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return p.Redacted()
 }

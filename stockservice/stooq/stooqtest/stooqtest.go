@@ -5,7 +5,7 @@
 // prices carrying a variable number of decimals. Unknown symbols get
 // stooq's N/D row.
 //
-// Known symbols: the deterministic DefaultRows (AAPL.US APPLE, MSFT.US
+// Known symbols: AAPL.US APPLE, MSFT.US
 // MICROSOFT, GOOGL.US ALPHABET, ^SPX S&P500, NOD.US whose Name is N/D), and
 // every symbol matching t<1-6 digits>.us (T42.US is named TEST42) with a
 // quote derived from its number, so load tests can use 1,000 symbols.
@@ -69,10 +69,9 @@ func (r Row) String() string {
 	return strings.Join([]string{r.Symbol, r.Date, r.Time, r.Open, r.High, r.Low, r.Close, r.Volume, r.Name}, ",")
 }
 
-// DefaultRows returns the known symbols every Handler starts with.
-// AAPL.US and MSFT.US are quoted in winter time (CET, UTC+1), GOOGL.US in
-// summer time (CEST, UTC+2).
-func DefaultRows() []Row {
+// defaultRows are the known symbols. AAPL.US and MSFT.US are quoted in
+// winter time (CET, UTC+1), GOOGL.US in summer time (CEST, UTC+2).
+func defaultRows() []Row {
 	return []Row{
 		{"AAPL.US", "2022-03-21", "21:00:06", "163.51", "166.35", "163.015", "165.38", "95752860", "APPLE"},
 		{"MSFT.US", "2022-01-14", "22:00:11", "304.18", "310.82", "303.75", "310.2", "39846368", "MICROSOFT"},
@@ -143,7 +142,6 @@ var generated = regexp.MustCompile(`^t([0-9]{1,6})\.us$`)
 
 // Options configure a Handler.
 type Options struct {
-	Rows      []Row         // known symbols; nil means DefaultRows
 	Latency   time.Duration // added to every request
 	SlowDelay time.Duration // how long slow.test and ModeSlow wait; default 30s
 	// RequireKey, when set, is the only apikey= the fake accepts.
@@ -166,15 +164,12 @@ type Handler struct {
 
 // NewHandler returns a handler with opts.
 func NewHandler(opts Options) *Handler {
-	if opts.Rows == nil {
-		opts.Rows = DefaultRows()
-	}
 	if opts.SlowDelay <= 0 {
 		opts.SlowDelay = 30 * time.Second
 	}
 	h := &Handler{slowDelay: opts.SlowDelay, rows: map[string]Row{}, latency: opts.Latency, key: opts.RequireKey,
 		keys: map[string]int{}, hits: map[string]int{}}
-	for _, r := range opts.Rows {
+	for _, r := range defaultRows() {
 		h.rows[strings.ToLower(r.Symbol)] = r
 	}
 	return h
@@ -222,13 +217,6 @@ func (h *Handler) SetLatency(d time.Duration) {
 	h.latency = d
 }
 
-// SetRow adds or replaces a known symbol.
-func (h *Handler) SetRow(r Row) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.rows[strings.ToLower(r.Symbol)] = r
-}
-
 // Hits reports how many requests asked for symbol (case-insensitive).
 func (h *Handler) Hits(symbol string) int {
 	h.mu.Lock()
@@ -252,8 +240,8 @@ func (h *Handler) ResetHits() {
 	h.total = 0
 }
 
-// Row returns the row the handler answers for symbol, if it knows it.
-func (h *Handler) Row(symbol string) (Row, bool) {
+// row returns the row the handler answers for symbol, if it knows it.
+func (h *Handler) row(symbol string) (Row, bool) {
 	symbol = strings.ToLower(symbol)
 	h.mu.Lock()
 	r, ok := h.rows[symbol]
@@ -270,7 +258,7 @@ func (h *Handler) Row(symbol string) (Row, bool) {
 // Want returns the quote a correct client makes of the handler's answer
 // for symbol, or false for symbols the handler does not know.
 func (h *Handler) Want(symbol string) (stockrpc.Quote, bool) {
-	r, ok := h.Row(symbol)
+	r, ok := h.row(symbol)
 	if !ok {
 		return stockrpc.Quote{}, false
 	}
@@ -393,7 +381,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	b.WriteString(Header + "\r\n")
 	for _, s := range symbols {
-		if row, ok := h.Row(s); ok {
+		if row, ok := h.row(s); ok {
 			b.WriteString(row.String() + "\r\n")
 			continue
 		}

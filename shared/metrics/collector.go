@@ -1,7 +1,4 @@
-// Package rpcmetrics exposes the counters amqprpc keeps (ClientStats,
-// ServerStats) as Prometheus metrics. It is a package of its own so that
-// amqprpc does not depend on the Prometheus client.
-package rpcmetrics
+package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 

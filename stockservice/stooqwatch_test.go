@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -36,7 +37,7 @@ func TestRefusalWatch(t *testing.T) {
 	}
 	var logs bytes.Buffer
 	reg := prometheus.NewRegistry()
-	w := newRefusalWatch(quoterFunc(func(_ context.Context, s string) (stockrpc.Quote, error) {
+	w := newStooqWatch(quoterFunc(func(_ context.Context, s string) (stockrpc.Quote, error) {
 		return stockrpc.Quote{Symbol: s}, errs[s]
 	}), reg, slog.New(slog.NewJSONHandler(&logs, nil)))
 
@@ -84,6 +85,37 @@ func TestRefusalWatch(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "set STOOQ_API_KEY") {
 		t.Errorf("the key_required warning does not say to set STOOQ_API_KEY:\n%s", logs.String())
+	}
+}
+
+func TestStooqWatchMetrics(t *testing.T) {
+	errs := map[string]error{
+		"ok.us":    nil,
+		"nd.us":    fmt.Errorf("x: %w", stooq.ErrNotFound),
+		"slow.us":  fmt.Errorf("x: %w", stooq.ErrTimeout),
+		"limit.us": stooq.ErrRateLimited,
+		"html.us":  stooq.ErrUpstream,
+		"other.us": errors.New("boom"),
+	}
+	m := newStooqWatch(quoterFunc(func(_ context.Context, s string) (stockrpc.Quote, error) {
+		return stockrpc.Quote{Symbol: s}, errs[s]
+	}), prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	for sym := range errs {
+		if _, err := m.Quote(context.Background(), sym); !errors.Is(err, errs[sym]) {
+			t.Errorf("Quote(%s) err = %v, want %v", sym, err, errs[sym])
+		}
+	}
+	m.Quote(context.Background(), "ok.us")
+	for outcome, want := range map[string]float64{
+		"ok": 2, string(stockrpc.CodeNotFound): 1, string(stockrpc.CodeUpstreamTimeout): 1,
+		string(stockrpc.CodeRateLimited): 1, string(stockrpc.CodeUpstreamError): 1, string(stockrpc.CodeInternal): 1,
+	} {
+		if got := testutil.ToFloat64(m.calls.WithLabelValues(outcome)); got != want {
+			t.Errorf("stooq requests{outcome=%s} = %v, want %v", outcome, got, want)
+		}
+	}
+	if got := testutil.CollectAndCount(m.duration); got != 6 {
+		t.Errorf("duration series = %d, want 6 (one per outcome)", got)
 	}
 }
 

@@ -1,4 +1,4 @@
-package rpcmetrics
+package metrics
 
 import (
 	"strings"

@@ -1,0 +1,40 @@
+// Package metrics holds what the programs' Prometheus metrics share: the
+// registry with the runtime, process and build collectors, its /metrics
+// handler, and counters read from a stats snapshot at each scrape.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stockquote/stockquote/shared/buildinfo"
+)
+
+// NewRegistry returns a program's own registry holding the Go runtime and
+// process collectors and stockquote_build_info{program,version,commit,
+// goversion} = 1.
+func NewRegistry(info buildinfo.Info) *prometheus.Registry {
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "stockquote_build_info",
+		Help: "Build information of the running binary; the value is always 1.",
+		ConstLabels: prometheus.Labels{
+			"program": info.Program, "version": info.Version, "commit": info.Commit, "goversion": info.GoVersion,
+		},
+	})
+	build.Set(1)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		build,
+	)
+	return reg
+}
+
+// Handler serves reg in the Prometheus exposition formats.
+func Handler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
