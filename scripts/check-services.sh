@@ -28,7 +28,7 @@ for pair in "PostgreSQL|$db_url|5432" "RabbitMQ|$amqp_url|5672"; do
   if timeout 3 bash -c "exec 3<>/dev/tcp/$host/$p" 2>/dev/null; then
     echo "ok: $name reachable at $host:$p"
   else
-    echo "error: $name is not reachable at $host:$p (set the TEST_*_URL variables to point elsewhere, or start it; see README 'Testing')" >&2
+    echo "error: $name is not reachable at $host:$p (set the TEST_*_URL variables to point elsewhere, or start it; see README 'Test')" >&2
     fail=1
   fi
 done

@@ -21,7 +21,8 @@ wait_port() {
 need=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || need+=(rabbitmq-server)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The browser test takes CHROMIUM, else chromium or chromium-browser on the PATH.
+[ -n "${CHROMIUM:-}" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
