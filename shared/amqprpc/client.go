@@ -20,7 +20,7 @@ const DefaultCallTimeout = 30 * time.Second
 
 // ClientOptions tune a Client.
 type ClientOptions struct {
-	Channels    int    // publishing channels (each owned by one goroutine); default 1
+	Channels    int    // channels calls are spread over; default 1
 	ContentType string // set on every request; empty means none
 }
 
@@ -41,7 +41,7 @@ type Client struct {
 	conn        *Conn
 	log         *slog.Logger
 	contentType string
-	pubs        []*publisher
+	lanes       []*lane
 	next        atomic.Uint64
 
 	mu      sync.Mutex
@@ -56,22 +56,35 @@ type Client struct {
 	calls, replies, late, dups, unknown, returns, unavailable, expired atomic.Uint64
 }
 
-// publisher is the handle of one publishing goroutine and its channel.
-type publisher struct {
-	idx   int
-	reqs  chan *call
-	ready atomic.Bool
+// lane is one channel: Calls publish on it, and its goroutine reopens it
+// after a loss and consumes its replies (direct reply-to answers on the
+// channel that published) and returns. Publishes hold mu shared and
+// closing holds it alone, since amqp091 sends Close without the lock that
+// keeps a publish's frames together (see replyChannel).
+type lane struct {
+	idx int
+	mu  sync.RWMutex
+	ch  *amqp.Channel // nil while down
+}
+
+func (l *lane) channel() *amqp.Channel {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.ch
+}
+
+func (l *lane) set(ch *amqp.Channel) {
+	l.mu.Lock()
+	l.ch = ch
+	l.mu.Unlock()
 }
 
 // call is one request waiting for its reply.
 type call struct {
-	id       string
-	queue    string
-	body     []byte
-	headers  amqp.Table
-	deadline time.Time
-	pub      int
-	result   chan result // buffered 1; written once, by whoever removes the call from pending
+	id     string
+	queue  string
+	lane   int
+	result chan result // buffered 1; written once, by whoever removes the call from pending
 }
 
 type result struct {
@@ -93,16 +106,15 @@ func NewClient(conn *Conn, opts ClientOptions) *Client {
 		done:        make(chan struct{}),
 	}
 	for i := range opts.Channels {
-		p := &publisher{idx: i, reqs: make(chan *call, 64)}
-		c.pubs = append(c.pubs, p)
-		c.wg.Add(1)
-		go c.runPublisher(p)
+		l := &lane{idx: i}
+		c.lanes = append(c.lanes, l)
+		c.wg.Go(func() { c.runLane(l) })
 	}
 	return c
 }
 
-// Ready reports nil when the connection is usable and every publishing
-// channel is open, so a Call can be sent right now.
+// Ready reports nil when the connection is usable and every channel is
+// open, so a Call can be sent right now.
 func (c *Client) Ready() error {
 	c.mu.Lock()
 	closed := c.closed
@@ -113,9 +125,9 @@ func (c *Client) Ready() error {
 	if err := c.conn.Ready(); err != nil {
 		return err
 	}
-	for _, p := range c.pubs {
-		if !p.ready.Load() {
-			return fmt.Errorf("%w: channel %d not open yet", ErrUnavailable, p.idx)
+	for _, l := range c.lanes {
+		if l.channel() == nil {
+			return fmt.Errorf("%w: channel %d not open yet", ErrUnavailable, l.idx)
 		}
 	}
 	return nil
@@ -176,30 +188,21 @@ func (c *Client) Call(ctx context.Context, queue string, body []byte, headers ma
 	if err := tbl.Validate(); err != nil {
 		return nil, fmt.Errorf("amqprpc: call %s: headers: %w", queue, err)
 	}
-	p := c.pubs[int(c.next.Add(1)%uint64(len(c.pubs)))]
-	cl := &call{
-		id:       rand.Text(),
-		queue:    queue,
-		body:     body,
-		headers:  tbl,
-		deadline: deadline,
-		pub:      p.idx,
-		result:   make(chan result, 1),
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, ErrClosed)
-	}
-	c.pending[cl.id] = cl
-	c.mu.Unlock()
-
-	select {
-	case p.reqs <- cl:
-	case <-ctx.Done():
-		return c.giveUp(cl, ctx.Err())
-	case <-c.done:
-		return c.giveUp(cl, ErrClosed)
+	l := c.lanes[int(c.next.Add(1)%uint64(len(c.lanes)))]
+	cl := &call{id: rand.Text(), queue: queue, lane: l.idx, result: make(chan result, 1)}
+	if err := c.publish(l, cl, amqp.Publishing{
+		Headers:       tbl,
+		ContentType:   c.contentType,
+		DeliveryMode:  amqp.Transient,
+		CorrelationId: cl.id,
+		ReplyTo:       replyToQueue,
+		Expiration:    expiration(time.Until(deadline)),
+		Body:          body,
+	}); err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			c.unavailable.Add(1)
+		}
+		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
 	}
 	select {
 	case r := <-cl.result:
@@ -207,6 +210,30 @@ func (c *Client) Call(ctx context.Context, queue string, body []byte, headers ma
 	case <-ctx.Done():
 		return c.giveUp(cl, ctx.Err())
 	}
+}
+
+// publish registers cl as pending and publishes msg on l's channel. On
+// an error cl is not pending.
+func (c *Client) publish(l *lane, cl *call, msg amqp.Publishing) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.ch == nil {
+		return fmt.Errorf("%w: channel %d not open", ErrUnavailable, l.idx)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.pending[cl.id] = cl
+	c.mu.Unlock()
+	if err := l.ch.Publish("", cl.queue, true, false, msg); err != nil {
+		c.mu.Lock()
+		delete(c.pending, cl.id)
+		c.mu.Unlock()
+		return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+	}
+	return nil
 }
 
 // giveUp ends cl with err unless a result beat it, in which case that
@@ -272,13 +299,6 @@ func (c *Client) failWhere(match func(*call) bool, err error) {
 	}
 }
 
-func (c *Client) isPending(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.pending[id]
-	return ok
-}
-
 // Close fails calls in flight with ErrClosed and releases the channels.
 // It does not close the Conn.
 func (c *Client) Close() error {
@@ -293,72 +313,44 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// runPublisher owns one channel for its whole life: it opens it whenever
-// the connection is up, and while there is none it fails requests at once.
-func (c *Client) runPublisher(p *publisher) {
-	defer c.wg.Done()
+// runLane keeps l's channel open whenever the connection is up.
+func (c *Client) runLane(l *lane) {
 	failures := 0
 	for {
-		conn, changed, connClosed := c.conn.session()
-		var retry *time.Timer
+		conn, changed, _ := c.conn.session()
+		var retry <-chan time.Time
 		if conn != nil {
-			opened, err := c.servePublisher(p, conn)
+			opened, err := c.serveLane(l, conn)
 			select {
 			case <-c.done:
 				return
 			default:
 			}
+			if err != nil {
+				c.log.Warn("amqp client channel", "channel", l.idx, "error", err)
+			}
 			if opened {
 				failures = 0
-			}
-			if err != nil {
-				c.log.Warn("amqp client channel", "channel", p.idx, "error", err)
-			}
-			if !opened {
-				// Opening failed on a connection that looks up: back off
-				// rather than spin, but wake early if the state changes.
-				retry = time.NewTimer(backoff(failures, c.conn.cfg.MinBackoff, c.conn.cfg.MaxBackoff, jitter))
-				failures++
-			} else {
 				continue
 			}
+			// Opening failed on a connection that looks up: back off
+			// rather than spin, but wake early if the state changes.
+			retry = time.After(backoff(failures, c.conn.cfg.MinBackoff, c.conn.cfg.MaxBackoff, jitter))
+			failures++
 		}
-		if !c.waitDown(p, changed, retry, connClosed) {
-			return
-		}
-	}
-}
-
-// waitDown fails p's requests at once until the connection state changes
-// or retry fires; it reports false when the client is closed.
-func (c *Client) waitDown(p *publisher, changed <-chan struct{}, retry *time.Timer, connClosed bool) bool {
-	var retryC <-chan time.Time
-	if retry != nil {
-		defer retry.Stop()
-		retryC = retry.C
-	}
-	failErr := fmt.Errorf("%w: not connected", ErrUnavailable)
-	if connClosed {
-		failErr = ErrClosed
-	}
-	for {
 		select {
 		case <-c.done:
-			return false
+			return
 		case <-changed:
-			return true
-		case <-retryC:
-			return true
-		case cl := <-p.reqs:
-			c.resolve(cl.id, result{err: failErr}, idGone)
+		case <-retry:
 		}
 	}
 }
 
-// servePublisher opens a channel on conn and serves publish requests,
-// replies and returns on it until the channel is lost or the client is
-// closed. opened reports whether the channel was set up at all.
-func (c *Client) servePublisher(p *publisher, conn *amqp.Connection) (opened bool, err error) {
+// serveLane opens a channel on conn and consumes its replies and returns
+// until the channel is lost or the client is closed; then it fails the
+// calls in flight on it. opened reports whether the channel was set up.
+func (c *Client) serveLane(l *lane, conn *amqp.Connection) (opened bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -370,20 +362,22 @@ func (c *Client) servePublisher(p *publisher, conn *amqp.Connection) (opened boo
 		_ = ch.Close()
 		return false, fmt.Errorf("consume %s: %w", replyToQueue, err)
 	}
-	p.ready.Store(true)
+	l.set(ch)
 	defer func() {
-		p.ready.Store(false)
-		c.failWhere(func(cl *call) bool { return cl.pub == p.idx }, fmt.Errorf("%w: channel lost", ErrUnavailable))
+		l.set(nil)
+		c.failWhere(func(cl *call) bool { return cl.lane == l.idx }, fmt.Errorf("%w: channel lost", ErrUnavailable))
 	}()
 	for {
 		select {
 		case <-c.done:
-			if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
-				c.log.Warn("amqp client channel close", "channel", p.idx, "error", err)
+			l.mu.Lock()
+			l.ch = nil
+			err := ch.Close()
+			l.mu.Unlock()
+			if err != nil && !errors.Is(err, amqp.ErrClosed) {
+				c.log.Warn("amqp client channel close", "channel", l.idx, "error", err)
 			}
 			return true, nil
-		case cl := <-p.reqs:
-			c.publish(ch, cl)
 		case d, ok := <-replies:
 			if !ok {
 				return true, errors.New("reply consumer closed")
@@ -404,29 +398,6 @@ func (c *Client) servePublisher(p *publisher, conn *amqp.Connection) (opened boo
 			}
 			return true, errors.New("channel closed")
 		}
-	}
-}
-
-// publish sends cl on ch unless its caller has already gone.
-func (c *Client) publish(ch *amqp.Channel, cl *call) {
-	if !c.isPending(cl.id) {
-		return
-	}
-	remaining := time.Until(cl.deadline)
-	if remaining <= 0 {
-		return // the caller's ctx is done or about to be; it cleans up
-	}
-	err := ch.Publish("", cl.queue, true, false, amqp.Publishing{
-		Headers:       cl.headers,
-		ContentType:   c.contentType,
-		DeliveryMode:  amqp.Transient,
-		CorrelationId: cl.id,
-		ReplyTo:       replyToQueue,
-		Expiration:    expiration(remaining),
-		Body:          cl.body,
-	})
-	if err != nil {
-		c.resolve(cl.id, result{err: fmt.Errorf("%w: publish: %w", ErrUnavailable, err)}, idGone)
 	}
 }
 

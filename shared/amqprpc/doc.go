@@ -5,13 +5,13 @@
 //
 // # Channel ownership
 //
-// Each Client publishing channel is owned by one goroutine, which also
-// consumes that channel's direct reply-to pseudo-queue and basic.return
-// notifications. The Server consumes on one channel with Qos(Workers) and
-// runs Workers handler goroutines on it. amqp091 sends Cancel and Close
-// without the lock it holds for a publish's frames, so the server takes a
-// lock around them (an interleaved frame makes the broker close the
-// connection).
+// Calls publish straight on one of the Client's channels; one goroutine
+// per channel reopens it after a loss and consumes its direct reply-to
+// pseudo-queue and basic.return notifications. The Server consumes on one
+// channel with Qos(Workers) and runs Workers handler goroutines on it.
+// amqp091 sends Cancel and Close without the lock it holds for a
+// publish's frames, so both sides take a lock around them (an interleaved
+// frame makes the broker close the connection).
 //
 // # Reconnection
 //
