@@ -335,7 +335,7 @@ func (c *Client) runLane(l *lane) {
 			}
 			// Opening failed on a connection that looks up: back off
 			// rather than spin, but wake early if the state changes.
-			retry = time.After(backoff(failures, c.conn.cfg.MinBackoff, c.conn.cfg.MaxBackoff, jitter))
+			retry = time.After(backoff(failures, minBackoff, maxBackoff, jitter))
 			failures++
 		}
 		select {

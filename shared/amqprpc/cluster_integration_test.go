@@ -216,7 +216,7 @@ func TestQueueTypeMismatch(t *testing.T) {
 // broker answers.
 func TestCheckQueueWaitsForBroker(t *testing.T) {
 	log := setup(t)
-	conn, err := Dial(Config{URL: viaAddr(t, closedAddr(t)), Logger: log, MinBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	conn, err := Dial(Config{URL: viaAddr(t, closedAddr(t)), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}

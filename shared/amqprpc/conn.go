@@ -19,20 +19,19 @@ type Config struct {
 	// URL is one amqp:// URL, or several separated by commas (the nodes
 	// of one cluster). It may hold credentials: it is never logged
 	// unmasked.
-	URL        string
-	Name       string        // connection name shown in the management UI
-	Logger     *slog.Logger  // required
-	MinBackoff time.Duration // first reconnect delay; default 100ms
-	MaxBackoff time.Duration // reconnect delay cap; default 5s
+	URL    string
+	Name   string       // connection name shown in the management UI
+	Logger *slog.Logger // required
 }
 
-// Defaults for Config.
 const (
-	DefaultMinBackoff = 100 * time.Millisecond
-	DefaultMaxBackoff = 5 * time.Second
-	dialTimeout       = 5 * time.Second
-	closeTimeout      = 5 * time.Second
-	heartbeat         = 10 * time.Second
+	// minBackoff and maxBackoff bound the delay before a redial or a
+	// channel reopen.
+	minBackoff   = 100 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+	dialTimeout  = 5 * time.Second
+	closeTimeout = 5 * time.Second
+	heartbeat    = 10 * time.Second
 	// stableConn is how long a connection must last for the next loss to
 	// start the backoff afresh.
 	stableConn = 5 * time.Second
@@ -76,15 +75,6 @@ func Dial(cfg Config) (*Conn, error) {
 	addrs, err := SplitURLs(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("amqprpc: config: %w", err)
-	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = DefaultMinBackoff
-	}
-	if cfg.MaxBackoff <= 0 {
-		cfg.MaxBackoff = DefaultMaxBackoff
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		return nil, fmt.Errorf("amqprpc: config: MaxBackoff %v is below MinBackoff %v", cfg.MaxBackoff, cfg.MinBackoff)
 	}
 	c := &Conn{
 		cfg:     cfg,
@@ -153,7 +143,7 @@ func (c *Conn) loop() {
 	for {
 		conn, addr, err := c.dialRound()
 		if err != nil {
-			d := backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)
+			d := backoff(attempt, minBackoff, maxBackoff, jitter)
 			attempt++
 			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
 			if !c.sleep(d) {
@@ -181,7 +171,7 @@ func (c *Conn) loop() {
 		}
 		// Give the broker a moment before redialing, jittered so that
 		// many clients cut off together do not come back in step.
-		if !c.sleep(backoff(attempt, c.cfg.MinBackoff, c.cfg.MaxBackoff, jitter)) {
+		if !c.sleep(backoff(attempt, minBackoff, maxBackoff, jitter)) {
 			return
 		}
 	}

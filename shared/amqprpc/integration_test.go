@@ -76,7 +76,7 @@ func withChannel(t *testing.T, f func(ch *amqp.Channel)) {
 // unreachable broker fails the test.
 func dialReady(t *testing.T, log *slog.Logger, rawURL string) *Conn {
 	t.Helper()
-	conn, err := Dial(Config{URL: rawURL, Name: t.Name(), Logger: log, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	conn, err := Dial(Config{URL: rawURL, Name: t.Name(), Logger: log})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

@@ -168,7 +168,7 @@ func (s *Server) run(ctx context.Context) error {
 				failures = 0
 				continue
 			}
-			t := time.NewTimer(backoff(failures, s.conn.cfg.MinBackoff, s.conn.cfg.MaxBackoff, jitter))
+			t := time.NewTimer(backoff(failures, minBackoff, maxBackoff, jitter))
 			failures++
 			select {
 			case <-ctx.Done():
