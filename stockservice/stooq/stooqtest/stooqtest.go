@@ -231,15 +231,6 @@ func (h *Handler) TotalHits() int {
 	return h.total
 }
 
-// ResetHits sets every counter back to zero.
-func (h *Handler) ResetHits() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.hits = map[string]int{}
-	h.keys = map[string]int{}
-	h.total = 0
-}
-
 // row returns the row the handler answers for symbol, if it knows it.
 func (h *Handler) row(symbol string) (Row, bool) {
 	symbol = strings.ToLower(symbol)

@@ -36,10 +36,6 @@ func TestServerFormat(t *testing.T) {
 	if got := fake.Hits("AAPL.US"); got != 1 {
 		t.Errorf("Hits(AAPL.US) = %d, want 1 (malformed requests are not counted)", got)
 	}
-	fake.ResetHits()
-	if got := fake.TotalHits(); got != 0 {
-		t.Errorf("TotalHits after reset = %d, want 0", got)
-	}
 }
 
 func TestServerRequireKey(t *testing.T) {
