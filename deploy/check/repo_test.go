@@ -35,9 +35,9 @@ var (
 var settingName = regexp.MustCompile(`"([A-Z][A-Z0-9_]{2,})"`)
 
 // configLoader marks a file that loads settings outside config*.go: it
-// declares a function taking the environment lookup (security.go's
-// loadSecurityConfig(getenv func(string) string, ...)).
-var configLoader = regexp.MustCompile(`\bgetenv func\(string\) string\b`)
+// declares a function taking the environment lookup, or the shared env
+// reader (security.go's loadSecurityConfig(r *env.Reader)).
+var configLoader = regexp.MustCompile(`\bgetenv func\(string\) string\b|\*env\.Reader\b`)
 
 // settings returns every environment variable the program reads, scanned
 // from its package main's config*.go files and the other files that
