@@ -58,10 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	h := stooqtest.NewHandler(stooqtest.Options{Latency: *latency, SlowDelay: *slow, RequireKey: *requireKey})
-	if *challenge {
-		h.SetMode(stooqtest.ModeChallenge)
-	}
+	h := stooqtest.NewHandler(stooqtest.Options{Latency: *latency, SlowDelay: *slow, RequireKey: *requireKey, Challenge: *challenge})
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -112,37 +112,6 @@ func TestQuoteGeneratedSymbols(t *testing.T) {
 	}
 }
 
-func TestQuoteServerModes(t *testing.T) {
-	fake := stooqtest.NewServer(stooqtest.Options{SlowDelay: time.Second})
-	defer fake.Close()
-	c := newClient(t, fake.URL, stooq.Options{Timeout: 200 * time.Millisecond})
-
-	tests := []struct {
-		mode    stooqtest.Mode
-		wantErr error
-	}{
-		{stooqtest.ModeNormal, nil},
-		{stooqtest.ModeRateLimit, stooq.ErrRateLimited},
-		{stooqtest.ModeHTML, stooq.ErrUpstream},
-		{stooqtest.ModePHPWarning, stooq.ErrUpstream},
-		{stooqtest.ModeTruncated, stooq.ErrUpstream},
-		{stooqtest.ModeGarbage, stooq.ErrUpstream},
-		{stooqtest.ModeHuge, stooq.ErrUpstream},
-		{stooqtest.ModeServerError, stooq.ErrUpstream},
-		{stooqtest.ModeSlow, stooq.ErrTimeout},
-		{stooqtest.ModeChallenge, stooq.ErrChallenge},
-		{stooqtest.ModeKeyPage, stooq.ErrKeyRequired},
-		{stooqtest.ModeBadKey, stooq.ErrKeyRejected},
-	}
-	for _, tt := range tests {
-		fake.SetMode(tt.mode)
-		_, err := c.Quote(context.Background(), "aapl.us")
-		if !errors.Is(err, tt.wantErr) {
-			t.Errorf("mode %d: error = %v, want %v", tt.mode, err, tt.wantErr)
-		}
-	}
-}
-
 func TestQuoteRequest(t *testing.T) {
 	var mu sync.Mutex
 	var gotURL, gotUA string

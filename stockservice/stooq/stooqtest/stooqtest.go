@@ -5,13 +5,11 @@
 // prices carrying a variable number of decimals. Unknown symbols get
 // stooq's N/D row.
 //
-// Known symbols: AAPL.US APPLE, MSFT.US
-// MICROSOFT, GOOGL.US ALPHABET, ^SPX S&P500, NOD.US whose Name is N/D), and
-// every symbol matching t<1-6 digits>.us (T42.US is named TEST42) with a
+// Known symbols: AAPL.US APPLE, MSFT.US MICROSOFT, GOOGL.US ALPHABET,
+// ^SPX S&P500, NOD.US (whose Name is N/D), and every symbol matching t<1-6 digits>.us (T42.US is named TEST42) with a
 // quote derived from its number, so load tests can use 1,000 symbols.
 //
-// Failure modes apply to the whole server (SetMode) or, without touching
-// the server, to a single request through a magic symbol:
+// A request for a magic symbol gets a failure instead of a quote:
 //
 //	ratelimit.test    body "Exceeded the daily hits limit" (status 200)
 //	html.test         an HTML error page (status 200)
@@ -28,6 +26,7 @@
 //	keypage.test      the page asking for an API key (status 200)
 //	badkey.test       the page saying the API key is invalid (status 200)
 //
+// With Options.Challenge set, every request gets challenge.test's answer.
 // With Options.RequireKey (SetRequireKey) set, a request without apikey=
 // gets the key page and one with another key the invalid-key page, as
 // stooq answers since it asks for keys; a challenge comes before that.
@@ -81,39 +80,12 @@ func defaultRows() []Row {
 	}
 }
 
-// Mode is a failure mode.
-type Mode int
-
-// Modes. ModeNormal answers quotes; the others answer as their magic
-// symbol (see the package doc) does.
-const (
-	ModeNormal Mode = iota
-	ModeRateLimit
-	ModeHTML
-	ModePHPWarning
-	ModeTruncated
-	ModeGarbage
-	ModeHuge
-	ModeServerError
-	ModeSlow
-	ModeChallenge
-	ModeKeyPage
-	ModeBadKey
-)
-
-// magic maps the magic symbols to their modes.
-var magic = map[string]Mode{
-	"ratelimit.test":  ModeRateLimit,
-	"html.test":       ModeHTML,
-	"phpwarning.test": ModePHPWarning,
-	"truncated.test":  ModeTruncated,
-	"garbage.test":    ModeGarbage,
-	"huge.test":       ModeHuge,
-	"error.test":      ModeServerError,
-	"slow.test":       ModeSlow,
-	"challenge.test":  ModeChallenge,
-	"keypage.test":    ModeKeyPage,
-	"badkey.test":     ModeBadKey,
+// magic lists the symbols that get a failure instead of a quote; the
+// symbol names the failure in ServeHTTP.
+var magic = map[string]bool{
+	"ratelimit.test": true, "html.test": true, "phpwarning.test": true, "truncated.test": true,
+	"garbage.test": true, "huge.test": true, "error.test": true, "slow.test": true,
+	"challenge.test": true, "keypage.test": true, "badkey.test": true,
 }
 
 // The refusal pages, modelled on the public reports of 2026 (see
@@ -143,9 +115,10 @@ var generated = regexp.MustCompile(`^t([0-9]{1,6})\.us$`)
 // Options configure a Handler.
 type Options struct {
 	Latency   time.Duration // added to every request
-	SlowDelay time.Duration // how long slow.test and ModeSlow wait; default 30s
+	SlowDelay time.Duration // how long slow.test waits; default 30s
 	// RequireKey, when set, is the only apikey= the fake accepts.
 	RequireKey string
+	Challenge  bool // answer every request with the bot challenge
 }
 
 // Handler is the fake endpoint. It is safe for concurrent use.
@@ -154,7 +127,7 @@ type Handler struct {
 
 	mu      sync.Mutex
 	rows    map[string]Row // by lower-case symbol
-	mode    Mode
+	mode    string         // a magic symbol every request is answered as; "" answers quotes
 	latency time.Duration
 	key     string // required apikey; "" accepts any request
 	keys    map[string]int
@@ -169,6 +142,9 @@ func NewHandler(opts Options) *Handler {
 	}
 	h := &Handler{slowDelay: opts.SlowDelay, rows: map[string]Row{}, latency: opts.Latency, key: opts.RequireKey,
 		keys: map[string]int{}, hits: map[string]int{}}
+	if opts.Challenge {
+		h.mode = "challenge.test"
+	}
 	for _, r := range defaultRows() {
 		h.rows[strings.ToLower(r.Symbol)] = r
 	}
@@ -186,13 +162,6 @@ type Server struct {
 func NewServer(opts Options) *Server {
 	h := NewHandler(opts)
 	return &Server{Server: httptest.NewServer(h), Handler: h}
-}
-
-// SetMode switches the failure mode for every request.
-func (h *Handler) SetMode(m Mode) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.mode = m
 }
 
 // SetRequireKey sets the only apikey= accepted; "" accepts every request.
@@ -320,54 +289,54 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 
-	if mode == ModeNormal {
+	if mode == "" {
 		for _, s := range symbols {
-			if m, ok := magic[s]; ok {
-				mode = m
+			if magic[s] {
+				mode = s
 				break
 			}
 		}
 	}
-	if wantKey != "" && mode != ModeChallenge {
+	if wantKey != "" && mode != "challenge.test" {
 		switch key {
 		case wantKey:
 		case "":
-			mode = ModeKeyPage
+			mode = "keypage.test"
 		default:
-			mode = ModeBadKey
+			mode = "badkey.test"
 		}
 	}
 	if !sleep(r, latency) {
 		return
 	}
-	if mode == ModeSlow && !sleep(r, h.slowDelay) {
+	if mode == "slow.test" && !sleep(r, h.slowDelay) {
 		return
 	}
 
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	switch mode {
-	case ModeRateLimit:
+	case "ratelimit.test":
 		_, _ = w.Write([]byte(RateLimitBody))
 		return
-	case ModeHTML:
+	case "html.test":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write([]byte("<!DOCTYPE html>\n<html><head><title>Stooq - Error</title></head>\n<body><h1>Service temporarily unavailable</h1></body></html>\n"))
 		return
-	case ModeChallenge, ModeKeyPage, ModeBadKey:
+	case "challenge.test", "keypage.test", "badkey.test":
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_, _ = w.Write([]byte(map[Mode]string{ModeChallenge: ChallengePage, ModeKeyPage: KeyPage, ModeBadKey: BadKeyPage}[mode]))
+		_, _ = w.Write([]byte(map[string]string{"challenge.test": ChallengePage, "keypage.test": KeyPage, "badkey.test": BadKeyPage}[mode]))
 		return
-	case ModeGarbage:
+	case "garbage.test":
 		_, _ = w.Write([]byte("\x00\x01\x02\xff\xfe,\"unterminated\r\n\x89PNG\r\n\x1a\n"))
 		return
-	case ModeServerError:
+	case "error.test":
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write([]byte("Internal Server Error"))
 		return
 	}
 
 	var b bytes.Buffer
-	if mode == ModePHPWarning {
+	if mode == "phpwarning.test" {
 		b.WriteString("<br />\n<b>Warning</b>:  mysql_connect(): Too many connections in <b>/var/www/q/l/index.php</b> on line <b>12</b><br />\n")
 	}
 	b.WriteString(Header + "\r\n")
@@ -376,7 +345,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			b.WriteString(row.String() + "\r\n")
 			continue
 		}
-		if _, ok := magic[s]; ok {
+		if magic[s] {
 			up := strings.ToUpper(s)
 			b.WriteString(Row{up, "2026-01-02", "17:00:00", "1.5", "2", "1", "1.75", "100", up}.String() + "\r\n")
 			continue
@@ -385,13 +354,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		b.WriteString(up + ",N/D,N/D,N/D,N/D,N/D,N/D,N/D," + up + "\r\n")
 	}
 	switch mode {
-	case ModeTruncated:
+	case "truncated.test":
 		body := b.Bytes()
 		if i := bytes.Index(body, []byte("\r\n")); i >= 0 && len(body) > i+2 {
 			body = body[:i+2+(len(body)-i-2)/2]
 		}
 		_, _ = w.Write(body)
-	case ModeHuge:
+	case "huge.test":
 		_, _ = w.Write(b.Bytes())
 		line := []byte(Row{"HUGE.TEST", "2026-01-02", "17:00:00", "1.5", "2", "1", "1.75", "100", "HUGE"}.String() + "\r\n")
 		for n := 0; n < 4<<20; n += len(line) {

@@ -68,6 +68,14 @@ func TestServerRequireKey(t *testing.T) {
 	}
 }
 
+func TestServerChallenge(t *testing.T) {
+	fake := stooqtest.NewServer(stooqtest.Options{Challenge: true})
+	defer fake.Close()
+	if status, body := get(t, fake.URL+"/q/l/?s=aapl.us&f=sd2t2ohlcvn&h&e=csv"); status != http.StatusOK || body != stooqtest.ChallengePage {
+		t.Errorf("with Challenge: %d %q, want 200 and the challenge page", status, body)
+	}
+}
+
 // get fetches url and returns the status and body.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
