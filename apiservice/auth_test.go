@@ -134,59 +134,6 @@ func TestTokenRoundTrip(t *testing.T) {
 	}
 }
 
-// TestVerifiedTokenMemo: a token that verified is answered from memory
-// only inside the window its claims allow; outside it, and for any other
-// string, the full checks run.
-func TestVerifiedTokenMemo(t *testing.T) {
-	now := testNow
-	a := newTokenAuth(testSecret, "iss", "aud", time.Hour, func() time.Time { return now })
-	tok, err := a.issue(7)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, err := a.verify(tok); err != nil || id != 7 {
-		t.Fatalf("verify = %d, %v; want 7, nil", id, err)
-	}
-	// Served from memory: the secret is no longer consulted.
-	a.secret = []byte("another secret")
-	if id, err := a.verify(tok); err != nil || id != 7 {
-		t.Fatalf("memoized verify = %d, %v; want 7, nil", id, err)
-	}
-	// A different string (tampered signature) is checked in full.
-	if _, err := a.verify(tok[:len(tok)-2] + "AA"); err == nil {
-		t.Error("a tampered token was accepted")
-	}
-	a.secret = testSecret
-	// Past exp but within the leeway: outside the memo's window, so the
-	// full check decides (and accepts).
-	now = testNow.Add(time.Hour + tokenLeeway/2)
-	if _, err := a.verify(tok); err != nil {
-		t.Errorf("within leeway: %v", err)
-	}
-	now = testNow.Add(time.Hour + tokenLeeway + time.Second)
-	if _, err := a.verify(tok); err == nil {
-		t.Error("an expired token was accepted from memory")
-	}
-	// Before iat (a clock that went back): the full check decides.
-	now = testNow.Add(-time.Hour)
-	if _, err := a.verify(tok); err == nil {
-		t.Error("a token issued in the future was accepted from memory")
-	}
-}
-
-func TestVerifiedTokensBounded(t *testing.T) {
-	v := verifiedTokens{max: 8}
-	for i := range 100 {
-		v.put(strconv.Itoa(i), verifiedToken{id: int64(i), from: testNow, until: testNow.Add(time.Hour)})
-		if len(v.m) > 8 {
-			t.Fatalf("%d entries, max 8", len(v.m))
-		}
-	}
-	if id, ok := v.get("99", testNow); !ok || id != 99 {
-		t.Errorf("latest token: %d, %v", id, ok)
-	}
-}
-
 func TestBearerStoreDown(t *testing.T) {
 	env := newTestEnv(t)
 	env.store.userByID = func(context.Context, int64) (postgres.User, error) {

@@ -157,15 +157,10 @@ const dbCallTimeout = 5 * time.Second
 
 // handleStock answers the latest quote of ?q= and records it in the
 // caller's history first: a quote that cannot be saved is not answered.
-// It runs behind requireToken: a token whose user was removed is refused
-// here, when the history row's foreign key finds no user, so a removed
-// user's first request costs a quote lookup but never gets an answer;
-// later ones are refused by requireToken (goneUsers).
-//
 // Each user's requests, and those of them that reach stooq, are limited
 // per minute (stockQuota): over either, 429 with Retry-After, before the
 // quote is asked for.
-func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, gone *goneUsers, quota *stockQuota) gin.HandlerFunc {
+func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, quota *stockQuota) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
 		CompanyName string  `json:"company_name"`
@@ -183,7 +178,7 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			fail(c, withDetail(errInvalidInput, err.Error()))
 			return
 		}
-		userID := currentUserID(c)
+		userID := currentUser(c).ID
 		ctx := c.Request.Context()
 		retry, ok, err := quota.admit(ctx, userID)
 		if err != nil {
@@ -217,11 +212,6 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			Volume:      q.Volume,
 			QuotedAt:    q.QuotedAt.UTC(),
 		})
-		if errors.Is(err, postgres.ErrNotFound) {
-			gone.add(userID)
-			fail(c, errUserGone)
-			return
-		}
 		if err != nil {
 			if !errors.Is(err, postgres.ErrUnavailable) && !errors.Is(ctx.Err(), context.Canceled) {
 				// %v on purpose: any other failure to save is a 500,

@@ -21,7 +21,7 @@ const maxBodyBytes = 1 << 20
 type store interface {
 	rateLimiter
 	userByNamer
-	userByIDer
+	userFinder
 	userCreator
 	historyAdder
 	historyLister
@@ -105,8 +105,8 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", clientValue(c.ClientIP())),
 		)
-		if id, ok := c.Get(userIDKey); ok {
-			attrs = append(attrs, slog.Int64("user_id", id.(int64)))
+		if u, ok := c.Get(userKey); ok {
+			attrs = append(attrs, slog.Int64("user_id", u.(authUser).ID))
 		}
 		logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "request", attrs...)
 	}
