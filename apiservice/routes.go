@@ -52,6 +52,6 @@ func addRoutes(
 
 	// Superusers only.
 	admin := user.Group("", requireSuperuser())
-	admin.GET("/stats", handleStats(newSharedTopStocks(st, statsTop)))
+	admin.GET("/stats", handleStats(st))
 	admin.POST("/users", handleCreateUser(st, pw))
 }
