@@ -37,8 +37,9 @@ func addRoutes(
 	}
 
 	// The API's description and its interactive docs: no auth.
-	r.GET("/openapi.yaml", handleOpenAPI())
-	docs := handleDocs()
+	files := newStaticFiles()
+	r.GET("/openapi.yaml", handleOpenAPI(files))
+	docs := handleDocs(files)
 	r.GET("/docs", contentSecurityPolicy(docsCSP), docs)
 	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), docs)
 
