@@ -64,8 +64,7 @@ var migrations = []migration{
 	// history insert or delete, so they are always exact. Each symbol's
 	// count is spread over 16 rows (history id % 16), so that
 	// concurrent inserts of one hot symbol do not all queue on one row
-	// lock; TopStocks sums the shards. See BENCHMARKS.md for the measured
-	// cost on /stock.
+	// lock; TopStocks sums the shards.
 	{version: 2, statements: []string{
 		// Existing rows are counted below; hold off writers until then.
 		`LOCK TABLE history IN SHARE ROW EXCLUSIVE MODE`,

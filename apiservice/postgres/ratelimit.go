@@ -31,33 +31,33 @@ const (
 	// takeRateSQL spends one attempt if the bucket has one. The CTE
 	// answers in one round trip: the upsert returns its row when it
 	// admitted the attempt; otherwise the row as the statement found it
-	// gives the wait. $1 key, $2 interval and $3 burst*interval, in
+	// gives the wait. @interval and @window (burst*interval) are in
 	// microseconds.
 	takeRateSQL = `WITH up AS (
 		INSERT INTO rate_limits AS r (key, tat)
-		VALUES ($1, now() + $2::float8 * interval '1 microsecond')
+		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')
 		ON CONFLICT (key) DO UPDATE
-			SET tat = greatest(r.tat, now()) + $2::float8 * interval '1 microsecond'
-			WHERE greatest(r.tat, now()) + $2::float8 * interval '1 microsecond' <= now() + $3::float8 * interval '1 microsecond'
+			SET tat = greatest(r.tat, now()) + CAST(@interval AS float8) * interval '1 microsecond'
+			WHERE greatest(r.tat, now()) + CAST(@interval AS float8) * interval '1 microsecond' <= now() + CAST(@window AS float8) * interval '1 microsecond'
 		RETURNING tat
 	)
 	SELECT true, 0 FROM up
 	UNION ALL
-	SELECT false, (extract(epoch FROM tat - now()) * 1e6 + $2::float8 - $3::float8)::bigint
-		FROM rate_limits WHERE key = $1 AND NOT EXISTS (SELECT 1 FROM up)`
+	SELECT false, (extract(epoch FROM tat - now()) * 1e6 + CAST(@interval AS float8) - CAST(@window AS float8))::bigint
+		FROM rate_limits WHERE key = @key AND NOT EXISTS (SELECT 1 FROM up)`
 
 	// peekRateSQL reads how far the bucket's tat is ahead of now (its
 	// backlog, in microseconds), without changing anything.
 	peekRateSQL = `SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
-		FROM rate_limits WHERE key = $1`
+		FROM rate_limits WHERE key = @key`
 
 	// chargeRateSQL spends one attempt whether or not the bucket has one
 	// left, for an attempt already made: the bucket goes into debt and
-	// later attempts wait for it. $1 key, $2 interval in microseconds.
+	// later attempts wait for it.
 	chargeRateSQL = `INSERT INTO rate_limits AS r (key, tat)
-		VALUES ($1, now() + $2::float8 * interval '1 microsecond')
+		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')
 		ON CONFLICT (key) DO UPDATE
-			SET tat = greatest(r.tat, now()) + $2::float8 * interval '1 microsecond'`
+			SET tat = greatest(r.tat, now()) + CAST(@interval AS float8) * interval '1 microsecond'`
 
 	// sweepRatesSQL forgets buckets that are full again: a key without a
 	// row behaves the same.
@@ -71,7 +71,8 @@ func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retry
 	interval, window := l.Interval.Microseconds(), int64(l.Burst)*l.Interval.Microseconds()
 	var admitted bool
 	var wait int64
-	err = db.sql.QueryRowContext(ctx, takeRateSQL, key, interval, window).Scan(&admitted, &wait)
+	err = db.gorm.WithContext(ctx).Raw(takeRateSQL, map[string]any{"key": key, "interval": interval, "window": window}).
+		Row().Scan(&admitted, &wait)
 	switch {
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return false, 0, wrapErr(fmt.Sprintf("take rate %.64q", key), err)
@@ -97,7 +98,7 @@ func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retry
 // without spending any: a read only.
 func (db *DB) PeekRate(ctx context.Context, key string, l Limit) (available int, retryAfter time.Duration, err error) {
 	var backlog int64
-	err = db.sql.QueryRowContext(ctx, peekRateSQL, key).Scan(&backlog)
+	err = db.gorm.WithContext(ctx).Raw(peekRateSQL, map[string]any{"key": key}).Row().Scan(&backlog)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return l.Burst, 0, nil
@@ -120,20 +121,14 @@ func (l Limit) available(backlog time.Duration) (int, time.Duration, error) {
 // left (then the bucket owes it, and the next attempt waits longer): for
 // an attempt that was made before it was known to cost anything.
 func (db *DB) ChargeRate(ctx context.Context, key string, l Limit) error {
-	if _, err := db.sql.ExecContext(ctx, chargeRateSQL, key, l.Interval.Microseconds()); err != nil {
-		return wrapErr(fmt.Sprintf("charge rate %.64q", key), err)
-	}
-	return nil
+	err := db.gorm.WithContext(ctx).Exec(chargeRateSQL, map[string]any{"key": key, "interval": l.Interval.Microseconds()}).Error
+	return wrapErr(fmt.Sprintf("charge rate %.64q", key), err)
 }
 
 // SweepRates deletes the rows of buckets that are full again, keeping
 // rate_limits about as large as the set of keys used recently; it
 // returns how many it deleted.
 func (db *DB) SweepRates(ctx context.Context) (int64, error) {
-	res, err := db.sql.ExecContext(ctx, sweepRatesSQL)
-	if err != nil {
-		return 0, wrapErr("sweep rate limits", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
+	res := db.gorm.WithContext(ctx).Exec(sweepRatesSQL)
+	return res.RowsAffected, wrapErr("sweep rate limits", res.Error)
 }

@@ -28,23 +28,19 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
-// Pool defaults, applied by Open to zero Config fields.
-const (
-	DefaultMaxOpenConns    = 20
-	DefaultConnMaxLifetime = 30 * time.Minute
-)
-
 // Config configures the connection pool.
 type Config struct {
-	URL             string        // postgres:// URL or DSN, may hold a password
-	MaxOpenConns    int           // default DefaultMaxOpenConns (20)
-	MaxIdleConns    int           // default = MaxOpenConns
-	ConnMaxLifetime time.Duration // default DefaultConnMaxLifetime; negative means forever
+	URL          string // postgres:// URL or DSN, may hold a password
+	MaxOpenConns int    // default 20; all of them may stay idle
 	// HistoryWriters is how many statements AddHistory runs at once;
 	// concurrent calls beyond that are saved together, several rows per
 	// statement (see historyWriters). Default DefaultHistoryWriters.
 	HistoryWriters int
 }
+
+// connMaxLifetime recycles connections, so a failover or a DNS change is
+// picked up without a restart.
+const connMaxLifetime = 30 * time.Minute
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
@@ -61,16 +57,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, errors.New("open database: empty URL")
 	}
 	if cfg.MaxOpenConns <= 0 {
-		cfg.MaxOpenConns = DefaultMaxOpenConns
-	}
-	if cfg.MaxIdleConns <= 0 || cfg.MaxIdleConns > cfg.MaxOpenConns {
-		cfg.MaxIdleConns = cfg.MaxOpenConns
-	}
-	switch {
-	case cfg.ConnMaxLifetime == 0:
-		cfg.ConnMaxLifetime = DefaultConnMaxLifetime
-	case cfg.ConnMaxLifetime < 0:
-		cfg.ConnMaxLifetime = 0 // database/sql: no limit
+		cfg.MaxOpenConns = 20
 	}
 
 	g, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.URL}), &gorm.Config{
@@ -92,8 +79,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
-	sqlDB.SetMaxIdleConns(cfg.MaxIdleConns)
-	sqlDB.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	sqlDB.SetMaxIdleConns(cfg.MaxOpenConns)
+	sqlDB.SetConnMaxLifetime(connMaxLifetime)
 
 	db := &DB{gorm: g, sql: sqlDB}
 	if err := db.Ping(ctx); err != nil {
@@ -110,6 +97,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // now is the store's clock for CreatedAt: UTC, at PostgreSQL's microsecond
 // precision, so what CreateUser returns equals what a later read returns.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// SQL returns the connection pool underneath the store, for its
+// statistics (sql.DBStats); queries go through the DB's methods.
+func (db *DB) SQL() *sql.DB { return db.sql }
 
 // Ping checks the database is usable (for /readyz).
 func (db *DB) Ping(ctx context.Context) error {
