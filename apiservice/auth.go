@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,8 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
 // tokenLeeway absorbs small clock differences when checking exp and iat.
@@ -97,11 +94,6 @@ func currentUser(c *gin.Context) authUser {
 	return u.(authUser)
 }
 
-// userFinder loads a user by id.
-type userFinder interface {
-	UserByID(ctx context.Context, id int64) (postgres.User, error)
-}
-
 // bearerToken extracts the token of an "Authorization: Bearer" header.
 func bearerToken(header string) (string, bool) {
 	scheme, token, ok := strings.Cut(header, " ")
@@ -115,7 +107,7 @@ func bearerToken(header string) (string, bool) {
 // requireUser verifies the bearer token and loads its user fresh from the
 // store, so a removed user is refused and a demoted one loses superuser
 // rights at once, whatever the token's age.
-func requireUser(auth *tokenAuth, users userFinder) gin.HandlerFunc {
+func requireUser(auth *tokenAuth, users userStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearerToken(c.GetHeader("Authorization"))
 		if !ok {
@@ -130,12 +122,7 @@ func requireUser(auth *tokenAuth, users userFinder) gin.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
 		u, err := users.UserByID(ctx, id)
 		cancel()
-		switch {
-		case errors.Is(err, postgres.ErrNotFound):
-			// The token's user no longer exists: the token is no longer valid.
-			fail(c, withDetail(errUnauthenticated, "invalid or expired bearer token"))
-			return
-		case err != nil:
+		if err != nil {
 			fail(c, fmt.Errorf("load user %d: %w", id, err))
 			return
 		}

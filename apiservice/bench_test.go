@@ -46,9 +46,7 @@ func benchHandler(b *testing.B, env *testEnv, target string) {
 		b.Fatal(err)
 	}
 	logger := logging.New(io.Discard, logging.FormatJSON, slog.LevelInfo)
-	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
-	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), nil, time.Now, withTelemetry(env.telemetry),
-		withStockQuota(newStockQuota(env.store, quotaConfig{}, logger)))
+	h := newServer(env.deps(logger, time.Now, withStockQuota(newStockQuota(env.store, quotaConfig{}, logger))))
 	b.ReportAllocs()
 	for b.Loop() {
 		r := httptest.NewRequest(http.MethodGet, target, nil)

@@ -58,8 +58,8 @@ func TestOpenAPIListsEveryRoute(t *testing.T) {
 	env := newTestEnv(t)
 	// Built as run builds it by default: /metrics on the API port.
 	reg := prometheus.NewRegistry()
-	tel := serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metrics.Handler(reg)}
-	h := newServer(slog.New(slog.DiscardHandler), env.auth, env.pw, env.store, env.quotes, nil, time.Now, withTelemetry(tel))
+	env.metrics, env.metricsHandler = newHTTPMetrics(reg), metrics.Handler(reg)
+	h := newServer(env.deps(slog.New(slog.DiscardHandler), time.Now))
 	engine, ok := h.(*gin.Engine)
 	if !ok {
 		t.Fatalf("newServer returned %T, want *gin.Engine", h)

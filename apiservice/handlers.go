@@ -17,35 +17,31 @@ import (
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
-// Interfaces of the store, each declared beside its consumer.
-type (
-	userByNamer interface {
-		UserByName(ctx context.Context, username string) (postgres.User, error)
-	}
-	userCreator interface {
-		CreateUser(ctx context.Context, u postgres.User) (postgres.User, error)
-	}
-	historyAdder interface {
-		AddHistory(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error)
-	}
-	historyLister interface {
-		History(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error)
-	}
-	topStocker interface {
-		TopStocks(ctx context.Context, n int) ([]postgres.StockCount, error)
-	}
-)
+// userStore keeps the accounts.
+type userStore interface {
+	UserByID(ctx context.Context, id int64) (postgres.User, error)
+	UserByName(ctx context.Context, username string) (postgres.User, error)
+	CreateUser(ctx context.Context, u postgres.User) (postgres.User, error)
+}
+
+// historyStore keeps each user's quote history.
+type historyStore interface {
+	AddHistory(ctx context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error)
+	History(ctx context.Context, userID int64, limit int, after *postgres.HistoryCursor) ([]postgres.HistoryEntry, error)
+}
+
+// stockCounter counts how often each stock was asked for.
+type stockCounter interface {
+	TopStocks(ctx context.Context, n int) ([]postgres.StockCount, error)
+}
 
 // handleLogin exchanges a username and password (HTTP Basic or a JSON
-// body) for an access token. The username is matched exactly as given,
-// after trimming surrounding white space. Unknown users and wrong
-// passwords get the same 401, and both cost one bcrypt comparison.
-// Every attempt costs its client address a token (given back only by a
-// successful login), so every kind of failure counts, a malformed body or
-// a name that cannot exist (400, refused before the database) included.
-// Wrong guesses per account are limited across all replicas and answered
-// 429 with Retry-After (see loginThrottle).
-func handleLogin(users userByNamer, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
+// body) for an access token. Unknown users and wrong passwords get the
+// same 401 and cost one bcrypt comparison each. Every attempt costs the
+// client address a token (given back on success), so every kind of
+// failure counts; wrong guesses per account are limited across replicas
+// (loginThrottle).
+func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
 	type request struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -149,10 +145,9 @@ func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(math.Ceil(max(d, time.Second).Seconds())), 10)
 }
 
-// dbCallTimeout bounds one database call made while answering a request
-// (loading the caller, login, history, stats, users, saving a quote): a database that does not answer in
-// time gives 503 instead of holding the request, and a pooled connection,
-// until the client gives up.
+// dbCallTimeout bounds each database call of a request: a database that
+// does not answer in time gives 503 instead of holding the request, and a
+// pooled connection, until the client gives up.
 const dbCallTimeout = 5 * time.Second
 
 // handleStock answers the latest quote of ?q= and records it in the
@@ -160,7 +155,7 @@ const dbCallTimeout = 5 * time.Second
 // Each user's requests, and those of them that reach stooq, are limited
 // per minute (stockQuota): over either, 429 with Retry-After, before the
 // quote is asked for.
-func handleStock(quotes quoteRequester, history historyAdder, now func() time.Time, quota *stockQuota) gin.HandlerFunc {
+func handleStock(quotes quoteRequester, history historyStore, now func() time.Time, quota *stockQuota) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
 		CompanyName string  `json:"company_name"`
@@ -175,7 +170,7 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 		}
 		symbol, err := stockrpc.NormalizeSymbol(qs[0])
 		if err != nil {
-			fail(c, withDetail(errInvalidInput, err.Error()))
+			fail(c, err)
 			return
 		}
 		userID := currentUser(c).ID
@@ -190,9 +185,8 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			fail(c, errQuotaExceeded)
 			return
 		}
-		quoteCtx, fetched := withFetchReport(ctx)
-		q, err := quotes.Quote(quoteCtx, symbol)
-		if fetched.Load() {
+		q, fetched, err := quotes.Quote(ctx, symbol)
+		if fetched {
 			quota.fetched(ctx, userID)
 		}
 		if err != nil {
@@ -213,13 +207,7 @@ func handleStock(quotes quoteRequester, history historyAdder, now func() time.Ti
 			QuotedAt:    q.QuotedAt.UTC(),
 		})
 		if err != nil {
-			if !errors.Is(err, postgres.ErrUnavailable) && !errors.Is(ctx.Err(), context.Canceled) {
-				// %v on purpose: any other failure to save is a 500,
-				// whatever it wraps (a deadline here is not the RPC's).
-				// A client that went away is kept as it is (not a 500).
-				err = fmt.Errorf("save history for user %d: %v", userID, err)
-			}
-			fail(c, err)
+			fail(c, fmt.Errorf("save history for user %d: %w", userID, err))
 			return
 		}
 		c.JSON(http.StatusOK, response{Symbol: q.Symbol, CompanyName: q.Name, Quote: q.Close})
@@ -245,7 +233,7 @@ type historyEntryJSON struct {
 
 // handleHistory lists the caller's history, newest first, one page at a
 // time; a Link rel="next" header carries the cursor of the next page.
-func handleHistory(history historyLister) gin.HandlerFunc {
+func handleHistory(history historyStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		limit := defaultHistoryLimit
 		if s, ok := c.GetQuery("limit"); ok {
@@ -299,7 +287,7 @@ func handleHistory(history historyLister) gin.HandlerFunc {
 const statsTop = 5
 
 // handleStats lists the most requested stocks over all users.
-func handleStats(stocks topStocker) gin.HandlerFunc {
+func handleStats(stocks stockCounter) gin.HandlerFunc {
 	type row struct {
 		Stock          string `json:"stock"`
 		TimesRequested int64  `json:"times_requested"`
@@ -391,7 +379,7 @@ func validateEmail(s string) error {
 }
 
 // handleCreateUser creates a user (superusers only).
-func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
+func handleCreateUser(users userStore, pw *passwords) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		var in newUserInput
 		if err := decodeJSON(c.Request, &in); err != nil {
@@ -416,10 +404,6 @@ func handleCreateUser(users userCreator, pw *passwords) gin.HandlerFunc {
 			PasswordHash: hash,
 			Superuser:    in.Superuser,
 		})
-		if errors.Is(err, postgres.ErrDuplicate) {
-			fail(c, withDetail(err, fmt.Sprintf("username %q is taken", in.Username)))
-			return
-		}
 		if err != nil {
 			fail(c, fmt.Errorf("create user %q: %w", in.Username, err))
 			return

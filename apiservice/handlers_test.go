@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/health"
-	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
@@ -203,7 +201,8 @@ func TestStockErrors(t *testing.T) {
 		{"unknown rpc failure", "?q=x", errors.New("boom"), nil, 500},
 		{"save db down", "?q=x", nil, fmt.Errorf("insert: %w", postgres.ErrUnavailable), 503},
 		{"save fails", "?q=x", nil, errors.New("constraint violated"), 500},
-		{"save deadline is not a gateway timeout", "?q=x", nil, fmt.Errorf("insert: %w", context.DeadlineExceeded), 500},
+		// The store classifies its own deadline as unavailable: not the RPC's 504.
+		{"save deadline", "?q=x", nil, fmt.Errorf("insert: %w: %w", postgres.ErrUnavailable, context.DeadlineExceeded), 503},
 		{"user removed since the token was issued", "?q=x", nil, fmt.Errorf("add history: %w", postgres.ErrNotFound), 401},
 	}
 	for _, tt := range tests {

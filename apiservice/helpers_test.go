@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
+	"github.com/stockquote/stockquote/shared/env"
 	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
@@ -130,11 +131,13 @@ func (f *fakeStore) TopStocks(ctx context.Context, n int) ([]postgres.StockCount
 	return f.topStocks(ctx, n)
 }
 
-// fakeQuotes is a quoteRequester calling its function field.
+// fakeQuotes is a quoteRequester calling its function field; it reports
+// no stooq fetch.
 type fakeQuotes func(ctx context.Context, symbol string) (stockrpc.Quote, error)
 
-func (f fakeQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
-	return f(ctx, symbol)
+func (f fakeQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, bool, error) {
+	q, err := f(ctx, symbol)
+	return q, false, err
 }
 
 // Test users: 1 is a normal user, 2 a superuser; both have password
@@ -175,8 +178,9 @@ type testEnv struct {
 	auth   *tokenAuth
 	pw     *passwords
 	logs   *strings.Builder
-	// telemetry is passed to newServer; the zero value observes nothing.
-	telemetry serverTelemetry
+	// metrics and metricsHandler are passed to newServer; nil observes nothing.
+	metrics        *httpMetrics
+	metricsHandler http.Handler
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -202,11 +206,46 @@ func newTestEnv(t testing.TB) *testEnv {
 func (env *testEnv) serve(t testing.TB, r *http.Request) *httptest.ResponseRecorder {
 	t.Helper()
 	logger := logging.New(env.logs, logging.FormatText, slog.LevelInfo)
-	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
-	h := newServer(logger, env.auth, env.pw, env.store, fakeQuotes(quotes), env.checks, func() time.Time { return testNow }, withTelemetry(env.telemetry))
+	h := newServer(env.deps(logger, func() time.Time { return testNow }))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// serverOption changes one of the dependencies a test server is built with.
+type serverOption = func(*serverDeps)
+
+func withLoginThrottle(l *loginThrottle) serverOption { return func(d *serverDeps) { d.login = l } }
+func withStockQuota(q *stockQuota) serverOption       { return func(d *serverDeps) { d.quota = q } }
+func withTrustedProxies(p []string) serverOption      { return func(d *serverDeps) { d.trustedProxies = p } }
+
+// defaultSecurityConfig is the security configuration with no variable set.
+func defaultSecurityConfig() securityConfig {
+	return loadSecurityConfig(env.NewReader(func(string) string { return "" }))
+}
+
+// deps are the server dependencies built from env's current fakes, with
+// the default limits.
+func (env *testEnv) deps(logger *slog.Logger, now func() time.Time, opts ...serverOption) serverDeps {
+	sec := defaultSecurityConfig()
+	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
+	d := serverDeps{
+		logger:         logger,
+		auth:           env.auth,
+		pw:             env.pw,
+		store:          env.store,
+		quotes:         fakeQuotes(quotes),
+		login:          newLoginThrottle(sec.Login, now, env.store),
+		quota:          newStockQuota(env.store, sec.StockQuota, logger),
+		checks:         env.checks,
+		now:            now,
+		metrics:        env.metrics,
+		metricsHandler: env.metricsHandler,
+	}
+	for _, o := range opts {
+		o(&d)
+	}
+	return d
 }
 
 func (env *testEnv) token(t *testing.T, userID int64) string {

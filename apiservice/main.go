@@ -31,8 +31,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
@@ -203,8 +201,8 @@ func addUser(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // serve runs the API until ctx ends, then shuts down gracefully: the HTTP
-// server first (with a fresh timeout), then the RPC client, the broker
-// connection and the database.
+// server first (with a fresh timeout), then, by the defers, the RPC
+// client, the broker connection and the database.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv, needAll)
 	if err != nil {
@@ -223,7 +221,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		defer cancel()
 		closeLogged(logger, "tracing", func() error { return shutdownTracing(ctx) })
 	}()
-	prop := tracing.Propagator()
 	reg := metrics.NewRegistry(info)
 
 	pw, err := newPasswords(cfg.BcryptCost)
@@ -236,8 +233,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer closeLogged(logger, "database", db.Close)
 	defer sweepRates(ctx, db, logger, time.Minute)()
-	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
-	reg.MustRegister(newHistoryWriteCollector(db))
+	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"), newHistoryWriteCollector(db.HistoryWriteStats))
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
 	if err != nil {
@@ -246,14 +242,12 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer closeLogged(logger, "amqp connection", conn.Close)
 	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels, ContentType: stockrpc.ContentType})
 	defer closeLogged(logger, "rpc client", client.Close)
-	reg.MustRegister(newRPCClientCollector(client))
-	caller := newObservedCaller(client, tp, prop, reg)
-
-	checks := []health.Check{
-		{Name: "database", Ready: db.Ping},
-		{Name: "broker", Ready: func(context.Context) error { return client.Ready() }},
+	reg.MustRegister(newRPCClientCollector(client.Stats))
+	var quotes quoteRequester = newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout, tp, tracing.Propagator(), reg)
+	if cfg.QuoteCoalesce {
+		quotes = newCoalescedQuotes(quotes, reg)
 	}
-	auth := newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now)
+
 	if cfg.DebugAddr != "" {
 		stopDebug, err := debugserver.Start("debug", cfg.DebugAddr, debugserver.Pprof(), logger)
 		if err != nil {
@@ -261,81 +255,64 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopDebug()
 	}
-	tel := serverTelemetry{metrics: newHTTPMetrics(reg)}
+	deps := serverDeps{
+		logger:         logger,
+		auth:           newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now),
+		pw:             pw,
+		store:          db,
+		quotes:         quotes,
+		login:          newLoginThrottle(cfg.Security.Login, time.Now, db),
+		quota:          newStockQuota(db, cfg.Security.StockQuota, logger),
+		checks:         []health.Check{{Name: "database", Ready: db.Ping}, {Name: "broker", Ready: func(context.Context) error { return client.Ready() }}},
+		now:            time.Now,
+		trustedProxies: cfg.Security.TrustedProxies,
+		metrics:        newHTTPMetrics(reg),
+	}
 	if cfg.MetricsAddr == "" {
-		tel.metricsHandler = metrics.Handler(reg)
-	}
-	var quotes quoteRequester = newRPCQuotes(caller, cfg.RPCQueue, cfg.RPCTimeout)
-	if cfg.QuoteCoalesce {
-		coalesced := newCoalescedQuotes(quotes)
-		reg.MustRegister(newCoalescedQuotesCollector(coalesced))
-		quotes = coalesced
-	}
-	ginHandler := newServer(logger, auth, pw, db, quotes, checks, time.Now,
-		withTrustedProxies(cfg.Security.TrustedProxies),
-		withLoginThrottle(newLoginThrottle(cfg.Security.Login, time.Now, db)),
-		withStockQuota(newStockQuota(db, cfg.Security.StockQuota, logger)),
-		withTelemetry(tel))
-	// With tracing on, the server span wraps the whole engine; traceRoute
-	// names it after the route once gin has matched one. With it off only
-	// the incoming trace context is read (for the logs and the AMQP
-	// headers): otelhttp's wrapping cost 6% of this program's CPU under
-	// load for a span nobody exports.
-	handler := extractTraceContext(ginHandler, prop)
-	if cfg.OTLPEndpoint != "" {
-		handler = otelhttp.NewHandler(ginHandler, "http.server",
-			otelhttp.WithTracerProvider(tp),
-			otelhttp.WithPropagators(prop),
-			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
-		)
-	}
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
-	}
-	srv := newHTTPServer(ctx, handler, cfg, logger)
-	if cfg.MetricsAddr != "" {
+		deps.metricsHandler = metrics.Handler(reg)
+	} else {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", metrics.Handler(reg))
 		stopMetrics, err := debugserver.Start("metrics", cfg.MetricsAddr, mux, logger)
 		if err != nil {
-			ln.Close()
 			return err
 		}
 		defer stopMetrics()
+	}
+	handler := traceRequests(newServer(deps), cfg.OTLPEndpoint != "", tp, tracing.Propagator())
+	return serveHTTP(ctx, newHTTPServer(ctx, handler, cfg, logger), conn, cfg, logger)
+}
+
+// serveHTTP serves srv on cfg.HTTPAddr until ctx ends, then shuts it down.
+// The workers declare the request queue; a queue type that disagrees with
+// theirs would show only in their logs, so serveHTTP also checks it and
+// stops with the broker's reason.
+func serveHTTP(ctx context.Context, srv *http.Server, conn *amqprpc.Conn, cfg config, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("http listening", "addr", ln.Addr().String())
 
-	// The workers declare the queue; a queue type that disagrees with
-	// theirs would show only in their logs, so the API checks it as soon
-	// as it reaches the broker and stops with the broker's reason.
-	queueChecked := make(chan error, 1)
-	checkCtx, stopCheck := context.WithCancel(ctx)
-	defer stopCheck()
-	go func() { queueChecked <- amqprpc.CheckQueue(checkCtx, conn, cfg.RPCQueue, cfg.RPCQueueType) }()
-
-	var runErr error
-	for waiting := true; waiting; {
-		select {
-		case err := <-serveErr:
-			return fmt.Errorf("serve http: %w", err)
-		case <-ctx.Done():
-			waiting = false
-		case err := <-queueChecked:
-			queueChecked = nil
-			switch {
-			case errors.Is(err, amqprpc.ErrQueueMismatch):
-				logger.Error("request queue does not match RPC_QUEUE_TYPE; stopping", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType, "error", err)
-				runErr = fmt.Errorf("RPC_QUEUE_TYPE=%s: %w", cfg.RPCQueueType, err)
-				waiting = false
-			case err == nil:
-				logger.Info("request queue checked", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType)
-			}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	go func() {
+		switch err := amqprpc.CheckQueue(ctx, conn, cfg.RPCQueue, cfg.RPCQueueType); {
+		case errors.Is(err, amqprpc.ErrQueueMismatch):
+			logger.Error("request queue does not match RPC_QUEUE_TYPE; stopping", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType, "error", err)
+			stop(fmt.Errorf("RPC_QUEUE_TYPE=%s: %w", cfg.RPCQueueType, err))
+		case err == nil:
+			logger.Info("request queue checked", "rpc_queue", cfg.RPCQueue, "rpc_queue_type", cfg.RPCQueueType)
 		}
+	}()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
 	}
+
 	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
@@ -346,7 +323,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("serve http: %w", err)
 	}
 	logger.Info("stopped")
-	return runErr
+	if err := context.Cause(ctx); errors.Is(err, amqprpc.ErrQueueMismatch) {
+		return err
+	}
+	return nil
 }
 
 // closeLogged closes a resource at shutdown, logging a failure.

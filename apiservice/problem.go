@@ -28,33 +28,21 @@ type problem struct {
 }
 
 // Errors detected by the HTTP layer itself. Handlers wrap them with a
-// message that is safe to show to the client (it becomes the detail).
+// message that is safe to show to the client (withDetail).
 var (
-	// errInvalidInput: the request is malformed or fails validation (400).
-	errInvalidInput = errors.New("invalid input")
-	// errUnauthenticated: no valid bearer token (401 + WWW-Authenticate).
-	errUnauthenticated = errors.New("unauthenticated")
-	// errBadCredentials: login failed; same answer whether or not the
-	// user exists (401).
-	errBadCredentials = errors.New("bad credentials")
-	// errForbidden: authenticated, but not allowed (403).
-	errForbidden = errors.New("forbidden")
-	// errRouteNotFound: no such route (404).
-	errRouteNotFound = errors.New("route not found")
-	// errMethodNotAllowed: the route exists for other methods (405).
+	errInvalidInput     = errors.New("invalid input")
+	errBodyTooLarge     = errors.New("request body too large")
+	errUnauthenticated  = errors.New("unauthenticated")
+	errBadCredentials   = errors.New("bad credentials") // the same whether or not the user exists
+	errForbidden        = errors.New("forbidden")
+	errRouteNotFound    = errors.New("route not found")
 	errMethodNotAllowed = errors.New("method not allowed")
-	// errTooManyRequests: login attempts throttled (429 + Retry-After).
-	errTooManyRequests = errors.New("too many requests")
-	// errQuotaExceeded: a user's /stock quota is spent (429 + Retry-After).
-	errQuotaExceeded = errors.New("quota exceeded")
-	// errHeaderTooLarge: the request headers exceed the limit (431).
-	errHeaderTooLarge = errors.New("request headers too large")
-	// errURITooLong: the query string exceeds the limit (414).
-	errURITooLong = errors.New("request URI too long")
-	// errBadReply: the stock service answered something undecodable (502).
-	errBadReply = errors.New("bad reply from stock service")
-	// errNoAnswer: no stock service replied before the RPC deadline (503).
-	errNoAnswer = errors.New("no stock service answered in time")
+	errTooManyRequests  = errors.New("too many requests") // login attempts
+	errQuotaExceeded    = errors.New("quota exceeded")    // a user's /stock quota
+	errHeaderTooLarge   = errors.New("request headers too large")
+	errURITooLong       = errors.New("request URI too long")
+	errBadReply         = errors.New("bad reply from stock service")
+	errNoAnswer         = errors.New("no stock service answered in time")
 )
 
 // clientError marks an error whose message is meant for the client: the
@@ -75,143 +63,119 @@ func withDetail(sentinel error, msg string) error {
 // stooqKeyPage is where stooq hands out API keys (behind a CAPTCHA).
 const stooqKeyPage = "https://stooq.com/q/d/?s=spy.us&get_apikey"
 
+// problemKind is the answer to one kind of error. The detail the client
+// sees is the error's withDetail message if it has one, else detail, else
+// (for input errors, whose text describes only the input) the error text.
+type problemKind struct {
+	status int
+	detail string
+}
+
+// problemKinds maps error kinds to answers; the first kind err wraps wins,
+// so a kind comes before the kinds it wraps (errNoAnswer before the
+// deadline).
+var problemKinds = []struct {
+	kind error
+	problemKind
+}{
+	{errInvalidInput, problemKind{http.StatusBadRequest, ""}},
+	{stockrpc.ErrInvalidSymbol, problemKind{http.StatusBadRequest, ""}},
+	{errBodyTooLarge, problemKind{http.StatusRequestEntityTooLarge, "request body too large"}},
+	{errUnauthenticated, problemKind{http.StatusUnauthorized, "missing, invalid or expired bearer token"}},
+	// The only row a request relies on that can vanish is its user's.
+	{postgres.ErrNotFound, problemKind{http.StatusUnauthorized, "invalid or expired bearer token"}},
+	{errBadCredentials, problemKind{http.StatusUnauthorized, "invalid username or password"}},
+	{errTooManyRequests, problemKind{http.StatusTooManyRequests, "too many failed login attempts; retry after the time in Retry-After"}},
+	{errQuotaExceeded, problemKind{http.StatusTooManyRequests, "too many quote requests for this user; retry after the time in Retry-After"}},
+	{errHeaderTooLarge, problemKind{http.StatusRequestHeaderFieldsTooLarge, "request headers too large"}},
+	{errURITooLong, problemKind{http.StatusRequestURITooLong, "query string too long"}},
+	{errForbidden, problemKind{http.StatusForbidden, ""}},
+	{errRouteNotFound, problemKind{http.StatusNotFound, "no such route"}},
+	{errMethodNotAllowed, problemKind{http.StatusMethodNotAllowed, "method not allowed for this route"}},
+	{errNoAnswer, problemKind{http.StatusServiceUnavailable, "no stock service answered in time; try again later"}},
+	{errBadReply, problemKind{http.StatusBadGateway, "stock service answered garbage"}},
+	{amqprpc.ErrUnavailable, problemKind{http.StatusServiceUnavailable, "stock service unavailable"}},
+	{amqprpc.ErrNoRoute, problemKind{http.StatusServiceUnavailable, "stock service unavailable"}},
+	{amqprpc.ErrClosed, problemKind{http.StatusServiceUnavailable, "stock service unavailable"}},
+	{postgres.ErrUnavailable, problemKind{http.StatusServiceUnavailable, "database unavailable"}},
+	{postgres.ErrDuplicate, problemKind{http.StatusConflict, "username is taken"}},
+	{context.DeadlineExceeded, problemKind{http.StatusGatewayTimeout, "timed out"}},
+	// The client went away; nobody reads this answer.
+	{context.Canceled, problemKind{http.StatusServiceUnavailable, "request cancelled"}},
+}
+
+// rpcProblems maps the stock service's error codes to answers; other codes
+// (upstream_error, unsupported_version, internal, codes added later) are
+// 502. stooq's refusals tell the operator what to do.
+var rpcProblems = map[stockrpc.Code]problemKind{
+	stockrpc.CodeInvalid:         {http.StatusBadRequest, "invalid symbol"},
+	stockrpc.CodeNotFound:        {http.StatusNotFound, "unknown symbol"},
+	stockrpc.CodeRateLimited:     {http.StatusServiceUnavailable, "quote provider daily limit reached; try again later"},
+	stockrpc.CodeKeyRequired:     {http.StatusServiceUnavailable, "stooq requires an API key: set STOOQ_API_KEY on the stock service (get a key at " + stooqKeyPage + ")"},
+	stockrpc.CodeKeyRejected:     {http.StatusServiceUnavailable, "stooq rejected the API key: check STOOQ_API_KEY on the stock service, or get a new key at " + stooqKeyPage},
+	stockrpc.CodeChallenge:       {http.StatusServiceUnavailable, "stooq answered a bot challenge instead of a quote and the stock service does not solve challenges: run `stockservice check` and see docs/operations.md"},
+	stockrpc.CodeOverBudget:      {http.StatusServiceUnavailable, "the stock service's own stooq request budget (STOOQ_MAX_RPS) is spent for now: try again shortly, or raise STOOQ_MAX_RPS"},
+	stockrpc.CodeUpstreamTimeout: {http.StatusGatewayTimeout, "quote provider did not answer in time"},
+}
+
 // problemFor is THE mapping from errors to HTTP status and problem body.
 // The boolean reports whether err is unexpected (a 500 that must be logged
 // in full); its detail is then generic so internals never leak.
 func problemFor(err error) (problem, bool) {
-	status, detail := http.StatusInternalServerError, ""
-	unexpected := false
-
+	kind, known := kindOf(err)
 	var ce *clientError
-	if errors.As(err, &ce) {
-		detail = ce.msg
-	}
-	var rpcErr *stockrpc.Error
-	var maxBytes *http.MaxBytesError
-
 	switch {
-	case errors.Is(err, errInvalidInput), errors.Is(err, stockrpc.ErrInvalidSymbol):
-		status = http.StatusBadRequest
-		if detail == "" {
-			detail = err.Error()
-		}
-	case errors.As(err, &maxBytes):
-		status = http.StatusRequestEntityTooLarge
-		detail = "request body too large"
-	case errors.Is(err, errUnauthenticated):
-		status = http.StatusUnauthorized
-		if detail == "" {
-			detail = "missing, invalid or expired bearer token"
-		}
-	case errors.Is(err, errBadCredentials):
-		status = http.StatusUnauthorized
-		detail = "invalid username or password"
-	case errors.Is(err, errTooManyRequests):
-		status, detail = http.StatusTooManyRequests, "too many failed login attempts; retry after the time in Retry-After"
-	case errors.Is(err, errQuotaExceeded):
-		status, detail = http.StatusTooManyRequests, "too many quote requests for this user; retry after the time in Retry-After"
-	case errors.Is(err, errHeaderTooLarge):
-		status, detail = http.StatusRequestHeaderFieldsTooLarge, "request headers too large"
-	case errors.Is(err, errURITooLong):
-		status, detail = http.StatusRequestURITooLong, "query string too long"
-	case errors.Is(err, errForbidden):
-		status = http.StatusForbidden
-	case errors.Is(err, errRouteNotFound):
-		status = http.StatusNotFound
-		detail = "no such route"
-	case errors.Is(err, errMethodNotAllowed):
-		status = http.StatusMethodNotAllowed
-		detail = "method not allowed for this route"
-	case errors.As(err, &rpcErr):
-		switch rpcErr.Code {
-		case stockrpc.CodeInvalid:
-			status, detail = http.StatusBadRequest, "invalid symbol"
-		case stockrpc.CodeNotFound:
-			status, detail = http.StatusNotFound, "unknown symbol"
-		case stockrpc.CodeRateLimited:
-			status, detail = http.StatusServiceUnavailable, "quote provider daily limit reached; try again later"
-		// stooq's refusals: the detail tells the operator what to do.
-		case stockrpc.CodeKeyRequired:
-			status, detail = http.StatusServiceUnavailable, "stooq requires an API key: set STOOQ_API_KEY on the stock service (get a key at "+stooqKeyPage+")"
-		case stockrpc.CodeKeyRejected:
-			status, detail = http.StatusServiceUnavailable, "stooq rejected the API key: check STOOQ_API_KEY on the stock service, or get a new key at "+stooqKeyPage
-		case stockrpc.CodeChallenge:
-			status, detail = http.StatusServiceUnavailable, "stooq answered a bot challenge instead of a quote and the stock service does not solve challenges: run `stockservice check` and see docs/operations.md"
-		case stockrpc.CodeOverBudget:
-			status, detail = http.StatusServiceUnavailable, "the stock service's own stooq request budget (STOOQ_MAX_RPS) is spent for now: try again shortly, or raise STOOQ_MAX_RPS"
-		case stockrpc.CodeUpstreamTimeout:
-			status, detail = http.StatusGatewayTimeout, "quote provider did not answer in time"
-		default: // upstream_error, unsupported_version, internal and codes added later
-			status, detail = http.StatusBadGateway, "quote provider failed"
-		}
-	case errors.Is(err, errNoAnswer):
-		status, detail = http.StatusServiceUnavailable, "no stock service answered in time; try again later"
-	case errors.Is(err, errBadReply):
-		status, detail = http.StatusBadGateway, "stock service answered garbage"
-	case errors.Is(err, amqprpc.ErrUnavailable), errors.Is(err, amqprpc.ErrNoRoute), errors.Is(err, amqprpc.ErrClosed):
-		status, detail = http.StatusServiceUnavailable, "stock service unavailable"
-	case errors.Is(err, postgres.ErrUnavailable):
-		status, detail = http.StatusServiceUnavailable, "database unavailable"
-	case errors.Is(err, postgres.ErrDuplicate):
-		status = http.StatusConflict
-		if detail == "" {
-			detail = "already exists"
-		}
-	case errors.Is(err, context.DeadlineExceeded):
-		status, detail = http.StatusGatewayTimeout, "timed out"
-	case errors.Is(err, context.Canceled):
-		// The client went away; nobody reads this answer.
-		status, detail = http.StatusServiceUnavailable, "request cancelled"
-	default:
-		unexpected = true
-		detail = "internal error"
+	case errors.As(err, &ce):
+		kind.detail = ce.msg
+	case kind.detail == "":
+		kind.detail = err.Error()
 	}
-	return problem{
-		Type:   "about:blank",
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: detail,
-	}, unexpected
+	return problem{Type: "about:blank", Title: http.StatusText(kind.status), Status: kind.status, Detail: kind.detail}, !known
 }
 
-// writeProblem answers err as problem+json, logging unexpected errors in
-// full. It sets the RFC 6750 challenge on token failures.
+func kindOf(err error) (problemKind, bool) {
+	var rpcErr *stockrpc.Error
+	if errors.As(err, &rpcErr) {
+		if k, ok := rpcProblems[rpcErr.Code]; ok {
+			return k, true
+		}
+		return problemKind{http.StatusBadGateway, "quote provider failed"}, true
+	}
+	for _, k := range problemKinds {
+		if errors.Is(err, k.kind) {
+			return k.problemKind, true
+		}
+	}
+	return problemKind{http.StatusInternalServerError, "internal error"}, false
+}
+
+// writeProblem answers err as problem+json, logging server-side failures
+// (unexpected ones in full, as errors). It sets the RFC 6750 challenge on
+// token failures.
 func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 	p, unexpected := problemFor(err)
 	p.Instance = c.Request.URL.Path
-	if unexpected {
-		logger.LogAttrs(c.Request.Context(), slog.LevelError, "request failed",
-			slog.String("method", clientValue(c.Request.Method)),
-			slog.String("path", clientValue(c.Request.URL.Path)),
-			slog.String("error", errorText(err)))
-	} else if p.Status >= 500 {
-		logger.LogAttrs(c.Request.Context(), slog.LevelWarn, "request failed",
+	if p.Status >= 500 {
+		level := slog.LevelWarn
+		if unexpected {
+			level = slog.LevelError
+		}
+		logger.LogAttrs(c.Request.Context(), level, "request failed",
 			slog.String("method", clientValue(c.Request.Method)),
 			slog.String("path", clientValue(c.Request.URL.Path)),
 			slog.Int("status", p.Status),
 			slog.String("error", errorText(err)))
 	}
 	switch {
-	case errors.Is(err, errUnauthenticated):
-		c.Header("WWW-Authenticate", `Bearer realm="stockquote", error="invalid_token"`)
 	case errors.Is(err, errBadCredentials):
 		c.Header("WWW-Authenticate", `Basic realm="stockquote", charset="UTF-8"`)
+	case p.Status == http.StatusUnauthorized:
+		c.Header("WWW-Authenticate", `Bearer realm="stockquote", error="invalid_token"`)
 	}
 	c.Header("Cache-Control", "no-store")
-	c.Render(p.Status, problemRender{p})
+	body, _ := json.Marshal(p) // a struct of strings and an int always marshals
+	c.Data(p.Status, problemContentType, append(body, '\n'))
 	c.Abort()
-}
-
-// problemRender renders a problem with its own media type.
-type problemRender struct{ p problem }
-
-func (r problemRender) Render(w http.ResponseWriter) error {
-	r.WriteContentType(w)
-	return json.NewEncoder(w).Encode(r.p)
-}
-
-func (r problemRender) WriteContentType(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", problemContentType)
 }
 
 // fail records err on the context and stops the chain; the error

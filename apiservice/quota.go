@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -172,23 +171,4 @@ func (q *stockQuota) fetched(ctx context.Context, userID int64) {
 type quotaConfig struct {
 	RequestsPerMinute int // STOCK_QUOTA_REQUESTS_PER_MINUTE; 0 = off
 	MissesPerMinute   int // STOCK_QUOTA_MISSES_PER_MINUTE; 0 = off
-}
-
-// fetchReportKey is the context key of a request's fetch report.
-type fetchReportKey struct{}
-
-// withFetchReport returns a context in which the quote client reports
-// whether the stock service asked stooq for this request (its reply was
-// not marked cached), and the flag it sets. A caller that joined another
-// request's RPC (coalescedQuotes) is not reported: it cost no fetch.
-func withFetchReport(ctx context.Context) (context.Context, *atomic.Bool) {
-	var fetched atomic.Bool
-	return context.WithValue(ctx, fetchReportKey{}, &fetched), &fetched
-}
-
-// markFetched reports a stooq fetch on a context from withFetchReport.
-func markFetched(ctx context.Context) {
-	if b, ok := ctx.Value(fetchReportKey{}).(*atomic.Bool); ok {
-		b.Store(true)
-	}
 }

@@ -20,19 +20,19 @@ func TestStockQuota(t *testing.T) {
 	env := newTestEnv(t)
 	asked := 0
 	fetch := map[string]bool{} // symbols the fake stock service fetches (the rest it has cached)
-	env.quotes = func(ctx context.Context, s string) (stockrpc.Quote, error) {
+	quotes := fetchingQuotes(func(s string) (stockrpc.Quote, bool, error) {
 		asked++
 		if fetch[s] {
-			markFetched(ctx)
-			return stockrpc.Quote{}, &stockrpc.Error{Code: stockrpc.CodeNotFound}
+			return stockrpc.Quote{}, true, &stockrpc.Error{Code: stockrpc.CodeNotFound}
 		}
-		return appleQuote, nil
-	}
+		return appleQuote, false, nil
+	})
+	withQuotes := func(d *serverDeps) { d.quotes = quotes }
 	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
 		return e, nil
 	}
 	now := testNow
-	h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{RequestsPerMinute: 6, MissesPerMinute: 2}, slog.New(slog.DiscardHandler))))
+	h := env.handler(t, &now, withQuotes, withStockQuota(newStockQuota(env.store, quotaConfig{RequestsPerMinute: 6, MissesPerMinute: 2}, slog.New(slog.DiscardHandler))))
 	aliceToken, adminToken := env.token(t, alice.ID), env.token(t, admin.ID)
 	get := func(token, symbol string) *http.Response {
 		return serveWith(h, newRequest("GET", "/api/v1/stock?q="+symbol, nil, token)).Result()
@@ -65,7 +65,7 @@ func TestStockQuota(t *testing.T) {
 	}
 
 	t.Run("off", func(t *testing.T) {
-		h := env.handler(t, &now, withStockQuota(newStockQuota(env.store, quotaConfig{}, slog.New(slog.DiscardHandler))))
+		h := env.handler(t, &now, withQuotes, withStockQuota(newStockQuota(env.store, quotaConfig{}, slog.New(slog.DiscardHandler))))
 		for range 50 {
 			if r := serveWith(h, newRequest("GET", "/api/v1/stock?q=nosuch1.us", nil, aliceToken)); r.Code != 404 {
 				t.Fatalf("quota off: %d, want 404", r.Code)
@@ -91,18 +91,11 @@ func wantQuota429(t *testing.T, r *http.Response, maxRetry time.Duration) {
 	}
 }
 
-// TestRPCQuotesReportFetch: a reply not marked cached reports a stooq
-// fetch to the caller's context; a cached one does not.
-func TestRPCQuotesReportFetch(t *testing.T) {
-	for _, cached := range []bool{false, true} {
-		reply, _ := json.Marshal(stockrpc.Reply{Version: stockrpc.Version, Cached: cached, Error: &stockrpc.Error{Code: stockrpc.CodeNotFound}})
-		q := newRPCQuotes(fakeCaller(func(context.Context, string, []byte, map[string]any) ([]byte, error) { return reply, nil }), "q", time.Second)
-		ctx, fetched := withFetchReport(context.Background())
-		_, _ = q.Quote(ctx, "x.us")
-		if fetched.Load() == cached {
-			t.Errorf("reply cached=%v: fetch reported %v", cached, fetched.Load())
-		}
-	}
+// fetchingQuotes is a quoteRequester that says whether it fetched.
+type fetchingQuotes func(symbol string) (stockrpc.Quote, bool, error)
+
+func (f fetchingQuotes) Quote(_ context.Context, symbol string) (stockrpc.Quote, bool, error) {
+	return f(symbol)
 }
 
 // TestStockQuotaLeases: with a limit large enough to lease, two replicas

@@ -5,200 +5,178 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
 
+	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
+	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// quoteRequester gets the latest quote of a normalized symbol. Its errors
-// are *stockrpc.Error for failures the stock service reports, amqprpc
-// sentinels, context errors, or errBadReply.
+// quoteRequester gets the latest quote of a normalized symbol. fetched
+// reports whether the stock service asked stooq for it (the /stock quota
+// counts those). Its errors are *stockrpc.Error for failures the stock
+// service reports, amqprpc sentinels, context errors, errNoAnswer or
+// errBadReply.
 type quoteRequester interface {
-	Quote(ctx context.Context, symbol string) (stockrpc.Quote, error)
+	Quote(ctx context.Context, symbol string) (q stockrpc.Quote, fetched bool, err error)
 }
 
-// rpcCaller is the part of *amqprpc.Client the quote adapter uses.
+// rpcCaller is the part of *amqprpc.Client rpcQuotes uses.
 type rpcCaller interface {
 	Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error)
 }
 
-// rpcQuotes asks the stock service for quotes over the RPC queue.
+// rpcQuotes asks the stock service for quotes over the RPC queue. Each
+// call gets a client span, carries the request id and trace context in
+// its AMQP headers, and has its latency recorded by outcome.
 type rpcQuotes struct {
-	rpc     rpcCaller
-	queue   string
-	timeout time.Duration
+	rpc      rpcCaller
+	queue    string
+	timeout  time.Duration
+	tracer   trace.Tracer
+	prop     propagation.TextMapPropagator
+	duration *prometheus.HistogramVec
 }
 
-// newRPCQuotes returns a quoteRequester that calls queue (normally
-// stockrpc.QueueName), each call bounded by timeout.
-func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration) *rpcQuotes {
-	return &rpcQuotes{rpc: rpc, queue: queue, timeout: timeout}
+// newRPCQuotes returns an rpcQuotes calling queue (normally
+// stockrpc.QueueName), each call bounded by timeout; it registers the RPC
+// latency histogram with reg.
+func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration, tp trace.TracerProvider, prop propagation.TextMapPropagator, reg prometheus.Registerer) *rpcQuotes {
+	q := &rpcQuotes{
+		rpc:     rpc,
+		queue:   queue,
+		timeout: timeout,
+		tracer:  tp.Tracer("github.com/stockquote/stockquote/apiservice"),
+		prop:    prop,
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stockquote_rpc_client_duration_seconds",
+			Help:    "Time from sending an RPC request to its reply or failure, by outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(q.duration)
+	return q
 }
 
 // Quote implements quoteRequester.
-func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, bool, error) {
 	body, err := json.Marshal(stockrpc.Request{Version: stockrpc.Version, Symbol: symbol})
 	if err != nil {
-		return stockrpc.Quote{}, fmt.Errorf("encode request: %w", err)
+		return stockrpc.Quote{}, false, fmt.Errorf("encode request: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, q.timeout)
 	defer cancel()
-	raw, err := q.rpc.Call(ctx, q.queue, body, nil)
+	raw, err := q.call(ctx, body)
 	if errors.Is(err, context.DeadlineExceeded) {
-		// No reply at all within the deadline: no worker is consuming, or
-		// all are too busy. (A slow stooq is not this case: the worker's
-		// STOOQ_TIMEOUT is shorter, so it answers upstream_timeout.)
-		return stockrpc.Quote{}, fmt.Errorf("call %s: %w: %w", q.queue, errNoAnswer, err)
+		// No reply at all: no worker is consuming, or all are too busy. (A
+		// slow stooq is not this case: the worker's STOOQ_TIMEOUT is
+		// shorter, so it answers upstream_timeout.)
+		return stockrpc.Quote{}, false, fmt.Errorf("call %s: %w: %w", q.queue, errNoAnswer, err)
 	}
 	if err != nil {
-		return stockrpc.Quote{}, fmt.Errorf("call %s: %w", q.queue, err)
+		return stockrpc.Quote{}, false, fmt.Errorf("call %s: %w", q.queue, err)
 	}
 	reply, err := stockrpc.DecodeReply(raw)
 	if err != nil {
-		return stockrpc.Quote{}, fmt.Errorf("%w: %w", errBadReply, err)
+		return stockrpc.Quote{}, false, fmt.Errorf("%w: %w", errBadReply, err)
 	}
-	if !reply.Cached {
-		markFetched(ctx)
-	}
+	fetched := !reply.Cached
 	if reply.Error != nil {
-		return stockrpc.Quote{}, reply.Error
+		return stockrpc.Quote{}, fetched, reply.Error
 	}
 	if reply.Quote.Symbol == "" {
-		return stockrpc.Quote{}, fmt.Errorf("%w: quote without symbol", errBadReply)
+		return stockrpc.Quote{}, fetched, fmt.Errorf("%w: quote without symbol", errBadReply)
 	}
-	return *reply.Quote, nil
+	return *reply.Quote, fetched, nil
 }
 
-// coalescedQuotes shares one quote request among the concurrent callers
-// asking for the same symbol: a caller that arrives while a request for
-// its symbol is in flight waits for that request's answer instead of
-// sending its own. It saves a broker round trip, and the stock service's
-// work, per joined caller; the stock service coalesces its stooq fetches
-// the same way (across API replicas too), so the answer is the one the
-// caller's own request would most likely have got. Nothing is kept once
-// the request is answered: this is not a cache.
-//
-// The first caller sends the request on its own goroutine (a goroutine
-// per request cost the API 3% of its CPU growing fresh stacks). The
-// request does not end with that caller's context: it is abandoned only
-// when every caller waiting for it has gone, else bounded by the RPC
-// timeout. A joined caller returns as soon as its own context ends; the
-// first caller, whose goroutine carries the request, returns its
-// context's error once the request is over. The request carries the
-// first caller's request id and trace context.
+// call sends one request inside a client span, with the request id and
+// trace context in its headers, and records how long it took.
+func (q *rpcQuotes) call(ctx context.Context, body []byte) ([]byte, error) {
+	ctx, span := q.tracer.Start(ctx, q.queue+" publish", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "rabbitmq"),
+			attribute.String("messaging.destination.name", q.queue),
+			attribute.String("messaging.operation.type", "send"),
+		))
+	defer span.End()
+	headers := make(map[string]any, 3)
+	if id := logging.RequestID(ctx); id != "" {
+		headers[amqprpc.RequestIDHeader] = id
+	}
+	q.prop.Inject(ctx, tracing.HeaderCarrier(headers))
+	start := time.Now()
+	out, err := q.rpc.Call(ctx, q.queue, body, headers)
+	outcome := rpcOutcome(err)
+	q.duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, outcome)
+	}
+	return out, err
+}
+
+// rpcOutcome is the bounded label of a call's result.
+func rpcOutcome(err error) string {
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, amqprpc.ErrUnavailable), errors.Is(err, amqprpc.ErrClosed):
+		return "unavailable"
+	case errors.Is(err, amqprpc.ErrNoRoute):
+		return "no_route"
+	default:
+		return "error"
+	}
+}
+
+// coalescedQuotes lets concurrent requests for one symbol share one RPC
+// (QUOTE_COALESCE): a request that arrives while another's RPC for its
+// symbol is in flight waits for that answer instead of sending its own.
+// Nothing is kept once the RPC is answered: this is not a cache.
 type coalescedQuotes struct {
 	next   quoteRequester
-	joined atomic.Uint64
-
-	mu    sync.Mutex
-	calls map[string]*quoteCall // requests in flight, by symbol
+	group  singleflight.Group
+	joined prometheus.Counter
 }
 
-// quoteCall is one request in flight.
-type quoteCall struct {
-	symbol             string
-	requestID, traceID string        // of the first caller, whose request it is
-	done               chan struct{} // closed once q and err are set
-	q                  stockrpc.Quote
-	err                error
-
-	waiting int                // callers still waiting, the first included; guarded by mu
-	cancel  context.CancelFunc // abandons the request
+// newCoalescedQuotes registers the count of joined requests with reg.
+func newCoalescedQuotes(next quoteRequester, reg prometheus.Registerer) *coalescedQuotes {
+	c := &coalescedQuotes{next: next, joined: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "stockquote_quote_requests_coalesced_total",
+		Help: "Quote requests answered by an RPC for the same symbol that another request had in flight (QUOTE_COALESCE).",
+	})}
+	reg.MustRegister(c.joined)
+	return c
 }
 
-func newCoalescedQuotes(next quoteRequester) *coalescedQuotes {
-	return &coalescedQuotes{next: next, calls: map[string]*quoteCall{}}
+// Quote implements quoteRequester. The shared RPC must not fail the
+// others when its first caller goes away, so it runs without that
+// caller's cancellation, bounded by the RPC timeout. Only that caller
+// reports a stooq fetch: the others cost none.
+func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, bool, error) {
+	own, fetched := false, false
+	v, err, _ := c.group.Do(symbol, func() (any, error) {
+		own = true
+		q, f, err := c.next.Quote(context.WithoutCancel(ctx), symbol)
+		fetched = f
+		return q, err
+	})
+	if !own {
+		c.joined.Inc()
+	}
+	q, _ := v.(stockrpc.Quote)
+	return q, fetched, err
 }
-
-// Quote implements quoteRequester.
-func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
-	c.mu.Lock()
-	if call, ok := c.calls[symbol]; ok {
-		call.waiting++
-		c.mu.Unlock()
-		c.joined.Add(1)
-		// The worker logs the first caller's request id, not this one's.
-		if span := trace.SpanFromContext(ctx); span.IsRecording() {
-			span.AddEvent("joined a quote request in flight", trace.WithAttributes(
-				attribute.String("stockquote.quote.request_id", call.requestID),
-				attribute.String("stockquote.quote.trace_id", call.traceID)))
-		}
-		select {
-		case <-call.done:
-			return call.q, call.err
-		case <-ctx.Done():
-			c.leave(call)
-			return stockrpc.Quote{}, gaveUp(ctx)
-		}
-	}
-	callCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	call := &quoteCall{
-		symbol: symbol, done: make(chan struct{}), waiting: 1, cancel: cancel,
-		requestID: logging.RequestID(ctx),
-	}
-	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
-		call.traceID = sc.TraceID().String()
-	}
-	c.calls[symbol] = call
-	c.mu.Unlock()
-
-	stop := context.AfterFunc(ctx, func() { c.leave(call) })
-	answered := false
-	defer func() {
-		// Also when next panics (recoverer answers this caller): the
-		// callers waiting get an error, the next caller a new request.
-		if !answered {
-			call.err = fmt.Errorf("quote %s: the shared request panicked", symbol)
-		}
-		stop()
-		cancel()
-		c.mu.Lock()
-		if c.calls[symbol] == call {
-			delete(c.calls, symbol)
-		}
-		c.mu.Unlock()
-		close(call.done)
-	}()
-	call.q, call.err = c.next.Quote(callCtx, symbol)
-	answered = true
-	if ctx.Err() != nil {
-		return stockrpc.Quote{}, gaveUp(ctx)
-	}
-	return call.q, call.err
-}
-
-// gaveUp is the error of a caller whose context ended before its answer.
-// A deadline means no stock service answered in time (503), as rpcQuotes
-// says when the deadline is its own, not a gateway timeout.
-func gaveUp(ctx context.Context) error {
-	err := ctx.Err()
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", errNoAnswer, err)
-	}
-	return err
-}
-
-// leave takes a caller that gave up off call; the last one abandons the
-// request, which nobody can join from then on.
-func (c *coalescedQuotes) leave(call *quoteCall) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	call.waiting--
-	if call.waiting > 0 {
-		return
-	}
-	call.cancel()
-	if c.calls[call.symbol] == call {
-		delete(c.calls, call.symbol)
-	}
-}
-
-// Joined counts the calls that waited for another caller's request
-// instead of sending their own.
-func (c *coalescedQuotes) Joined() uint64 { return c.joined.Load() }

@@ -1,58 +1,41 @@
 package main
 
 import (
-	"log/slog"
-	"net/http"
-	"time"
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/stockquote/stockquote/shared/health"
 )
 
 // addRoutes lists every route of the API in one place.
-func addRoutes(
-	r *gin.Engine,
-	logger *slog.Logger,
-	auth *tokenAuth,
-	pw *passwords,
-	st store,
-	quotes quoteRequester,
-	checks []health.Check,
-	now func() time.Time,
-	login *loginThrottle,
-	quota *stockQuota,
-	metrics http.Handler,
-) {
-	r.NoRoute(notFound())
-	r.NoMethod(methodNotAllowed())
+func addRoutes(r *gin.Engine, d serverDeps) {
+	r.NoRoute(func(c *gin.Context) { fail(c, errRouteNotFound) })
+	// Gin has already set the Allow header.
+	r.NoMethod(func(c *gin.Context) { fail(c, errMethodNotAllowed) })
 
 	// Probes: no auth.
 	r.GET("/healthz", gin.WrapF(health.Live))
-	r.GET("/readyz", gin.WrapF(health.Ready(logger, checks...)))
+	r.GET("/readyz", gin.WrapF(health.Ready(d.logger, d.checks...)))
 	// Prometheus scrapes, no auth: counts and latencies only, no user data.
-	// nil when METRICS_ADDR serves them on a separate listener.
-	if metrics != nil {
-		r.GET("/metrics", gin.WrapH(metrics))
+	if d.metricsHandler != nil {
+		r.GET("/metrics", gin.WrapH(d.metricsHandler))
 	}
 
 	// The API's description and its interactive docs: no auth.
 	files := newStaticFiles()
 	r.GET("/openapi.yaml", handleOpenAPI(files))
-	docs := handleDocs(files)
-	r.GET("/docs", contentSecurityPolicy(docsCSP), docs)
-	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), docs)
+	r.GET("/docs", contentSecurityPolicy(docsCSP), handleDocs(files))
+	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), handleDocs(files))
 
 	v1 := r.Group("/api/v1")
-	v1.POST("/login", handleLogin(st, pw, auth, login))
+	v1.POST("/login", handleLogin(d.store, d.pw, d.auth, d.login))
 
 	// Any authenticated user.
-	user := v1.Group("", requireUser(auth, st))
-	user.GET("/stock", handleStock(quotes, st, now, quota))
-	user.GET("/history", handleHistory(st))
+	user := v1.Group("", requireUser(d.auth, d.store))
+	user.GET("/stock", handleStock(d.quotes, d.store, d.now, d.quota))
+	user.GET("/history", handleHistory(d.store))
 
 	// Superusers only.
 	admin := user.Group("", requireSuperuser())
-	admin.GET("/stats", handleStats(st))
-	admin.POST("/users", handleCreateUser(st, pw))
+	admin.GET("/stats", handleStats(d.store))
+	admin.POST("/users", handleCreateUser(d.store, d.pw))
 }

@@ -1,29 +1,13 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/stockquote/stockquote/shared/env"
-)
-
-// Request size limits. Requests over maxHeaderBytes or maxQueryBytes are
-// refused by the API with problem+json (431, 414); serverMaxHeaderBytes is
-// the HTTP server's own hard cap on request line plus headers, above which
-// net/http answers a plain-text 431 before any handler runs.
-const (
-	maxHeaderBytes       = 32 << 10
-	maxQueryBytes        = 16 << 10
-	serverMaxHeaderBytes = 256 << 10
 )
 
 // securityConfig is the part of config about attackers: which proxies to
@@ -87,159 +71,4 @@ func (c securityConfig) LogValue() slog.Value {
 		slog.Int("stock_quota_requests_per_minute", c.StockQuota.RequestsPerMinute),
 		slog.Int("stock_quota_misses_per_minute", c.StockQuota.MissesPerMinute),
 	)
-}
-
-// defaultSecurityConfig is the configuration with no variable set.
-func defaultSecurityConfig() securityConfig {
-	return loadSecurityConfig(env.NewReader(func(string) string { return "" }))
-}
-
-// serverSettings are newServer's optional settings.
-type serverSettings struct {
-	trustedProxies []string
-	login          *loginThrottle
-	quota          *stockQuota
-	telemetry      serverTelemetry // see withTelemetry
-}
-
-// serverOption sets one of newServer's optional settings.
-type serverOption func(*serverSettings)
-
-// withTrustedProxies makes the server believe X-Forwarded-For from these
-// proxies (IPs or CIDRs); by default it believes no one and the client
-// address is the TCP peer.
-func withTrustedProxies(proxies []string) serverOption {
-	return func(s *serverSettings) { s.trustedProxies = proxies }
-}
-
-// withStockQuota sets the /stock quota; by default newServer makes one
-// with the default limits.
-func withStockQuota(q *stockQuota) serverOption {
-	return func(s *serverSettings) { s.quota = q }
-}
-
-// withLoginThrottle sets the login throttle; by default newServer makes
-// one with the default limits.
-func withLoginThrottle(t *loginThrottle) serverOption {
-	return func(s *serverSettings) { s.login = t }
-}
-
-// Security headers every answer carries. The policy suits JSON: nothing
-// may load, nothing may frame it. A route that serves HTML (the API docs
-// page) relaxes it with contentSecurityPolicy.
-const (
-	defaultCSP     = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-	referrerPolicy = "no-referrer"
-)
-
-// securityHeaders sets the security headers on every answer, errors
-// included. Cache-Control: no-store keeps tokens and per-user data out of
-// shared and browser caches.
-func securityHeaders() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		h := c.Writer.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", referrerPolicy)
-		h.Set("Content-Security-Policy", defaultCSP)
-		h.Set("Cache-Control", "no-store")
-		c.Next()
-	}
-}
-
-// contentSecurityPolicy replaces the default policy for the routes it is
-// put on, e.g. r.GET("/docs", contentSecurityPolicy(docsPolicy), handleDocs()).
-// It must run after securityHeaders, which the engine-wide middleware does.
-func contentSecurityPolicy(policy string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Writer.Header().Set("Content-Security-Policy", policy)
-		c.Next()
-	}
-}
-
-// limitRequest refuses requests whose headers or query string are too
-// large, before any handler parses them.
-func limitRequest(headerBytes, queryBytes int) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if len(c.Request.URL.RawQuery) > queryBytes {
-			fail(c, errURITooLong)
-			return
-		}
-		n := 0
-		for k, vs := range c.Request.Header {
-			for _, v := range vs {
-				n += len(k) + len(v) + 4 // ": " and CRLF
-			}
-		}
-		if n > headerBytes {
-			fail(c, errHeaderTooLarge)
-			return
-		}
-		c.Next()
-	}
-}
-
-// newHTTPServer returns the HTTP server serving handler, with every
-// timeout set so slow or idle clients cannot hold connections forever.
-func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger *slog.Logger) *http.Server {
-	readHeader := cfg.Security.ReadHeaderTimeout
-	if readHeader <= 0 {
-		readHeader = 5 * time.Second
-	}
-	return &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: readHeader,
-		ReadTimeout:       readHeader + 10*time.Second,
-		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    serverMaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
-	}
-}
-
-// maxClientValueBytes bounds every client-supplied string the API writes
-// to a log line or an error detail, so no request can grow the logs by
-// more than a few hundred bytes, whatever it sends.
-const maxClientValueBytes = 64
-
-// clientValue returns s cut to maxClientValueBytes (at a rune boundary
-// when s is valid UTF-8), saying how long it was when cut.
-func clientValue(s string) string {
-	if len(s) <= maxClientValueBytes {
-		return s
-	}
-	cut := maxClientValueBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
-}
-
-// quoteClient is clientValue quoted as a Go string: control characters
-// and invalid UTF-8 are escaped, so the value cannot forge lines either.
-func quoteClient(s string) string { return strconv.Quote(clientValue(s)) }
-
-// errTransferEncoding: the request came with a Transfer-Encoding (400,
-// connection closed).
-var errTransferEncoding = withDetail(errInvalidInput, "Transfer-Encoding is not accepted: send the body with a Content-Length")
-
-// refuseTransferEncoding answers any request that carries a
-// Transfer-Encoding with 400 and closes the connection. RFC 9112 section
-// 6.1: a message with both Content-Length and Transfer-Encoding may be a
-// smuggling attempt and must be handled as an error, the connection
-// closed. net/http drops the Content-Length of such a request before any
-// handler sees it, so the two cannot be told apart here: every
-// transfer-coded body is refused (this API's bodies are small JSON
-// objects every client sends with a Content-Length). Closing the
-// connection is what stops a smuggled second request behind the body.
-func refuseTransferEncoding() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if len(c.Request.TransferEncoding) > 0 {
-			c.Header("Connection", "close")
-			fail(c, errTransferEncoding)
-			return
-		}
-		c.Next()
-	}
 }

@@ -22,7 +22,7 @@ func decodeJSON(r *http.Request, v any) error {
 	if err != nil {
 		var maxBytes *http.MaxBytesError
 		if errors.As(err, &maxBytes) {
-			return err
+			return fmt.Errorf("%w: %w", errBodyTooLarge, err)
 		}
 		return withDetail(errInvalidInput, "could not read the body")
 	}

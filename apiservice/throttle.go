@@ -24,13 +24,11 @@ type rateLimiter interface {
 	ChargeRate(ctx context.Context, key string, l postgres.Limit) error
 }
 
-// clientLimiter is a token bucket per client address, kept in this
-// process's memory: it is a cheap first line (an address cannot make this
-// process run bcrypt faster than its rate) and needs no database round
-// trip. With N replicas an address gets N times the rate; the limit that
-// must hold across replicas, per account, is in PostgreSQL. At most max
-// addresses are remembered (least recently used forgotten first, and any
-// idle for burst*interval, when their bucket is full again anyway).
+// clientLimiter is a token bucket per client address in this process's
+// memory: a cheap first line that needs no database round trip (with N
+// replicas an address gets N times the rate; the per-account limit is the
+// one shared). Idle addresses are forgotten once their bucket is full
+// again, and at most max are remembered.
 type clientLimiter struct {
 	limit rate.Limit
 	burst int
@@ -70,27 +68,19 @@ func (l *clientLimiter) reserve(key string, now time.Time) (r *rate.Reservation,
 func (l *clientLimiter) len() int { return l.lru.Len() }
 
 // loginThrottle limits login attempts per account, across every API
-// replica (state in PostgreSQL), and per client address in this process.
+// replica (buckets in PostgreSQL), and per client address in this process.
 //
-// Per account: a wrong guess costs one attempt of the account's bucket
-// (keyed on the lower-cased attempted name, whether or not the user
-// exists, so answers reveal nothing); a successful login costs nothing and
-// writes nothing. The bucket is read before the password is checked (an
-// empty one is answered 429 without bcrypt), and a wrong guess is answered
-// 401 only if its charge, one atomic statement, found an attempt left:
-// else 429. A correct password is answered 200 only if the bucket still
-// has an attempt left when it is checked (else 429 too), so a 429 after a
-// check says nothing about the guess, and the answers that do (401) are
-// exactly the charged attempts: at most burst + refills, however many
-// replicas and concurrent requests. Within this process at most as many
-// checks of one account run at once as its bucket has attempts left.
+// A wrong guess costs the account one attempt (keyed on the lower-cased
+// name, whether or not the user exists, so answers reveal nothing); a
+// successful login costs nothing. The bucket is read before bcrypt, and
+// any answer given after a password check other than a charged 401 is a
+// 429, so a 429 says nothing about the guess and at most burst + refills
+// guesses are ever told apart, however many replicas and requests.
 //
-// So that an attacker exhausting an account from other addresses cannot
-// lock its real user out, a client address that logged in successfully as
-// that account within TrustedWindow is charged to its own (account,
-// address) bucket, with the account limits, instead of the shared one
-// (OWASP's "device cookie" idea, keyed on the address since the API has
-// no cookies). Which addresses are trusted is remembered per process.
+// So that an attacker draining an account cannot lock its real user out,
+// an address that logged in as that account within TrustedWindow is
+// charged to its own (account, address) bucket instead (OWASP's "device
+// cookie", keyed on the address since the API has no cookies).
 type loginThrottle struct {
 	rates   rateLimiter
 	account postgres.Limit

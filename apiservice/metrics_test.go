@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
 	"github.com/stockquote/stockquote/shared/amqprpc"
@@ -33,7 +31,7 @@ import (
 func TestHTTPMetrics(t *testing.T) {
 	env := newTestEnv(t)
 	reg := metrics.NewRegistry(buildinfo.New("apiservice", "v9", "c0ffee"))
-	env.telemetry = serverTelemetry{metrics: newHTTPMetrics(reg), metricsHandler: metrics.Handler(reg)}
+	env.metrics, env.metricsHandler = newHTTPMetrics(reg), metrics.Handler(reg)
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) { return appleQuote, nil }
 	env.store.addHistory = func(_ context.Context, _ int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
 		return e, nil
@@ -59,7 +57,7 @@ func TestHTTPMetrics(t *testing.T) {
 		{"GET", "unmatched", "404", 2},
 		{"DELETE", "unmatched", "405", 1},
 	}
-	m := env.telemetry.metrics
+	m := env.metrics
 	for _, tt := range tests {
 		if got := testutil.ToFloat64(m.requests.WithLabelValues(tt.method, tt.route, tt.status)); got != tt.want {
 			t.Errorf("requests{%s %s %s} = %v, want %v", tt.method, tt.route, tt.status, got, tt.want)
@@ -188,12 +186,10 @@ func TestRequestLogLine(t *testing.T) {
 	}
 }
 
-type fakeStats amqprpc.ClientStats
-
-func (f fakeStats) Stats() amqprpc.ClientStats { return amqprpc.ClientStats(f) }
-
 func TestRPCClientCollector(t *testing.T) {
-	c := newRPCClientCollector(fakeStats{Calls: 10, Replies: 7, Expired: 2, LateReplies: 1, DuplicateReplies: 3, Returns: 4, Unavailable: 5, UnknownReplies: 6})
+	c := newRPCClientCollector(func() amqprpc.ClientStats {
+		return amqprpc.ClientStats{Calls: 10, Replies: 7, Expired: 2, LateReplies: 1, DuplicateReplies: 3, Returns: 4, Unavailable: 5, UnknownReplies: 6}
+	})
 	want := map[string]float64{
 		"stockquote_rpc_client_calls_total":             10,
 		"stockquote_rpc_client_replies_total":           7,
@@ -223,17 +219,6 @@ func TestRPCClientCollector(t *testing.T) {
 	}
 }
 
-// recordingCaller records the headers of each call and answers with err.
-type recordingCaller struct {
-	headers []map[string]any
-	err     error
-}
-
-func (f *recordingCaller) Call(_ context.Context, _ string, _ []byte, h map[string]any) ([]byte, error) {
-	f.headers = append(f.headers, h)
-	return []byte("{}"), f.err
-}
-
 // histCount returns the sample count of the histogram series with label outcome.
 func histCount(t *testing.T, reg prometheus.Gatherer, name, outcome string) uint64 {
 	t.Helper()
@@ -254,42 +239,6 @@ func histCount(t *testing.T, reg prometheus.Gatherer, name, outcome string) uint
 		}
 	}
 	return 0
-}
-
-func TestObservedCaller(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	next := &recordingCaller{}
-	c := newObservedCaller(next, noop.NewTracerProvider(), tracing.Propagator(), reg)
-	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	ctx := tracing.Propagator().Extract(context.Background(), tracing.HeaderCarrier{"traceparent": parent})
-	ctx = logging.WithRequestID(ctx, "req-42")
-	caller := map[string]any{"x-caller": "kept"}
-	if _, err := c.Call(ctx, "q", nil, caller); err != nil {
-		t.Fatal(err)
-	}
-	h := next.headers[0]
-	if h[amqprpc.RequestIDHeader] != "req-42" {
-		t.Errorf("request id header = %v, want req-42", h[amqprpc.RequestIDHeader])
-	}
-	if tp, _ := h["traceparent"].(string); !strings.HasPrefix(tp, parent[:36]) {
-		t.Errorf("traceparent = %q, want trace id of %q", tp, parent)
-	}
-	if h["x-caller"] != "kept" || len(caller) != 1 {
-		t.Errorf("caller headers not kept or mutated: sent %v, caller's map %v", h, caller)
-	}
-
-	next.err = fmt.Errorf("call: %w", context.DeadlineExceeded)
-	if _, err := c.Call(context.Background(), "q", nil, nil); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v, want the deadline passed through", err)
-	}
-	if _, ok := next.headers[1][amqprpc.RequestIDHeader]; ok {
-		t.Error("request id header set without a request id")
-	}
-	for outcome, want := range map[string]uint64{"ok": 1, "timeout": 1, "unavailable": 0} {
-		if got := histCount(t, reg, "stockquote_rpc_client_duration_seconds", outcome); got != want {
-			t.Errorf("rpc duration count{outcome=%s} = %d, want %d", outcome, got, want)
-		}
-	}
 }
 
 func TestRPCOutcome(t *testing.T) {
@@ -321,12 +270,11 @@ func BenchmarkTelemetryOverhead(b *testing.B) {
 	for _, withMetrics := range []bool{false, true} {
 		b.Run(fmt.Sprintf("metrics=%v", withMetrics), func(b *testing.B) {
 			env := newTestEnv(b)
-			var tel serverTelemetry
 			if withMetrics {
-				tel.metrics = newHTTPMetrics(prometheus.NewRegistry())
+				env.metrics = newHTTPMetrics(prometheus.NewRegistry())
 			}
 			logger := logging.New(io.Discard, logging.FormatJSON, slog.LevelInfo)
-			h := newServer(logger, env.auth, env.pw, env.store, env.quotes, env.checks, time.Now, withTelemetry(tel))
+			h := newServer(env.deps(logger, time.Now))
 			r := newRequest("GET", "/healthz", nil, "")
 			b.ReportAllocs()
 			for b.Loop() {
