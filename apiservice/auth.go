@@ -77,7 +77,6 @@ func (a *tokenAuth) verify(token string) (int64, error) {
 // authUser is the authenticated caller, as handlers see it.
 type authUser struct {
 	ID        int64
-	Username  string
 	Superuser bool
 }
 
@@ -126,7 +125,7 @@ func requireUser(auth *tokenAuth, users userStore) gin.HandlerFunc {
 			fail(c, fmt.Errorf("load user %d: %w", id, err))
 			return
 		}
-		c.Set(userKey, authUser{ID: u.ID, Username: u.Username, Superuser: u.Superuser})
+		c.Set(userKey, authUser{ID: u.ID, Superuser: u.Superuser})
 		c.Next()
 	}
 }

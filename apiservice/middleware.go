@@ -16,17 +16,14 @@ import (
 )
 
 // Request size limits. Requests over maxHeaderBytes or maxQueryBytes are
-// refused by the API with problem+json (431, 414); serverMaxHeaderBytes is
-// the HTTP server's own hard cap on request line plus headers, above which
-// net/http answers a plain-text 431 before any handler runs.
+// refused with problem+json (431, 414); serverMaxHeaderBytes is net/http's
+// own cap, above which it answers a plain-text 431 before any handler.
 const (
 	maxHeaderBytes       = 32 << 10
 	maxQueryBytes        = 16 << 10
+	maxBodyBytes         = 1 << 20
 	serverMaxHeaderBytes = 256 << 10
 )
-
-// maxBodyBytes bounds every request body.
-const maxBodyBytes = 1 << 20
 
 // requestIDHeader is the HTTP header a request id comes in and goes out in.
 const requestIDHeader = "X-Request-ID"
@@ -99,16 +96,6 @@ func recoverer(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// limitBody caps the request body at n bytes.
-func limitBody(n int64) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if c.Request.Body != nil {
-			c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, n)
-		}
-		c.Next()
-	}
-}
-
 // Security headers every answer carries. The policy suits JSON: nothing
 // may load, nothing may frame it. A route that serves HTML (the API docs
 // page) relaxes it with contentSecurityPolicy.
@@ -142,25 +129,37 @@ func contentSecurityPolicy(policy string) gin.HandlerFunc {
 	}
 }
 
-// limitRequest refuses requests whose headers or query string are too
-// large, before any handler parses them.
-func limitRequest(headerBytes, queryBytes int) gin.HandlerFunc {
+// limitRequest refuses, before any handler parses them, a transfer-coded
+// body, a query string or headers over the limits, and caps the body.
+// RFC 9112 section 6.1 makes a message with both Content-Length and
+// Transfer-Encoding a possible smuggling attempt, and net/http drops the
+// Content-Length before handlers see it; this API's bodies are small JSON
+// every client sends with a Content-Length, so every transfer-coded body
+// is refused, and the connection closed so that no smuggled request
+// behind the body is read.
+func limitRequest() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if len(c.Request.URL.RawQuery) > queryBytes {
-			fail(c, errURITooLong)
-			return
-		}
-		n := 0
-		for k, vs := range c.Request.Header {
+		r := c.Request
+		headerBytes := 0
+		for k, vs := range r.Header {
 			for _, v := range vs {
-				n += len(k) + len(v) + 4 // ": " and CRLF
+				headerBytes += len(k) + len(v) + 4 // ": " and CRLF
 			}
 		}
-		if n > headerBytes {
+		switch {
+		case len(r.TransferEncoding) > 0:
+			c.Header("Connection", "close")
+			fail(c, withDetail(errInvalidInput, "Transfer-Encoding is not accepted: send the body with a Content-Length"))
+		case len(r.URL.RawQuery) > maxQueryBytes:
+			fail(c, errURITooLong)
+		case headerBytes > maxHeaderBytes:
 			fail(c, errHeaderTooLarge)
-			return
+		default:
+			if r.Body != nil {
+				r.Body = http.MaxBytesReader(c.Writer, r.Body, maxBodyBytes)
+			}
+			c.Next()
 		}
-		c.Next()
 	}
 }
 
@@ -185,27 +184,3 @@ func clientValue(s string) string {
 // quoteClient is clientValue quoted as a Go string: control characters
 // and invalid UTF-8 are escaped, so the value cannot forge lines either.
 func quoteClient(s string) string { return strconv.Quote(clientValue(s)) }
-
-// errTransferEncoding: the request came with a Transfer-Encoding (400,
-// connection closed).
-var errTransferEncoding = withDetail(errInvalidInput, "Transfer-Encoding is not accepted: send the body with a Content-Length")
-
-// refuseTransferEncoding answers any request that carries a
-// Transfer-Encoding with 400 and closes the connection. RFC 9112 section
-// 6.1: a message with both Content-Length and Transfer-Encoding may be a
-// smuggling attempt and must be handled as an error, the connection
-// closed. net/http drops the Content-Length of such a request before any
-// handler sees it, so the two cannot be told apart here: every
-// transfer-coded body is refused (this API's bodies are small JSON
-// objects every client sends with a Content-Length). Closing the
-// connection is what stops a smuggled second request behind the body.
-func refuseTransferEncoding() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if len(c.Request.TransferEncoding) > 0 {
-			c.Header("Connection", "close")
-			fail(c, errTransferEncoding)
-			return
-		}
-		c.Next()
-	}
-}

@@ -32,16 +32,10 @@ import (
 // none left (concurrent requests of one user) is charged to the bucket,
 // which then owes it.
 type stockQuota struct {
-	rates            quotaBuckets
+	rates            rateLimiter
 	requests, misses postgres.Limit // Burst 0: that limit is off
 	held             *expirable.LRU[string, *lease]
 	logger           *slog.Logger
-}
-
-// quotaBuckets is where the shared buckets live (postgres.DB).
-type quotaBuckets interface {
-	TakeRate(ctx context.Context, key string, l postgres.Limit) (ok bool, retryAfter time.Duration, err error)
-	ChargeRate(ctx context.Context, key string, l postgres.Limit) error
 }
 
 // lease is the attempts of one bucket this replica has taken and not yet
@@ -68,7 +62,7 @@ func perMinute(n int) postgres.Limit {
 	return postgres.Limit{Burst: n, Interval: time.Minute / time.Duration(n)}
 }
 
-func newStockQuota(rates quotaBuckets, c quotaConfig, logger *slog.Logger) *stockQuota {
+func newStockQuota(rates rateLimiter, c quotaConfig, logger *slog.Logger) *stockQuota {
 	return &stockQuota{
 		rates: rates, requests: perMinute(c.RequestsPerMinute), misses: perMinute(c.MissesPerMinute),
 		held: expirable.NewLRU[string, *lease](heldLeases, nil, leaseTTL), logger: logger,

@@ -66,9 +66,7 @@ func newServer(d serverDeps) http.Handler {
 		recoverer(d.logger),
 		securityHeaders(),
 		errorMiddleware(d.logger),
-		refuseTransferEncoding(),
-		limitRequest(maxHeaderBytes, maxQueryBytes),
-		limitBody(maxBodyBytes),
+		limitRequest(),
 	)
 	addRoutes(r, d)
 	return r

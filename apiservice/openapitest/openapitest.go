@@ -24,7 +24,6 @@ import (
 // Validator checks requests and responses against one OpenAPI document.
 // It is safe for concurrent use.
 type Validator struct {
-	doc     *openapi3.T
 	router  routers.Router
 	problem *openapi3.Schema
 }
@@ -65,11 +64,8 @@ func New(ctx context.Context, spec []byte) (*Validator, error) {
 	if doc.Components == nil || doc.Components.Schemas["Problem"] == nil || doc.Components.Schemas["Problem"].Value == nil {
 		return nil, errors.New("OpenAPI document has no components.schemas.Problem")
 	}
-	return &Validator{doc: doc, router: router, problem: doc.Components.Schemas["Problem"].Value}, nil
+	return &Validator{router: router, problem: doc.Components.Schemas["Problem"].Value}, nil
 }
-
-// Doc returns the parsed document.
-func (v *Validator) Doc() *openapi3.T { return v.doc }
 
 // Exchange is one request and the response the server gave it.
 type Exchange struct {
