@@ -138,30 +138,6 @@ func TestStrictJSONBodies(t *testing.T) {
 	}
 }
 
-func TestCheckJSONKeys(t *testing.T) {
-	allowed := map[string]bool{"a": true, "b": true}
-	for _, c := range []struct {
-		body string
-		ok   bool
-	}{
-		{`{"a":1,"b":{"x":[1,{"y":2}]}}`, true},
-		{`{}`, true},
-		{`{"a":1,"A":2}`, false},
-		{`{"a":1,"a":1}`, false},
-		{`{"a":{"x":1,"x":2}}`, false},
-		{`{"a":[{"x":1,"x":2}]}`, false},
-		{`{"c":1}`, false},
-		{`{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, false},
-		{`{"a":1`, false},
-		{`"a"`, false},
-	} {
-		err := checkJSONKeys([]byte(c.body), allowed)
-		if (err == nil) != c.ok {
-			t.Errorf("checkJSONKeys(%s) = %v, want ok=%v", c.body, err, c.ok)
-		}
-	}
-}
-
 func TestErrorTextBounded(t *testing.T) {
 	got := errorText(errors.New(strings.Repeat("x", 1<<20)))
 	if len(got) > maxLoggedErrorBytes+16 {

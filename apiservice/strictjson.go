@@ -14,9 +14,9 @@ import (
 // decodeJSON decodes exactly one JSON object from the request body into
 // the struct v points to, strictly: every key must be one of v's json
 // field names, spelled exactly (encoding/json alone matches keys case-
-// insensitively), no key may appear twice at any depth (encoding/json
-// alone keeps the last), and nothing may follow the object. So a proxy or
-// WAF that reads "username" reads the same value the API acts on.
+// insensitively), no key may appear twice (encoding/json alone keeps the
+// last), and nothing may follow the object. So a proxy or WAF that reads
+// "username" reads the same value the API acts on.
 func decodeJSON(r *http.Request, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -59,28 +59,16 @@ func jsonFieldNames(v any) map[string]bool {
 	return names
 }
 
-// maxJSONDepth bounds nesting, so a body of brackets cannot recurse deeply.
-const maxJSONDepth = 32
-
 // checkJSONKeys reports a body that is not a single JSON object, whose
-// top-level keys are not all in allowed (exact spelling), or that repeats
-// a key in any object. Keys are reported quoted and cut to 64 bytes.
+// keys are not all in allowed (exact spelling), or that repeats a key.
+// Only the top level matters: no body field is an object, so a nested
+// value fails the typed decode anyway. Keys are reported quoted and cut.
 func checkJSONKeys(body []byte, allowed map[string]bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
+	if tok, err := dec.Token(); err != nil {
 		return err
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return errors.New("want a JSON object")
-	}
-	return checkObject(dec, allowed, 1)
-}
-
-// checkObject reads the rest of an object whose '{' was just read.
-func checkObject(dec *json.Decoder, allowed map[string]bool, depth int) error {
-	if depth > maxJSONDepth {
-		return errors.New("nested too deeply")
 	}
 	seen := map[string]bool{}
 	for dec.More() {
@@ -89,43 +77,18 @@ func checkObject(dec *json.Decoder, allowed map[string]bool, depth int) error {
 			return err
 		}
 		key := tok.(string) // the decoder only returns strings in key position
-		if seen[key] {
+		switch {
+		case seen[key]:
 			return fmt.Errorf("duplicate key %s", quoteClient(key))
-		}
-		seen[key] = true
-		if allowed != nil && !allowed[key] {
+		case !allowed[key]:
 			return fmt.Errorf("unknown key %s (keys are case-sensitive)", quoteClient(key))
 		}
-		if err := skipValue(dec, depth); err != nil {
+		seen[key] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
 			return err
 		}
 	}
 	_, err := dec.Token() // '}'
-	return err
-}
-
-// skipValue reads one value, checking the objects inside it.
-func skipValue(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	d, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if d == '{' {
-		return checkObject(dec, nil, depth+1)
-	}
-	// '['
-	if depth+1 > maxJSONDepth {
-		return errors.New("nested too deeply")
-	}
-	for dec.More() {
-		if err := skipValue(dec, depth+1); err != nil {
-			return err
-		}
-	}
-	_, err = dec.Token() // ']'
 	return err
 }

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // EnvURL names the environment variable holding the URL of the server (and
@@ -44,18 +46,18 @@ func NewDatabase(t testing.TB) string {
 
 	dbURL, err := withDatabase(admin, name)
 	if err != nil {
-		t.Fatalf("pgtest: %s=%s: %v", EnvURL, redact(admin), err)
+		t.Fatalf("pgtest: %s=%s: %v", EnvURL, redact.URL(admin), err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, admin)
 	if err != nil {
-		t.Fatalf("pgtest: cannot reach PostgreSQL at %s (set %s): %v", redact(admin), EnvURL, err)
+		t.Fatalf("pgtest: cannot reach PostgreSQL at %s (set %s): %v", redact.URL(admin), EnvURL, err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s at %s: %v", name, redact(admin), err)
+		t.Fatalf("pgtest: create database %s at %s: %v", name, redact.URL(admin), err)
 	}
 
 	t.Cleanup(func() {
@@ -63,7 +65,7 @@ func NewDatabase(t testing.TB) string {
 		defer cancel()
 		conn, err := pgx.Connect(ctx, admin)
 		if err != nil {
-			t.Errorf("pgtest: drop database %s: connect to %s: %v", name, redact(admin), err)
+			t.Errorf("pgtest: drop database %s: connect to %s: %v", name, redact.URL(admin), err)
 			return
 		}
 		defer conn.Close(ctx)
@@ -104,13 +106,4 @@ func withDatabase(serverURL, name string) (string, error) {
 	u.Path = "/" + name
 	u.RawPath = ""
 	return u.String(), nil
-}
-
-// redact hides the password in a URL for messages.
-func redact(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
