@@ -32,7 +32,7 @@ func newRPCClient(t *testing.T) *amqprpc.Client {
 	t.Cleanup(func() { conn.Close() })
 	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: 2})
 	t.Cleanup(func() { client.Close() })
-	waitFor(t, "client connection", func() bool { return conn.Ready() == nil })
+	waitFor(t, "client ready", func() bool { return client.Ready() == nil })
 	return client
 }
 

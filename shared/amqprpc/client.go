@@ -152,8 +152,9 @@ func (c *Client) Stats() ClientStats {
 // headers, and waits for the reply body.
 //
 // A ctx without a deadline gets DefaultCallTimeout. Call fails at
-// once with ErrUnavailable when the broker is not usable (also when the
-// connection drops while waiting), with ErrNoRoute when no queue of that
+// once with ErrUnavailable when the broker is not usable or the call's
+// channel is not open yet (Ready says when every one is), also when the
+// connection drops while waiting, with ErrNoRoute when no queue of that
 // name exists, with ErrClosed after Close, and with an error wrapping
 // ctx.Err() when ctx ends first.
 func (c *Client) Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
