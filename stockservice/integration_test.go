@@ -92,7 +92,7 @@ func TestIntegrationWorker(t *testing.T) {
 	leaktest.Check(t)
 	fake := stooqtest.NewServer(stooqtest.Options{SlowDelay: 3 * time.Second})
 	defer fake.Close()
-	s, queue := startWorker(t, fake, map[string]string{"STOOQ_TIMEOUT": "300ms"})
+	s, queue := startWorker(t, fake, map[string]string{"STOOQ_TIMEOUT": "1s"})
 	client := newRPCClient(t)
 
 	t.Run("every outcome", func(t *testing.T) {
