@@ -54,15 +54,15 @@ func newQuoteCache(next quoter, ttl time.Duration, now func() time.Time) *quoteC
 	return &quoteCache{next: next, ttl: ttl, now: now, entries: map[string]cacheEntry{}}
 }
 
-// Quote implements quoter. The shared fetch does not depend on any single
-// caller's context (one caller giving up must not fail the others), but
-// each caller still returns as soon as its own context ends. The fetch
-// itself is bounded by the stooq client's timeout.
-func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
+// Quote returns symbol's quote and whether it cost no stooq fetch of its
+// own (a cache hit, or another caller's fetch). The shared fetch does not
+// depend on any single caller's context (one caller giving up must not
+// fail the others), but each caller still returns as soon as its own
+// context ends. The fetch itself is bounded by the stooq client's timeout.
+func (c *quoteCache) Quote(ctx context.Context, symbol string) (q stockrpc.Quote, cached bool, err error) {
 	if e, ok := c.lookup(symbol); ok {
 		c.hits.Add(1)
-		markCached(ctx)
-		return e.quote, e.err
+		return e.quote, true, e.err
 	}
 	led := false // set by the fetch's goroutine before it answers on ch
 	ch := c.group.DoChan(symbol, func() (any, error) {
@@ -75,17 +75,14 @@ func (c *quoteCache) Quote(ctx context.Context, symbol string) (stockrpc.Quote, 
 	select {
 	case r := <-ch:
 		if !led {
-			// Another caller's fetch answered (r.Shared is true for
-			// that caller too).
 			c.coalesced.Add(1)
-			markCached(ctx)
 		}
 		if r.Err != nil {
-			return stockrpc.Quote{}, r.Err
+			return stockrpc.Quote{}, !led, r.Err
 		}
-		return r.Val.(stockrpc.Quote), nil
+		return r.Val.(stockrpc.Quote), !led, nil
 	case <-ctx.Done():
-		return stockrpc.Quote{}, ctx.Err()
+		return stockrpc.Quote{}, false, ctx.Err()
 	}
 }
 
@@ -129,23 +126,4 @@ func (c *quoteCache) Stats() cacheStats {
 	n := len(c.entries)
 	c.mu.Unlock()
 	return cacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Entries: n}
-}
-
-// cachedKey is the context key of a request's cache report.
-type cachedKey struct{}
-
-// withCacheReport returns a context in which the cache reports whether
-// it answered without a stooq fetch of its own (a hit, or another
-// caller's fetch), and the flag it sets.
-func withCacheReport(ctx context.Context) (context.Context, *atomic.Bool) {
-	var cached atomic.Bool
-	return context.WithValue(ctx, cachedKey{}, &cached), &cached
-}
-
-// markCached reports, on a context from withCacheReport, that the answer
-// cost no stooq fetch.
-func markCached(ctx context.Context) {
-	if b, ok := ctx.Value(cachedKey{}).(*atomic.Bool); ok {
-		b.Store(true)
-	}
 }

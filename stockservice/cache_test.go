@@ -95,7 +95,7 @@ func TestQuoteCacheReuse(t *testing.T) {
 			next := &countingQuoter{fn: answer}
 			c := newQuoteCache(next, tt.ttl, clock.now)
 			for i := range 2 {
-				q, err := c.Quote(context.Background(), tt.symbol)
+				q, _, err := c.Quote(context.Background(), tt.symbol)
 				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 					t.Fatalf("request %d: error = %v, want %v", i+1, err, tt.wantErr)
 				}
@@ -120,12 +120,12 @@ func TestQuoteCacheSweepsExpired(t *testing.T) {
 	next := &countingQuoter{fn: func(_ context.Context, s string) (stockrpc.Quote, error) { return stockrpc.Quote{Symbol: s}, nil }}
 	c := newQuoteCache(next, time.Second, clock.now)
 	for i := range 100 {
-		if _, err := c.Quote(context.Background(), fmt.Sprintf("T%d.US", i)); err != nil {
+		if _, _, err := c.Quote(context.Background(), fmt.Sprintf("T%d.US", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	clock.add(2 * time.Second)
-	if _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
+	if _, _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Stats().Entries; got != 1 {
@@ -149,7 +149,7 @@ func TestQuoteCacheCoalesces(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		wg.Go(func() {
-			q, err := c.Quote(context.Background(), "AAPL.US")
+			q, _, err := c.Quote(context.Background(), "AAPL.US")
 			if err == nil && q.Symbol != "AAPL.US" {
 				err = fmt.Errorf("quote %+v", q)
 			}
@@ -196,12 +196,12 @@ func TestQuoteCacheCallerGivesUp(t *testing.T) {
 	c := newQuoteCache(next, time.Minute, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
-	go func() { _, err := c.Quote(ctx, "AAPL.US"); first <- err }()
+	go func() { _, _, err := c.Quote(ctx, "AAPL.US"); first <- err }()
 	for next.count("AAPL.US") == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	second := make(chan error, 1)
-	go func() { _, err := c.Quote(context.Background(), "AAPL.US"); second <- err }()
+	go func() { _, _, err := c.Quote(context.Background(), "AAPL.US"); second <- err }()
 	cancel()
 	select {
 	case err := <-first:
@@ -215,7 +215,7 @@ func TestQuoteCacheCallerGivesUp(t *testing.T) {
 	if err := <-second; err != nil {
 		t.Errorf("other caller: %v", err)
 	}
-	if _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
+	if _, _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
 		t.Errorf("cached answer: %v", err)
 	}
 	if got := next.count("AAPL.US"); got != 1 {

@@ -12,17 +12,23 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// quoter fetches one symbol's quote. *stooq.Client implements it; a cache
-// or request coalescer can wrap it without the handler noticing.
+// quoter fetches one symbol's quote: *stooq.Client, and stooqWatch
+// around it.
 type quoter interface {
 	Quote(ctx context.Context, symbol string) (stockrpc.Quote, error)
+}
+
+// quoteSource answers a quote request and says whether it cost no stooq
+// fetch of its own: *quoteCache.
+type quoteSource interface {
+	Quote(ctx context.Context, symbol string) (q stockrpc.Quote, cached bool, err error)
 }
 
 // handleQuote answers stockrpc requests with quotes from quotes. Every
 // request gets a reply (a quote or a typed error), so callers never wait
 // for silence; amqprpc drops requests whose deadline has passed before
 // the handler runs.
-func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
+func handleQuote(quotes quoteSource, log *slog.Logger) amqprpc.Handler {
 	return func(ctx context.Context, m amqprpc.Message) []byte {
 		req, err := stockrpc.DecodeRequest(m.Body)
 		if err != nil {
@@ -35,8 +41,7 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 			return encodeReply(log, stockrpc.Reply{Error: replyError(err)})
 		}
 		start := time.Now()
-		ctx, cached := withCacheReport(ctx)
-		q, err := quotes.Quote(ctx, req.Symbol)
+		q, cached, err := quotes.Quote(ctx, req.Symbol)
 		if err != nil {
 			re := replyError(err)
 			level := slog.LevelWarn
@@ -52,10 +57,10 @@ func handleQuote(quotes quoter, log *slog.Logger) amqprpc.Handler {
 			}
 			log.Log(ctx, level, "quote failed", "symbol", req.Symbol, "code", re.Code,
 				"correlation_id", m.CorrelationID, "duration", time.Since(start), "error", err)
-			return encodeReply(log, stockrpc.Reply{Error: re, Cached: cached.Load()})
+			return encodeReply(log, stockrpc.Reply{Error: re, Cached: cached})
 		}
 		log.DebugContext(ctx, "quote", "symbol", req.Symbol, "correlation_id", m.CorrelationID, "duration", time.Since(start))
-		return encodeReply(log, stockrpc.Reply{Quote: &q, Cached: cached.Load()})
+		return encodeReply(log, stockrpc.Reply{Quote: &q, Cached: cached})
 	}
 }
 
