@@ -279,7 +279,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopMetrics()
 	}
-	handler := traceRequests(newServer(deps), cfg.OTLPEndpoint != "", tp, tracing.Propagator())
+	handler := traceRequests(newServer(deps), tp, tracing.Propagator())
 	return serveHTTP(ctx, newHTTPServer(ctx, handler, cfg, logger), conn, cfg, logger)
 }
 

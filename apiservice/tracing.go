@@ -11,32 +11,15 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// traceRequests wraps the engine in a server span when spans are
-// exported (traceRoute names it after the route). Otherwise it only reads
-// the incoming trace context, for the logs and the AMQP headers: a span
-// nobody exports is not worth its cost.
-func traceRequests(h http.Handler, exporting bool, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.Handler {
-	if !exporting {
-		return extractTraceContext(h, prop)
-	}
+// traceRequests wraps the engine in a server span, which traceRoute names
+// after the route. Without an exporter the provider is a no-op that still
+// carries the incoming trace context on, for the logs and the AMQP headers.
+func traceRequests(h http.Handler, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.Handler {
 	return otelhttp.NewHandler(h, "http.server",
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(prop),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 	)
-}
-
-// extractTraceContext continues an incoming W3C trace context (if any)
-// in the request's context without starting a span: what the server
-// needs when no tracer exports, so that log lines and the AMQP headers
-// still carry the caller's trace id.
-func extractTraceContext(next http.Handler, prop propagation.TextMapPropagator) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("traceparent") != "" {
-			r = r.WithContext(prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // traceRoute names the HTTP server span (started by otelhttp around the
