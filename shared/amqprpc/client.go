@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
-
-// DefaultCallTimeout bounds a Call whose ctx has no deadline. A request
-// always carries a deadline on the wire, so an unbounded call is never sent.
-const DefaultCallTimeout = 30 * time.Second
 
 // ClientOptions tune a Client.
 type ClientOptions struct {
@@ -36,18 +34,22 @@ type ClientStats struct {
 	Expired          uint64 // calls ended by their context
 }
 
-// Client sends requests and waits for their replies (direct reply-to).
+// Client sends requests and waits for their replies. Each of its channels
+// has a goroutine that reopens it after a loss and consumes its replies
+// (direct reply-to answers on the publishing channel) and returns.
 type Client struct {
 	conn        *Conn
 	log         *slog.Logger
 	contentType string
-	lanes       []*lane
+	lanes       []*channel
 	next        atomic.Uint64
 
 	mu      sync.Mutex
 	pending map[string]*call
-	recent  recentSet
 	closed  bool
+	// recent remembers finished correlation ids, so a reply to one can be
+	// told late (caller gone) from duplicate.
+	recent *lru.Cache[string, uint8]
 
 	done      chan struct{}
 	closeOnce sync.Once
@@ -56,34 +58,9 @@ type Client struct {
 	calls, replies, late, dups, unknown, returns, unavailable, expired atomic.Uint64
 }
 
-// lane is one channel: Calls publish on it, and its goroutine reopens it
-// after a loss and consumes its replies (direct reply-to answers on the
-// channel that published) and returns. Publishes hold mu shared and
-// closing holds it alone, since amqp091 sends Close without the lock that
-// keeps a publish's frames together (see replyChannel).
-type lane struct {
-	idx int
-	mu  sync.RWMutex
-	ch  *amqp.Channel // nil while down
-}
-
-func (l *lane) channel() *amqp.Channel {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	return l.ch
-}
-
-func (l *lane) set(ch *amqp.Channel) {
-	l.mu.Lock()
-	l.ch = ch
-	l.mu.Unlock()
-}
-
 // call is one request waiting for its reply.
 type call struct {
-	id     string
-	queue  string
-	lane   int
+	lane   *channel
 	result chan result // buffered 1; written once, by whoever removes the call from pending
 }
 
@@ -94,40 +71,37 @@ type result struct {
 
 // NewClient returns a client using conn. The client survives reconnects.
 func NewClient(conn *Conn, opts ClientOptions) *Client {
-	if opts.Channels <= 0 {
-		opts.Channels = 1
-	}
+	recent, _ := lru.New[string, uint8](1 << 14) // fails only for a size <= 0
 	c := &Client{
 		conn:        conn,
 		log:         conn.log.With("amqp_role", "client"),
 		contentType: opts.ContentType,
 		pending:     make(map[string]*call),
-		recent:      newRecentSet(1 << 14),
+		recent:      recent,
 		done:        make(chan struct{}),
 	}
-	for i := range opts.Channels {
-		l := &lane{idx: i}
+	for range max(opts.Channels, 1) {
+		l := &channel{}
 		c.lanes = append(c.lanes, l)
-		c.wg.Go(func() { c.runLane(l) })
+		c.wg.Go(func() {
+			_ = conn.hold(c.done, c.log, func(conn *amqp.Connection) (bool, error) { return c.serveLane(l, conn) })
+		})
 	}
 	return c
 }
 
-// Ready reports nil when the connection is usable and every channel is
-// open, so a Call can be sent right now.
+// Ready reports nil when a Call can be sent right now: the connection is
+// usable and every channel is open.
 func (c *Client) Ready() error {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if isClosed(c.done) {
 		return ErrClosed
 	}
 	if err := c.conn.Ready(); err != nil {
 		return err
 	}
 	for _, l := range c.lanes {
-		if l.channel() == nil {
-			return fmt.Errorf("%w: channel %d not open yet", ErrUnavailable, l.idx)
+		if !l.open() {
+			return fmt.Errorf("%w: channel not open yet", ErrUnavailable)
 		}
 	}
 	return nil
@@ -148,38 +122,37 @@ func (c *Client) Stats() ClientStats {
 }
 
 // Call publishes body to queue (default exchange, mandatory) with a fresh
-// correlation id, an expiration equal to ctx's remaining time and the given
-// headers, and waits for the reply body.
+// correlation id, an expiration equal to ctx's remaining time (or
+// 30s) and the given headers, and waits for the reply body.
 //
-// A ctx without a deadline gets DefaultCallTimeout. Call fails at
-// once with ErrUnavailable when the broker is not usable or the call's
-// channel is not open yet (Ready says when every one is), also when the
-// connection drops while waiting, with ErrNoRoute when no queue of that
-// name exists, with ErrClosed after Close, and with an error wrapping
-// ctx.Err() when ctx ends first.
+// It fails at once with ErrUnavailable when the broker or the call's
+// channel is not usable (also when the channel is lost while waiting),
+// with ErrNoRoute when no queue of that name exists, with ErrClosed after
+// Close, and with an error wrapping ctx.Err() when ctx ends first.
 func (c *Client) Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
 	c.calls.Add(1)
+	body, err := c.call(ctx, queue, body, headers)
+	switch {
+	case err == nil:
+		c.replies.Add(1)
+		return body, nil
+	case errors.Is(err, ErrUnavailable):
+		c.unavailable.Add(1)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		c.expired.Add(1)
+	}
+	return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
+}
+
+func (c *Client) call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultCallTimeout)
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
 		defer cancel()
 	}
 	deadline, _ := ctx.Deadline()
 	if err := ctx.Err(); err != nil {
-		c.expired.Add(1)
-		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, ErrClosed)
-	}
-	if err := c.conn.Ready(); err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			c.unavailable.Add(1)
-		}
-		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
+		return nil, err
 	}
 	tbl := amqp.Table(maps.Clone(headers))
 	if tbl == nil {
@@ -187,121 +160,89 @@ func (c *Client) Call(ctx context.Context, queue string, body []byte, headers ma
 	}
 	tbl[DeadlineHeader] = deadline.UnixMilli()
 	if err := tbl.Validate(); err != nil {
-		return nil, fmt.Errorf("amqprpc: call %s: headers: %w", queue, err)
+		return nil, fmt.Errorf("headers: %w", err)
 	}
-	l := c.lanes[int(c.next.Add(1)%uint64(len(c.lanes)))]
-	cl := &call{id: rand.Text(), queue: queue, lane: l.idx, result: make(chan result, 1)}
-	if err := c.publish(l, cl, amqp.Publishing{
-		Headers:       tbl,
-		ContentType:   c.contentType,
-		DeliveryMode:  amqp.Transient,
-		CorrelationId: cl.id,
-		ReplyTo:       replyToQueue,
-		Expiration:    expiration(time.Until(deadline)),
-		Body:          body,
-	}); err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			c.unavailable.Add(1)
+
+	id := rand.Text()
+	cl := &call{lane: c.lanes[c.next.Add(1)%uint64(len(c.lanes))], result: make(chan result, 1)}
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.pending[id] = cl
+	}
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	// A lane that goes down after this registration fails cl (the lane is
+	// marked closed before its calls are failed), so no call waits on a
+	// dead channel.
+	err := c.conn.Ready()
+	if err == nil {
+		err = cl.lane.publish(queue, true, amqp.Publishing{
+			Headers:       tbl,
+			ContentType:   c.contentType,
+			DeliveryMode:  amqp.Transient,
+			CorrelationId: id,
+			ReplyTo:       replyToQueue,
+			Expiration:    expiration(time.Until(deadline)),
+			Body:          body,
+		})
+		if err != nil && !errors.Is(err, ErrUnavailable) {
+			err = fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
+	}
+	if err != nil {
+		c.take(id, idGone)
+		return nil, err
 	}
 	select {
 	case r := <-cl.result:
-		return c.outcome(cl, r)
+		return r.body, r.err
 	case <-ctx.Done():
-		return c.giveUp(cl, ctx.Err())
-	}
-}
-
-// publish registers cl as pending and publishes msg on l's channel. On
-// an error cl is not pending.
-func (c *Client) publish(l *lane, cl *call, msg amqp.Publishing) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.ch == nil {
-		return fmt.Errorf("%w: channel %d not open", ErrUnavailable, l.idx)
-	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	c.pending[cl.id] = cl
-	c.mu.Unlock()
-	if err := l.ch.Publish("", cl.queue, true, false, msg); err != nil {
-		c.mu.Lock()
-		delete(c.pending, cl.id)
-		c.mu.Unlock()
-		return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
-	}
-	return nil
-}
-
-// giveUp ends cl with err unless a result beat it, in which case that
-// result wins (it is already in cl.result).
-func (c *Client) giveUp(cl *call, err error) ([]byte, error) {
-	c.mu.Lock()
-	_, still := c.pending[cl.id]
-	if still {
-		delete(c.pending, cl.id)
-		c.recent.put(cl.id, idGone)
-	}
-	c.mu.Unlock()
-	if still {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			c.expired.Add(1)
+		if c.take(id, idGone) != nil {
+			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("amqprpc: call %s: %w", cl.queue, err)
+		r := <-cl.result // a result beat the deadline
+		return r.body, r.err
 	}
-	return c.outcome(cl, <-cl.result)
 }
 
-func (c *Client) outcome(cl *call, r result) ([]byte, error) {
-	if r.err != nil {
-		if errors.Is(r.err, ErrUnavailable) {
-			c.unavailable.Add(1)
-		}
-		return nil, fmt.Errorf("amqprpc: call %s: %w", cl.queue, r.err)
-	}
-	c.replies.Add(1)
-	return r.body, nil
+// expiration is the AMQP expiration (decimal milliseconds) for a deadline
+// remaining from now: rounded up and at least 1, since "0" means "deliver
+// now or drop".
+func expiration(remaining time.Duration) string {
+	return strconv.FormatInt(max(int64((remaining+time.Millisecond-1)/time.Millisecond), 1), 10)
 }
 
-// resolve hands r to the caller of id if it is still waiting and reports
-// whether it was.
-func (c *Client) resolve(id string, r result, mark uint8) bool {
+// take removes the call id from pending, remembering it with mark, and
+// returns it; nil if it was not pending.
+func (c *Client) take(id string, mark uint8) *call {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	cl, ok := c.pending[id]
 	if ok {
 		delete(c.pending, id)
-		c.recent.put(id, mark)
+		c.recent.Add(id, mark)
 	}
-	c.mu.Unlock()
-	if ok {
-		cl.result <- r
-	}
-	return ok
+	return cl
 }
 
 // failWhere fails every pending call that match selects with err.
 func (c *Client) failWhere(match func(*call) bool, err error) {
 	c.mu.Lock()
-	var failed []*call
+	defer c.mu.Unlock()
 	for id, cl := range c.pending {
 		if match(cl) {
 			delete(c.pending, id)
-			c.recent.put(id, idGone)
-			failed = append(failed, cl)
+			c.recent.Add(id, idGone)
+			cl.result <- result{err: err}
 		}
-	}
-	c.mu.Unlock()
-	for _, cl := range failed {
-		cl.result <- result{err: err}
 	}
 }
 
-// Close fails calls in flight with ErrClosed and releases the channels.
-// It does not close the Conn.
+// Close fails calls in flight with ErrClosed and closes the channels. It
+// does not close the Conn.
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -314,44 +255,10 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// runLane keeps l's channel open whenever the connection is up.
-func (c *Client) runLane(l *lane) {
-	failures := 0
-	for {
-		conn, changed, _ := c.conn.session()
-		var retry <-chan time.Time
-		if conn != nil {
-			opened, err := c.serveLane(l, conn)
-			select {
-			case <-c.done:
-				return
-			default:
-			}
-			if err != nil {
-				c.log.Warn("amqp client channel", "channel", l.idx, "error", err)
-			}
-			if opened {
-				failures = 0
-				continue
-			}
-			// Opening failed on a connection that looks up: back off
-			// rather than spin, but wake early if the state changes.
-			retry = time.After(backoff(failures, minBackoff, maxBackoff, jitter))
-			failures++
-		}
-		select {
-		case <-c.done:
-			return
-		case <-changed:
-		case <-retry:
-		}
-	}
-}
-
-// serveLane opens a channel on conn and consumes its replies and returns
+// serveLane opens l's channel on conn and consumes its replies and returns
 // until the channel is lost or the client is closed; then it fails the
-// calls in flight on it. opened reports whether the channel was set up.
-func (c *Client) serveLane(l *lane, conn *amqp.Connection) (opened bool, err error) {
+// calls in flight on it.
+func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
@@ -365,19 +272,14 @@ func (c *Client) serveLane(l *lane, conn *amqp.Connection) (opened bool, err err
 	}
 	l.set(ch)
 	defer func() {
-		l.set(nil)
-		c.failWhere(func(cl *call) bool { return cl.lane == l.idx }, fmt.Errorf("%w: channel lost", ErrUnavailable))
+		if err := l.close(); err != nil {
+			c.log.Warn("amqp client channel close", "error", err)
+		}
+		c.failWhere(func(cl *call) bool { return cl.lane == l }, fmt.Errorf("%w: channel lost", ErrUnavailable))
 	}()
 	for {
 		select {
 		case <-c.done:
-			l.mu.Lock()
-			l.ch = nil
-			err := ch.Close()
-			l.mu.Unlock()
-			if err != nil && !errors.Is(err, amqp.ErrClosed) {
-				c.log.Warn("amqp client channel close", "channel", l.idx, "error", err)
-			}
 			return true, nil
 		case d, ok := <-replies:
 			if !ok {
@@ -389,30 +291,27 @@ func (c *Client) serveLane(l *lane, conn *amqp.Connection) (opened bool, err err
 				returns = nil
 				continue
 			}
-			// Count before resolving: the caller may read Stats as soon as
-			// its Call returns.
+			// Counted before the caller can see its error and read Stats.
 			c.returns.Add(1)
-			c.resolve(r.CorrelationId, result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}, idGone)
-		case e, ok := <-closes:
-			if ok && e != nil {
-				return true, fmt.Errorf("channel closed: %w", e)
+			if cl := c.take(r.CorrelationId, idGone); cl != nil {
+				cl.result <- result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}
 			}
-			return true, errors.New("channel closed")
+		case e := <-closes:
+			return true, closeError(e)
 		}
 	}
 }
 
-// deliver routes a reply to its caller, or drops and counts it.
+// deliver hands a reply to its caller, or drops and counts it.
 func (c *Client) deliver(d amqp.Delivery) {
-	if c.resolve(d.CorrelationId, result{body: d.Body}, idAnswered) {
+	if cl := c.take(d.CorrelationId, idAnswered); cl != nil {
+		cl.result <- result{body: d.Body}
 		return
 	}
-	c.mu.Lock()
-	mark, seen := c.recent.get(d.CorrelationId)
-	if seen && mark == idGone {
-		c.recent.put(d.CorrelationId, idAnswered)
+	mark, seen := c.recent.Peek(d.CorrelationId)
+	if mark == idGone {
+		c.recent.Add(d.CorrelationId, idAnswered)
 	}
-	c.mu.Unlock()
 	switch {
 	case !seen:
 		c.unknown.Add(1)
@@ -426,37 +325,8 @@ func (c *Client) deliver(d amqp.Delivery) {
 	}
 }
 
-// Marks kept in recentSet for finished calls.
+// Marks kept in Client.recent for finished calls.
 const (
 	idGone     uint8 = iota + 1 // the caller stopped waiting without a reply
 	idAnswered                  // a reply has been seen
 )
-
-// recentSet remembers the last n finished correlation ids, so a reply to
-// one of them can be told late (caller gone) from duplicate. It is not
-// safe for concurrent use; Client.mu guards it.
-type recentSet struct {
-	marks map[string]uint8
-	ring  []string
-	pos   int
-}
-
-func newRecentSet(n int) recentSet {
-	return recentSet{marks: make(map[string]uint8, n), ring: make([]string, n)}
-}
-
-func (s *recentSet) put(id string, mark uint8) {
-	if _, ok := s.marks[id]; !ok {
-		if old := s.ring[s.pos]; old != "" {
-			delete(s.marks, old)
-		}
-		s.ring[s.pos] = id
-		s.pos = (s.pos + 1) % len(s.ring)
-	}
-	s.marks[id] = mark
-}
-
-func (s *recentSet) get(id string) (uint8, bool) {
-	m, ok := s.marks[id]
-	return m, ok
-}

@@ -1,10 +1,12 @@
 package amqprpc
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,22 +19,18 @@ import (
 // Config configures a Conn.
 type Config struct {
 	// URL is one amqp:// URL, or several separated by commas (the nodes
-	// of one cluster). It may hold credentials: it is never logged
-	// unmasked.
+	// of one cluster). It may hold credentials: it is logged masked.
 	URL    string
 	Name   string       // connection name shown in the management UI
 	Logger *slog.Logger // required
 }
 
 const (
-	// minBackoff and maxBackoff bound the delay before a redial or a
-	// channel reopen.
-	minBackoff   = 100 * time.Millisecond
-	maxBackoff   = 5 * time.Second
-	dialTimeout  = 5 * time.Second
-	closeTimeout = 5 * time.Second
-	heartbeat    = 10 * time.Second
-	// stableConn is how long a connection must last for the next loss to
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 5 * time.Second
+	dialTimeout = 5 * time.Second
+	heartbeat   = 10 * time.Second
+	// stableConn is how long a connection must last for its loss to
 	// start the backoff afresh.
 	stableConn = 5 * time.Second
 )
@@ -40,19 +38,14 @@ const (
 // Conn is one long-lived AMQP connection that redials with capped,
 // jittered exponential backoff whenever the broker goes away.
 //
-// Given several addresses, it connects to one, starting at a random one so
-// that the replicas of a program spread over a cluster's nodes; when that
-// connection is lost it tries the next address first, going round the
-// list, and backs off only after a whole round failed.
-//
-// Owners of channels (Client publishers, Server workers) call session to
-// get the live connection and a channel that is closed at the next state
-// change, then wait on it to reopen their channel after a reconnect.
+// Given several addresses it starts at a random one, so that a program's
+// replicas spread over a cluster's nodes, and after a loss it tries the
+// next one first.
 type Conn struct {
-	cfg   Config
 	log   *slog.Logger
-	addrs []string // cfg.URL split; next is the index to dial first
-	next  int      // owned by the dial loop
+	url   string
+	addrs []string
+	next  int // the address to dial first; owned by the dial loop
 
 	mu      sync.Mutex
 	conn    *amqp.Connection // nil while down
@@ -66,8 +59,8 @@ type Conn struct {
 	reconnects atomic.Uint64
 }
 
-// Dial validates cfg and starts connecting in the background; it returns
-// at once (it does not wait for the broker). It fails only on a bad config.
+// Dial validates cfg and starts connecting in the background; it does not
+// wait for the broker and fails only on a bad config.
 func Dial(cfg Config) (*Conn, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("amqprpc: config: Logger is required")
@@ -77,16 +70,36 @@ func Dial(cfg Config) (*Conn, error) {
 		return nil, fmt.Errorf("amqprpc: config: %w", err)
 	}
 	c := &Conn{
-		cfg:     cfg,
+		log:     cfg.Logger.With("amqp_conn", cfg.Name),
+		url:     cfg.URL,
 		addrs:   addrs,
 		next:    rand.IntN(len(addrs)),
-		log:     cfg.Logger.With("amqp_conn", cfg.Name),
 		changed: make(chan struct{}),
 		done:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	go c.loop()
+	go c.loop(cfg.Name)
 	return c, nil
+}
+
+// SplitURLs splits a comma-separated list of amqp:// URLs and checks each.
+// A comma inside a password must be percent-encoded (%2C). Errors never
+// echo a password.
+func SplitURLs(s string) ([]string, error) {
+	var urls []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if _, err := amqp.ParseURI(u); err != nil {
+			return nil, fmt.Errorf("URL %s: %w", redact.URL(u), err)
+		}
+		urls = append(urls, u)
+	}
+	if len(urls) == 0 {
+		return nil, errors.New("no AMQP URL given")
+	}
+	return urls, nil
 }
 
 // Ready reports nil when the connection is up and not blocked.
@@ -105,27 +118,25 @@ func (c *Conn) Ready() error {
 }
 
 // Reconnects reports how many times the connection has been re-established
-// after a loss (the first connection does not count).
+// after a loss.
 func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
 
-// Close closes the connection and stops reconnecting. Clients and servers
-// built on c see ErrClosed afterwards; close them first for a clean drain.
+// Close closes the connection and stops redialing. Close the clients and
+// servers built on c first for a clean drain.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() { close(c.done) })
 	<-c.stopped
 	return nil
 }
 
-// session returns the live connection (nil while down) and a channel that
-// is closed at the next state change (connected, lost, blocked, closed).
-// closed reports whether Close has been called.
+// session returns the live connection (nil while down), a channel closed
+// at the next state change, and whether Close has been called.
 func (c *Conn) session() (conn *amqp.Connection, changed <-chan struct{}, closed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.conn, c.changed, c.closed
 }
 
-// setState updates the state under the lock and wakes every waiter.
 func (c *Conn) setState(f func()) {
 	c.mu.Lock()
 	f()
@@ -135,96 +146,65 @@ func (c *Conn) setState(f func()) {
 }
 
 // loop dials, watches the connection and redials until Close.
-func (c *Conn) loop() {
+func (c *Conn) loop(name string) {
 	defer close(c.stopped)
 	defer c.setState(func() { c.closed = true; c.conn = nil })
-	attempt := 0
-	everUp := false
+	props := amqp.NewConnectionProperties()
+	if name != "" {
+		props.SetClientConnectionName(name)
+	}
+	cfg := amqp.Config{Heartbeat: heartbeat, Properties: props, Dial: amqp.DefaultDial(dialTimeout)}
+	attempt, connects := 0, 0
 	for {
-		conn, addr, err := c.dialRound()
-		if err != nil {
-			d := backoff(attempt, minBackoff, maxBackoff, jitter)
-			attempt++
-			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.cfg.URL), "error", err, "attempt", attempt, "retry_in", d)
-			if !c.sleep(d) {
+		// One round tries every address once, from c.next on.
+		var errs []error
+		var conn *amqp.Connection
+		for range c.addrs {
+			addr := c.addrs[c.next]
+			c.next = (c.next + 1) % len(c.addrs)
+			var err error
+			if conn, err = amqp.DialConfig(addr, cfg); err == nil {
+				c.log.Info("amqp connected", "amqp_url", redact.URL(addr))
+				break
+			}
+			errs = append(errs, fmt.Errorf("dial %s: %w", redact.URL(addr), err))
+		}
+		if conn == nil {
+			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.url), "error", errors.Join(errs...), "attempt", attempt+1)
+		} else {
+			if connects++; connects > 1 {
+				c.reconnects.Add(1)
+			}
+			up := time.Now()
+			if !c.watch(conn) {
 				return
 			}
-			continue
+			// A connection the broker drops soon after accepting it (a
+			// cluster node electing a queue leader) counts as a failure,
+			// so the backoff grows instead of redialing in a tight loop.
+			if time.Since(up) >= stableConn {
+				attempt = 0
+			}
 		}
-		if everUp {
-			c.reconnects.Add(1)
-		}
-		everUp = true
-		c.log.Info("amqp connected", "amqp_url", redact.URL(addr))
-		up := time.Now()
-		if !c.watch(conn) {
+		if !c.sleep(backoff(attempt)) {
 			return
 		}
-		// A connection the broker closes soon after accepting it (a
-		// cluster node whose queue is electing a leader closes it with
-		// INTERNAL_ERROR) counts as a failed attempt, so the backoff
-		// grows instead of redialing in a tight loop.
-		if time.Since(up) >= stableConn {
-			attempt = 0
-		} else {
-			attempt++
-		}
-		// Give the broker a moment before redialing, jittered so that
-		// many clients cut off together do not come back in step.
-		if !c.sleep(backoff(attempt, minBackoff, maxBackoff, jitter)) {
-			return
-		}
+		attempt++
 	}
-}
-
-// dialRound tries every address once, from c.next on, and returns the
-// first connection made and its address. On success c.next moves past
-// that address, so a lost connection is redialed elsewhere first.
-func (c *Conn) dialRound() (*amqp.Connection, string, error) {
-	var errs []error
-	for range c.addrs {
-		addr := c.addrs[c.next]
-		c.next = (c.next + 1) % len(c.addrs)
-		conn, err := c.dial(addr)
-		if err == nil {
-			return conn, addr, nil
-		}
-		if len(c.addrs) > 1 {
-			err = fmt.Errorf("%s: %w", redact.URL(addr), err)
-			c.log.Debug("amqp dial failed; trying the next address", "error", err)
-		}
-		errs = append(errs, err)
-	}
-	return nil, "", errors.Join(errs...)
-}
-
-func (c *Conn) dial(addr string) (*amqp.Connection, error) {
-	props := amqp.NewConnectionProperties()
-	if c.cfg.Name != "" {
-		props.SetClientConnectionName(c.cfg.Name)
-	}
-	conn, err := amqp.DialConfig(addr, amqp.Config{
-		Heartbeat:  heartbeat,
-		Properties: props,
-		Dial:       amqp.DefaultDial(dialTimeout),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial: %w", err)
-	}
-	return conn, nil
 }
 
 // watch publishes conn as the live connection and blocks until it is lost
-// (returns true: redial) or Close is called (returns false).
+// (true: redial) or Close is called (false).
 func (c *Conn) watch(conn *amqp.Connection) bool {
 	closes := conn.NotifyClose(make(chan *amqp.Error, 1))
 	blocks := conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	c.setState(func() { c.conn = conn; c.blocked = "" })
+	down := func() { c.setState(func() { c.conn = nil; c.blocked = "" }) }
 	for {
 		select {
 		case <-c.done:
-			c.setState(func() { c.conn = nil; c.blocked = "" })
-			if err := conn.CloseDeadline(time.Now().Add(closeTimeout)); err != nil && !errors.Is(err, amqp.ErrClosed) {
+			down()
+			if err := conn.CloseDeadline(time.Now().Add(dialTimeout)); err != nil && !errors.Is(err, amqp.ErrClosed) {
 				c.log.Warn("amqp close", "error", err)
 			}
 			c.log.Info("amqp connection closed")
@@ -235,28 +215,21 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 				continue
 			}
 			c.setBlocked(b)
-		case err, ok := <-closes:
-			c.setState(func() { c.conn = nil; c.blocked = "" })
-			if ok && err != nil {
-				c.log.Warn("amqp connection lost", "error", err)
-			} else {
-				c.log.Warn("amqp connection lost")
-			}
+		case err := <-closes:
+			down()
+			c.log.Warn("amqp connection lost", "error", err)
 			return true
 		}
 	}
 }
 
-// setBlocked records a connection.blocked or connection.unblocked from
-// the broker: while blocked (a resource alarm), publishes would stall, so
-// Ready reports ErrUnavailable and new calls fail fast.
+// setBlocked records connection.blocked/unblocked: while a resource alarm
+// blocks publishing, Ready reports ErrUnavailable and calls fail fast
+// rather than stall.
 func (c *Conn) setBlocked(b amqp.Blocking) {
 	reason := ""
 	if b.Active {
-		reason = b.Reason
-		if reason == "" {
-			reason = "unknown reason"
-		}
+		reason = cmp.Or(b.Reason, "unknown reason")
 		c.log.Warn("amqp connection blocked", "reason", b.Reason)
 	} else {
 		c.log.Info("amqp connection unblocked")
@@ -274,4 +247,126 @@ func (c *Conn) sleep(d time.Duration) bool {
 	case <-c.done:
 		return false
 	}
+}
+
+// backoff returns the delay before retry n (0-based): minBackoff*2^n
+// capped at maxBackoff, half of it random so that many processes cut off
+// together do not retry in step.
+func backoff(n int) time.Duration {
+	d := maxBackoff
+	if n < 16 {
+		d = min(minBackoff<<max(n, 0), maxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// hold calls session with every live connection until stop is closed or
+// Close is called. session returns when its channel is lost; if it could
+// not set its channel up (opened false), hold backs off before the next
+// try. An error wrapping ErrQueueMismatch ends hold: no retry can fix it.
+func (c *Conn) hold(stop <-chan struct{}, log *slog.Logger, session func(*amqp.Connection) (opened bool, err error)) error {
+	failures := 0
+	for {
+		conn, changed, closed := c.session()
+		if closed || isClosed(stop) {
+			return nil
+		}
+		var retry <-chan time.Time
+		if conn != nil {
+			opened, err := session(conn)
+			switch {
+			case isClosed(stop):
+				return nil
+			case errors.Is(err, ErrQueueMismatch):
+				return err
+			case err != nil:
+				log.Warn("amqp channel", "error", err)
+			}
+			if opened {
+				failures = 0
+				continue
+			}
+			retry = time.After(backoff(failures))
+			failures++
+		}
+		select {
+		case <-stop:
+		case <-changed:
+		case <-retry:
+		}
+	}
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// channel is an AMQP channel that may be swapped or closed while others
+// publish on it. amqp091 sends a publish as several frames under the
+// channel's lock but Cancel and Close without it, and a frame between a
+// publish's frames makes the broker close the connection; so publishes
+// hold mu shared and Cancel and Close hold it alone.
+type channel struct {
+	mu sync.RWMutex
+	ch *amqp.Channel // nil while closed
+}
+
+func (c *channel) set(ch *amqp.Channel) {
+	c.mu.Lock()
+	c.ch = ch
+	c.mu.Unlock()
+}
+
+func (c *channel) open() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ch != nil
+}
+
+func (c *channel) publish(key string, mandatory bool, msg amqp.Publishing) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ch == nil {
+		return fmt.Errorf("%w: channel closed", ErrUnavailable)
+	}
+	return c.ch.Publish("", key, mandatory, false, msg)
+}
+
+func (c *channel) cancel(tag string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		return nil
+	}
+	return c.ch.Cancel(tag, false)
+}
+
+// close closes the channel; closing one the broker already closed is not
+// an error.
+func (c *channel) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := c.ch
+	c.ch = nil
+	if ch == nil {
+		return nil
+	}
+	if err := ch.Close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+// closeError describes a channel's end from its NotifyClose value (nil
+// when the channel or its connection was closed without an error).
+func closeError(e *amqp.Error) error {
+	if e == nil {
+		return errors.New("channel closed")
+	}
+	return fmt.Errorf("channel closed: %w", e)
 }

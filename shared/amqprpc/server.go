@@ -14,10 +14,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// DefaultHandlerTimeout bounds a handler for a request that carries no
-// deadline header.
-const DefaultHandlerTimeout = 30 * time.Second
-
 // Message is one request as a Server handler sees it.
 type Message struct {
 	Body          []byte
@@ -27,20 +23,16 @@ type Message struct {
 }
 
 // Handler computes the reply body for a request. ctx ends at the request's
-// deadline (or after DefaultHandlerTimeout when it carried none);
-// it is not cancelled by Serve's ctx, so a graceful shutdown lets the
-// handler finish. A panic is recovered, logged and counted, and the
-// request is acked without a reply.
+// deadline (or after 30s); it is not cancelled by
+// Serve's ctx, so a graceful shutdown lets the handler finish. A panic is
+// recovered, logged and counted, and the request is acked without a reply.
 type Handler func(ctx context.Context, m Message) []byte
 
 // ServerOptions tune a Server.
 type ServerOptions struct {
-	Workers int // concurrent handlers = prefetch; default 1
-	// ContentType is set on every reply; empty means none.
-	ContentType string
-	// QueueType is the type Serve declares the queue with; default
-	// QueueClassic.
-	QueueType QueueType
+	Workers     int       // concurrent handlers = prefetch; default 1
+	ContentType string    // set on every reply; empty means none
+	QueueType   QueueType // the type Serve declares the queue with; default QueueClassic
 }
 
 // ServerStats are counters since the server was created.
@@ -53,63 +45,56 @@ type ServerStats struct {
 	ReplyErrors uint64 // replies that could not be published (left unacked for redelivery)
 }
 
-// Server consumes a queue and replies to each request's reply_to.
-//
-// It consumes on one channel with Qos(Workers) and handles deliveries in
-// Workers goroutines, so at most Workers requests are unacked (and
-// handled) at a time.
+// Server consumes a queue on one channel with prefetch Workers and
+// replies to each request's reply_to from Workers handler goroutines.
 type Server struct {
-	conn        *Conn
-	queue       string
-	handler     Handler
-	workers     int
-	contentType string
-	queueType   QueueType
-	log         *slog.Logger
+	conn    *Conn
+	queue   string
+	handler Handler
+	opts    ServerOptions
+	log     *slog.Logger
 
 	serving   atomic.Bool
 	consuming atomic.Bool
-	slots     chan struct{}  // Workers of them: a handler runs only while holding one
-	handlers  sync.WaitGroup // the handler goroutines of every session
+	// slots bounds the handlers running at once across sessions: the
+	// handlers of a lost channel may still run while the next consumes.
+	slots    chan struct{}
+	handlers sync.WaitGroup
 
 	deliveries, handled, expired, panics, noReplyTo, replyErrors atomic.Uint64
 }
 
 // NewServer returns a server for queue. Serve declares the queue.
 func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server {
-	if opts.Workers <= 0 {
-		opts.Workers = 1
-	}
+	opts.Workers = max(opts.Workers, 1)
 	if opts.QueueType == "" {
 		opts.QueueType = QueueClassic
 	}
 	return &Server{
-		conn:        conn,
-		queue:       queue,
-		handler:     h,
-		workers:     opts.Workers,
-		contentType: opts.ContentType,
-		queueType:   opts.QueueType,
-		log:         conn.log.With("amqp_role", "server", "queue", queue),
-		slots:       make(chan struct{}, opts.Workers),
+		conn:    conn,
+		queue:   queue,
+		handler: h,
+		opts:    opts,
+		log:     conn.log.With("amqp_role", "server", "queue", queue),
+		slots:   make(chan struct{}, opts.Workers),
 	}
 }
 
 // Serve consumes until ctx is cancelled, then stops consuming, lets the
-// handlers in flight finish, replies and acks, and returns nil. It returns
-// ErrClosed if the Conn is closed first, and an error wrapping
-// ErrQueueMismatch if the queue exists with other arguments (no retry can
-// fix that). A Server serves once.
+// handlers in flight reply and ack, and returns nil. It returns ErrClosed
+// if the Conn is closed first, and an error wrapping ErrQueueMismatch if
+// the queue exists with other arguments. A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if !s.serving.CompareAndSwap(false, true) {
 		return errors.New("amqprpc: server already serving")
 	}
-	s.log.Info("amqp server starting", "workers", s.workers, "queue_type", s.queueType)
-	err := s.run(ctx)
-	s.handlers.Wait() // handlers of a lost channel may still run
+	s.log.Info("amqp server starting", "workers", s.opts.Workers, "queue_type", s.opts.QueueType)
+	err := s.conn.hold(ctx.Done(), s.log, func(conn *amqp.Connection) (bool, error) { return s.consume(ctx, conn) })
+	s.handlers.Wait()
 	s.log.Info("amqp server stopped")
 	switch {
 	case err != nil:
+		s.log.Error("amqp request queue mismatch", "error", err)
 		return err
 	case ctx.Err() != nil:
 		return nil
@@ -143,237 +128,128 @@ func (s *Server) Stats() ServerStats {
 	}
 }
 
-// run keeps the consumer alive across reconnects until ctx ends or the
-// Conn is closed; it returns an error only for a queue mismatch.
-func (s *Server) run(ctx context.Context) error {
-	failures := 0
-	for ctx.Err() == nil {
-		conn, changed, closed := s.conn.session()
-		if closed {
-			return nil
-		}
-		if conn != nil {
-			consumed, err := s.consume(ctx, conn)
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, ErrQueueMismatch) {
-				s.log.Error("amqp request queue mismatch", "error", err)
-				return err
-			}
-			if err != nil {
-				s.log.Warn("amqp server channel", "error", err)
-			}
-			if consumed {
-				failures = 0
-				continue
-			}
-			t := time.NewTimer(backoff(failures, minBackoff, maxBackoff, jitter))
-			failures++
-			select {
-			case <-ctx.Done():
-			case <-changed:
-			case <-t.C:
-			}
-			t.Stop()
-			continue
-		}
-		select {
-		case <-ctx.Done():
-		case <-changed:
-		}
-	}
-	return nil
-}
-
-// consume opens one channel on conn with prefetch Workers, declares the
-// queue, and runs Workers goroutines that take deliveries from its one
-// consumer and handle them, until ctx ends or the channel is lost.
-// consumed reports whether the consumer got started at all.
-//
-// A handler runs only while it holds one of the server's Workers slots,
-// taken before its delivery, so at most Workers run at once across
-// sessions: when a channel is lost, consume returns at once and the next
-// session starts while the old handlers finish (their replies and acks
-// fail; the broker redelivers those requests).
+// consume opens a channel on conn, declares the queue and handles its
+// deliveries until ctx ends or the channel is lost. When the channel is
+// lost it returns at once, while the handlers in flight finish (their
+// replies and acks fail; the broker redelivers those requests).
 func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed bool, err error) {
-	amqpCh, err := conn.Channel()
+	raw, err := conn.Channel()
 	if err != nil {
 		return false, fmt.Errorf("open channel: %w", err)
 	}
-	ch := &replyChannel{Channel: amqpCh}
-	closes := amqpCh.NotifyClose(make(chan *amqp.Error, 1))
-	if err := amqpCh.Qos(s.workers, 0, false); err != nil {
-		_ = ch.close()
-		return false, fmt.Errorf("qos: %w", err)
+	ch := &channel{ch: raw}
+	closes := raw.NotifyClose(make(chan *amqp.Error, 1))
+	tag := s.queue + "." + rand.Text()[:8]
+	var deliveries <-chan amqp.Delivery
+	err = raw.Qos(s.opts.Workers, 0, false)
+	if err == nil {
+		err = declareQueue(raw, s.queue, s.opts.QueueType)
 	}
-	if err := declareQueue(amqpCh, s.queue, s.queueType); err != nil {
-		_ = ch.close()
-		return false, err
+	if err == nil {
+		deliveries, err = raw.Consume(s.queue, tag, false, false, false, false, nil)
 	}
-	tag := fmt.Sprintf("%s.%s", s.queue, rand.Text()[:8])
-	deliveries, err := amqpCh.Consume(s.queue, tag, false, false, false, false, nil)
 	if err != nil {
 		_ = ch.close()
 		return false, fmt.Errorf("consume %s: %w", s.queue, err)
 	}
 	s.consuming.Store(true)
+	defer s.consuming.Store(false)
 
 	stop := make(chan struct{})   // closed: handlers take no new delivery
 	failed := make(chan error, 1) // the first handler error (channel unusable)
-	fail := func(err error) {
-		select {
-		case failed <- err:
-		default:
-		}
+	for range s.opts.Workers {
+		s.handlers.Go(func() {
+			if err := s.work(ctx, ch, deliveries, stop); err != nil {
+				select {
+				case failed <- err:
+				default:
+				}
+			}
+		})
 	}
-	for range s.workers {
-		s.handlers.Go(func() { s.work(ctx, ch, deliveries, stop, fail) })
-	}
-
 	select {
 	case <-ctx.Done():
 		s.consuming.Store(false)
 		// Cancel first so the broker sends nothing new, let the handlers
-		// in flight reply and ack, then close: a delivery the broker
-		// already pushed but no handler started is requeued.
-		if err := ch.cancel(tag); err != nil && !amqpCh.IsClosed() {
+		// in flight reply and ack, then close: a delivery already pushed
+		// but not started is requeued.
+		if err := ch.cancel(tag); err != nil && !raw.IsClosed() {
 			s.log.Warn("amqp cancel consumer", "error", err)
 		}
 		close(stop)
 		s.handlers.Wait()
-		if err := ch.close(); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		if err := ch.close(); err != nil {
 			s.log.Warn("amqp close channel", "error", err)
 		}
 		return true, nil
-	case e, ok := <-closes:
-		err = errors.New("channel closed")
-		if ok && e != nil {
-			err = fmt.Errorf("channel closed: %w", e)
-		}
+	case e := <-closes:
+		err = closeError(e)
 	case err = <-failed:
 		_ = ch.close()
 	}
-	s.consuming.Store(false)
 	close(stop)
 	return true, err
 }
 
-// work is one of a session's handler goroutines: it takes a slot, then a
-// delivery, handles it and gives the slot back, until stop is closed or
-// the channel fails.
-func (s *Server) work(ctx context.Context, ch *replyChannel, deliveries <-chan amqp.Delivery, stop <-chan struct{}, fail func(error)) {
+// work takes a slot, then a delivery, handles it and gives the slot back,
+// until stop is closed or the channel fails.
+func (s *Server) work(ctx context.Context, ch *channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) error {
 	for {
 		select {
 		case s.slots <- struct{}{}:
 		case <-stop:
-			return
+			return nil
 		}
 		var d amqp.Delivery
-		var ok bool
+		ok := false
 		select {
 		case d, ok = <-deliveries:
 		case <-stop:
 		}
-		// A delivery taken after the session began to stop is not
-		// started; it is requeued when the channel closes.
-		if !ok || isClosed(stop) || ctx.Err() != nil {
-			<-s.slots
-			if !ok && !isClosed(stop) {
-				fail(errors.New("consumer closed"))
-			}
-			return
+		// A delivery taken once stopping has begun is not started; it is
+		// requeued when the channel closes.
+		var err error
+		switch {
+		case isClosed(stop) || ctx.Err() != nil:
+			ok = false
+		case !ok:
+			err = errors.New("consumer closed")
+		default:
+			err = s.handle(ctx, ch, d)
 		}
-		err := s.handle(ctx, ch, d)
 		<-s.slots
-		if err != nil {
-			fail(err)
-			return
+		if !ok || err != nil {
+			return err
 		}
 	}
-}
-
-func isClosed(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
-	}
-}
-
-// replyChannel is a session's channel. amqp091 sends a publish as several
-// frames under the channel's lock, but sends Cancel and Close without it,
-// so their frame could land between a reply's frames (the broker then
-// closes the connection: UNEXPECTED_FRAME). Replies publish under mu's
-// read lock; cancel and close take it exclusively. Acks are one frame.
-type replyChannel struct {
-	*amqp.Channel
-	mu sync.RWMutex
-}
-
-func (c *replyChannel) publish(key string, msg amqp.Publishing) error {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.Publish("", key, false, false, msg)
-}
-
-func (c *replyChannel) cancel(tag string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Cancel(tag, false)
-}
-
-func (c *replyChannel) close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.Close()
 }
 
 // handle answers one delivery: drop it if it cannot or need not be
 // answered, else run the handler, publish the reply, then ack. An error
-// means the channel is unusable; the delivery is then left unacked and
-// the broker redelivers it.
-func (s *Server) handle(ctx context.Context, ch *replyChannel, d amqp.Delivery) error {
+// means the channel is unusable; the delivery is left unacked for the
+// broker to redeliver.
+func (s *Server) handle(ctx context.Context, ch *channel, d amqp.Delivery) error {
 	s.deliveries.Add(1)
-	// Built only when something is logged: slog's With formats its
-	// attributes at once, a cost per delivery for a line rarely written.
-	log := func() *slog.Logger { return s.log.With("correlation_id", d.CorrelationId) }
-	ack := func() error {
-		if err := d.Ack(false); err != nil {
-			return fmt.Errorf("ack: %w", err)
-		}
-		return nil
-	}
-	if d.ReplyTo == "" {
-		s.noReplyTo.Add(1)
-		log().Warn("amqp request without reply_to dropped")
-		return ack()
-	}
 	deadline, hasDeadline := parseDeadline(d.Headers)
-	now := time.Now()
-	if hasDeadline && !now.Before(deadline) {
+	switch {
+	case d.ReplyTo == "":
+		s.noReplyTo.Add(1)
+		s.log.Warn("amqp request without reply_to dropped", "correlation_id", d.CorrelationId)
+		return ack(d)
+	case !hasDeadline:
+		deadline = time.Now().Add(defaultTimeout)
+	case !time.Now().Before(deadline):
 		s.expired.Add(1)
-		log().Info("expired amqp request dropped", "late_by", now.Sub(deadline))
-		return ack()
+		s.log.Info("expired amqp request dropped", "correlation_id", d.CorrelationId, "late_by", time.Since(deadline))
+		return ack(d)
 	}
-	if !hasDeadline {
-		deadline = now.Add(DefaultHandlerTimeout)
-	}
-	hctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
-	body, ok := s.call(hctx, log, Message{
-		Body:          d.Body,
-		Headers:       d.Headers,
-		CorrelationID: d.CorrelationId,
-		Redelivered:   d.Redelivered,
-	})
-	cancel()
+	body, ok := s.call(ctx, deadline, d)
 	if !ok {
 		s.panics.Add(1)
-		return ack()
+		return ack(d)
 	}
-	err := ch.publish(d.ReplyTo, amqp.Publishing{
-		ContentType:   s.contentType,
+	err := ch.publish(d.ReplyTo, false, amqp.Publishing{
+		ContentType:   s.opts.ContentType,
 		DeliveryMode:  amqp.Transient,
 		CorrelationId: d.CorrelationId,
 		Body:          body,
@@ -383,16 +259,34 @@ func (s *Server) handle(ctx context.Context, ch *replyChannel, d amqp.Delivery) 
 		return fmt.Errorf("publish reply: %w", err)
 	}
 	s.handled.Add(1)
-	return ack()
+	return ack(d)
 }
 
-// call runs the handler, turning a panic into ok == false.
-func (s *Server) call(ctx context.Context, log func() *slog.Logger, m Message) (body []byte, ok bool) {
+// parseDeadline reads the DeadlineHeader (Unix milliseconds, an int64 as
+// Client writes it); ok is false when it is absent or unusable.
+func parseDeadline(h map[string]any) (deadline time.Time, ok bool) {
+	if ms, ok := h[DeadlineHeader].(int64); ok && ms > 0 {
+		return time.UnixMilli(ms), true
+	}
+	return time.Time{}, false
+}
+
+func ack(d amqp.Delivery) error {
+	if err := d.Ack(false); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// call runs the handler until deadline, turning a panic into ok == false.
+func (s *Server) call(ctx context.Context, deadline time.Time, d amqp.Delivery) (body []byte, ok bool) {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
+	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			log().Error("amqp handler panicked; request acked without reply", "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("amqp handler panicked; request acked without reply", "correlation_id", d.CorrelationId, "panic", r, "stack", string(debug.Stack()))
 			ok = false
 		}
 	}()
-	return s.handler(ctx, m), true
+	return s.handler(ctx, Message{Body: d.Body, Headers: d.Headers, CorrelationID: d.CorrelationId, Redelivered: d.Redelivered}), true
 }
