@@ -88,5 +88,5 @@ manifests: ## re-render the plain Kubernetes manifests in deploy/kubernetes/ fro
 # ---- Live deployment: a real container engine and Kubernetes API server ----
 STOCKQUOTE_LIVE_CACHE ?= /var/cache/stockquote-live
 
-test-live: ## as root: build the images and run compose on a real dockerd, the chart, plain manifests, ArgoCD and Jenkins on a real kube-apiserver (docs/deployment.md)
+test-live: ## as root: install what it needs (deploy/live/setup-deps.sh), build the images and run compose on a real dockerd, the chart, plain manifests, ArgoCD and the Jenkinsfile on a real kube-apiserver (docs/deployment.md)
 	STOCKQUOTE_LIVE_CACHE=$(STOCKQUOTE_LIVE_CACHE) deploy/live/run.sh

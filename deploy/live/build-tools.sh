@@ -1,52 +1,84 @@
 #!/usr/bin/env bash
 # Builds the tools `make test-live` needs from the pinned modules under
 # deploy/live/tools/ (each has its own go.mod/go.sum, so builds are
-# reproducible and the services' go.mod stays small), caches each binary
-# under $STOCKQUOTE_LIVE_CACHE/tools/ keyed by its module's go.mod, go.sum
-# and the Go version, and links them into BIN_DIR. A warm run builds nothing.
+# reproducible and the services' go.mod stays small), caches them under
+# $STOCKQUOTE_LIVE_CACHE/tools/ keyed by the module's go.mod, go.sum, own
+# sources and the Go version, and links them into BIN_DIR. A warm run
+# builds nothing.
 #
-#   deploy/live/build-tools.sh BIN_DIR [TOOL...]   # default: every tool
+# Every Kubernetes program (etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kwok, helm) comes from the one module tools/kube, on one
+# k8s.io version, built by one `go build`: their shared libraries compile
+# once.
+#
+#   deploy/live/build-tools.sh BIN_DIR [GROUP...]   # default: every group
+#   groups: kube compose frontend argocheck
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${STOCKQUOTE_LIVE_CACHE:-/var/cache/stockquote-live}
-bin=${1:?usage: build-tools.sh BIN_DIR [TOOL...]}
+bin=${1:?usage: build-tools.sh BIN_DIR [GROUP...]}
 shift
 mkdir -p "$bin" "$cache/tools"
 
 # modver DIR MODULE prints the version DIR's go.mod requires of MODULE.
 modver() { awk -v m="$2" '$1 == m || ($1 == "require" && $2 == m) { print $NF; exit }' "$here/tools/$1/go.mod"; }
 
-# build DIR NAME PACKAGE [LDFLAGS]
+# build DIR LDFLAGS NAME=PACKAGE...: one `go build` of every PACKAGE in
+# module DIR into a cached directory, each binary linked into BIN_DIR as NAME.
 build() {
-  local dir=$1 name=$2 pkg=$3 ldflags="-s -w ${4:-}"
+  local dir=$1 ldflags="-s -w $2"
+  shift 2
   local key
-  key=$( { cat "$here/tools/$dir/go.mod" "$here/tools/$dir/go.sum"; echo "$pkg $ldflags"; go version; } | sha256sum | cut -c1-16)
-  local out="$cache/tools/$name-$key"
-  if [ ! -x "$out" ]; then
-    echo "build-tools: building $name (cold; cached as $out)"
-    local start=$SECONDS
-    (cd "$here/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.tmp.$$" "$pkg")
-    mv "$out.tmp.$$" "$out"
-    echo "build-tools: $name built in $((SECONDS - start))s"
+  key=$( {
+    cat "$here/tools/$dir/go.mod" "$here/tools/$dir/go.sum"
+    find "$here/tools/$dir" -name '*.go' -type f | sort | xargs cat
+    echo "$* $ldflags"
+    go version
+  } | sha256sum | cut -c1-16)
+  local out="$cache/tools/$dir-$key" p pkgs=()
+  if [ ! -d "$out" ]; then
+    for p in "$@"; do pkgs+=("${p#*=}"); done
+    echo "build-tools: building ${*%%=*} (cold; cached in $out)"
+    local start=$SECONDS tmp="$out.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    (cd "$here/tools/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+    # go build names each binary after its package's last path element.
+    for p in "$@"; do
+      local want=${p%%=*} got
+      got=$(basename "${p#*=}")
+      [ "$got" != . ] || got=$dir
+      [ "$got" = "$want" ] || mv "$tmp/$got" "$tmp/$want"
+    done
+    mv "$tmp" "$out"
+    echo "build-tools: $dir built in $((SECONDS - start))s"
   fi
-  ln -sfn "$out" "$bin/$name"
+  for p in "$@"; do ln -sfn "$out/${p%%=*}" "$bin/${p%%=*}"; done
 }
 
-kube=$(modver kube k8s.io/kubernetes)
-kminor=$(echo "$kube" | cut -d. -f2)
-kldflags="-X k8s.io/component-base/version.gitVersion=$kube -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kminor"
-
-tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(docker-compose dockerfile-frontend helm kube-apiserver kube-controller-manager kube-scheduler kwok argocheck)
-for t in "${tools[@]}"; do
-  case "$t" in
-  docker-compose) build compose docker-compose github.com/docker/compose/v2/cmd \
-    "-X github.com/docker/compose/v2/internal.Version=$(modver compose github.com/docker/compose/v2)" ;;
-  dockerfile-frontend) build frontend dockerfile-frontend github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend ;;
-  helm) build helm helm helm.sh/helm/v3/cmd/helm "-X helm.sh/helm/v3/internal/version.version=$(modver helm helm.sh/helm/v3)" ;;
-  kube-apiserver | kube-controller-manager | kube-scheduler) build kube "$t" "k8s.io/kubernetes/cmd/$t" "$kldflags" ;;
-  kwok) build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-X sigs.k8s.io/kwok/pkg/consts.Version=$(modver kwok sigs.k8s.io/kwok)" ;;
-  argocheck) build argocheck argocheck . ;;
-  *) echo "build-tools: unknown tool $t" >&2; exit 2 ;;
+groups=("$@")
+[ ${#groups[@]} -gt 0 ] || groups=(kube compose frontend argocheck)
+for g in "${groups[@]}"; do
+  case "$g" in
+  kube)
+    kube=$(modver kube k8s.io/kubernetes)
+    cv=k8s.io/component-base/version
+    # One -ldflags for all: -X of a symbol a binary lacks is ignored.
+    ld="-X $cv.gitVersion=$kube -X $cv.gitMajor=1 -X $cv.gitMinor=$(echo "$kube" | cut -d. -f2)"
+    ld+=" -X helm.sh/helm/v3/internal/version.version=$(modver kube helm.sh/helm/v3)"
+    ld+=" -X sigs.k8s.io/kwok/pkg/consts.Version=$(modver kube sigs.k8s.io/kwok)"
+    build kube "$ld" \
+      etcd=./cmd/etcd \
+      kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
+      kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
+      kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+      kwok=sigs.k8s.io/kwok/cmd/kwok \
+      helm=helm.sh/helm/v3/cmd/helm
+    ;;
+  compose) build compose "-X github.com/docker/compose/v2/internal.Version=$(modver compose github.com/docker/compose/v2)" \
+    docker-compose=github.com/docker/compose/v2/cmd ;;
+  frontend) build frontend "" dockerfile-frontend=github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend ;;
+  argocheck) build argocheck "" argocheck=. ;;
+  *) echo "build-tools: unknown group $g" >&2; exit 2 ;;
   esac
 done

@@ -23,7 +23,7 @@ ENV
 up_wait() {
   local p=$1
   shift
-  COMPOSE_PROJECT_NAME=$p docker compose up --wait --no-build --pull never "$@" >"$LIVE_LOGS/compose-$p-up.log" 2>&1 || {
+  COMPOSE_PROJECT_NAME=$p docker compose up --wait --wait-timeout 180 --no-build --pull never "$@" >"$LIVE_LOGS/compose-$p-up.log" 2>&1 || {
     COMPOSE_PROJECT_NAME=$p docker compose ps -a >&2 || true
     COMPOSE_PROJECT_NAME=$p docker compose logs --no-color --tail 30 >&2 || true
     die "compose up --wait ($p) failed (see $LIVE_LOGS/compose-$p-up.log)"
@@ -64,7 +64,7 @@ unset COMPOSE_PROJECT_NAME COMPOSE_PROFILES STOOQ_URL
 # --- the real stooq: no network here, so the stock service must say so ---
 log "compose: real stooq (no network): up --wait must fail, naming stooq-check"
 export COMPOSE_PROJECT_NAME=sqlive-stooq
-if docker compose up --wait --no-build --pull never >"$LIVE_LOGS/compose-stooq-up.log" 2>&1; then
+if docker compose up --wait --wait-timeout 180 --no-build --pull never >"$LIVE_LOGS/compose-stooq-up.log" 2>&1; then
   die "up --wait succeeded although stooq is unreachable"
 fi
 grep -q "stooq-check.*didn't complete successfully" "$LIVE_LOGS/compose-stooq-up.log" ||

@@ -1,16 +1,52 @@
 # run.sh's Kubernetes phases (sourced by run.sh): a real API server on
 # this machine and what is deployed to it.
 #
-#   etcd (Debian's etcd-server) on free loopback ports, kube-apiserver,
-#   kube-controller-manager and kube-scheduler built from k8s.io/kubernetes
-#   (tools/kube), and kwok (tools/kwok) simulating one node, so pods are
-#   scheduled and become Ready (or, for Jobs, complete) without containers:
-#   compose runs the real containers, this checks what the API server
-#   enforces and how Helm, kubectl and ArgoCD's objects fare on it.
+#   etcd, kube-apiserver, kube-controller-manager and kube-scheduler on
+#   free loopback ports and kwok simulating one node (all from tools/kube),
+#   so pods are scheduled and become Ready (or, for Jobs, complete) without
+#   containers: compose runs the real containers, this checks what the API
+#   server enforces and how Helm, kubectl and ArgoCD's objects fare on it.
+#
+#   Every step is bounded (kubectl's and helm's own timeouts, and
+#   `bounded` around the rest); on failure kube_diag writes the cluster's
+#   state to kube-state.log, which run.sh prints with the other logs.
 
 KUBE_DIR=$LIVE_WORK/kube
 export KUBECONFIG=$KUBE_DIR/admin.kubeconfig
 CHART=$LIVE_ROOT/charts/stockquote
+
+# bounded SECONDS COMMAND...: COMMAND, killed after SECONDS (exit 124).
+bounded() {
+  local secs=$1
+  shift
+  timeout -k 10 "$secs" "$@"
+}
+
+# kube_diag writes what a failed kube step needs to be understood: pods,
+# workloads and events of every namespace, and the control plane's errors.
+kube_diag() {
+  [ -f "$KUBECONFIG" ] || return 0
+  {
+    echo "== nodes, workloads, pods"
+    bounded 20 kubectl get nodes,deployments,statefulsets,jobs,pods -A -o wide
+    echo "== last events"
+    bounded 20 kubectl get events -A --sort-by=.lastTimestamp | tail -n 40
+    echo "== helm releases"
+    bounded 20 helm list -A -a
+    local p
+    for p in kube-apiserver kube-controller-manager kube-scheduler kwok etcd; do
+      echo "== errors in $p.log"
+      grep -E '^[EF][0-9]{4}|level=(error|ERROR)|"level":"(error|fatal)"' "$LIVE_LOGS/$p.log" 2>/dev/null | tail -n 10
+    done
+  } >"$LIVE_LOGS/kube-state.log" 2>&1
+}
+
+# No kubectl or helm command waits longer than 7 minutes, whatever it waits
+# for (each also has its own, shorter --timeout where it waits on purpose).
+KUBECTL_BIN=$(command -v kubectl)
+HELM_BIN=$(command -v helm)
+kubectl() { bounded 420 "$KUBECTL_BIN" "$@"; }
+helm() { bounded 420 "$HELM_BIN" "$@"; }
 
 kube_stop() {
   local p
@@ -45,14 +81,15 @@ kube_certs() {
 
 kube_start() {
   mkdir -p "$KUBE_DIR"
-  LIVE_KUBE_STOP=kube_stop
+  LIVE_KUBE_STOP=kube_stop LIVE_KUBE_DIAG=kube_diag
   kube_certs
   local pki=$KUBE_DIR/pki etcd_port peer_port api_port
   etcd_port=$(free_port)
   peer_port=$(free_port)
   api_port=$(free_port)
   log "kube: etcd on 127.0.0.1:$etcd_port, kube-apiserver on 127.0.0.1:$api_port"
-  bg etcd etcd --name live --data-dir "$KUBE_DIR/etcd" \
+  # --unsafe-no-fsync: a throw-away store; fsyncs only slow the shared disk.
+  bg etcd etcd --name live --data-dir "$KUBE_DIR/etcd" --unsafe-no-fsync \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "live=http://127.0.0.1:$peer_port"
@@ -63,6 +100,7 @@ kube_start() {
   bg kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$etcd_port" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --service-cluster-ip-range 10.0.0.0/24 --authorization-mode Node,RBAC --endpoint-reconciler-type none \
+    --kubelet-preferred-address-types InternalIP \
     --client-ca-file "$pki/ca.crt" --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-account-issuer https://kubernetes.default.svc
@@ -82,16 +120,33 @@ kube_start() {
 
   # kwok with its "fast" stages: pods become Ready at once, Job pods succeed.
   local kwok_dir
-  kwok_dir=$(cd "$LIVE_ROOT/deploy/live/tools/kwok" && go mod download -json sigs.k8s.io/kwok | jq -r .Dir)
+  kwok_dir=$(cd "$LIVE_ROOT/deploy/live/tools/kube" && bounded 120 go mod download -json sigs.k8s.io/kwok | jq -r .Dir)
   local cfg=()
   for f in "$kwok_dir"/kustomize/stage/node/fast/*.yaml "$kwok_dir"/kustomize/stage/pod/fast/*.yaml; do
     case "$f" in */kustomization.yaml) continue ;; esac
     cfg+=(--config "$f")
   done
   cfg+=(--config "$LIVE_ROOT/deploy/live/kwok/pod-complete-helm-test.yaml")
+  # Pod logs (`helm test --logs`, `kubectl logs`) come through the API
+  # server from the node's kubelet endpoint: kwok serves it on loopback,
+  # with TLS, from a file (CRI log format) that says no container ran.
+  local kwok_port podlog=$KUBE_DIR/kwok-pod.log
+  kwok_port=$(free_port)
+  printf '%s stdout F %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" \
+    "kwok simulated this pod on make test-live's fake node: no container ran" >"$podlog"
+  cat >"$KUBE_DIR/kwok-logs.yaml" <<EOF
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata: {name: simulated-pods}
+spec:
+  logs:
+  - logsFile: $podlog
+EOF
+  cfg+=(--config "$KUBE_DIR/kwok-logs.yaml")
   bg kwok kwok --kubeconfig "$KUBECONFIG" "${cfg[@]}" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
-    --node-ip 10.0.1.1 --cidr 10.0.2.0/24 --server-address "127.0.0.1:$(free_port)"
+    --node-ip 127.0.0.1 --node-port "$kwok_port" --cidr 10.0.2.0/24 --server-address "127.0.0.1:$kwok_port" \
+    --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key"
   kubectl apply -f - >/dev/null <<'EOF'
 apiVersion: v1
 kind: Node
@@ -134,7 +189,7 @@ helm_install() {
   shift 2
   helm upgrade --install "$rel" "$CHART" --namespace "$ns" --create-namespace \
     --set image.registry=docker.io --set image.tag="$IMAGE_TAG" \
-    --atomic --wait --timeout 5m "$@"
+    --atomic --wait --timeout 3m "$@"
 }
 
 # first_event_time NAMESPACE KIND NAME: when the object's first event happened.
@@ -160,6 +215,10 @@ kube_tests() {
   [[ "$job_t" < "$api_t" || "$job_t" == "$api_t" ]] || die "migration Job ($job_t) started after the API Deployment ($api_t)"
   ! kubectl -n sq-default get job sq-stockquote-migrate >/dev/null 2>&1 || die "the succeeded migration Job was not deleted (hook-delete-policy)"
   kubectl -n sq-default get secret sq-stockquote >/dev/null || die "no generated Secret"
+  # Logs come through the API server from the (simulated) kubelet, as
+  # `helm test --logs` in the Jenkinsfile reads them.
+  out=$(kubectl -n sq-default logs deployment/sq-stockquote-api --request-timeout 30s 2>&1) || die "kubectl logs: $out"
+  [[ $out == *"no container ran"* ]] || die "kubectl logs gave: $out"
   log "kube: default install OK (migration Job at $job_t, before the API at $api_t)"
 
   # --- upgrade and rollback ---
@@ -197,10 +256,10 @@ EOF
   fi
   grep -q 'ServiceMonitor' "$LIVE_LOGS/helm-allon-nocrd.log" || die "all-on without the CRD failed for another reason: $(tail -n 3 "$LIVE_LOGS/helm-allon-nocrd.log")"
   local promop
-  promop=$(cd "$LIVE_ROOT/deploy/live/tools/crds" && go mod download -json github.com/prometheus-operator/prometheus-operator | jq -r .Dir)
+  promop=$(cd "$LIVE_ROOT/deploy/live/tools/crds" && bounded 120 go mod download -json github.com/prometheus-operator/prometheus-operator | jq -r .Dir)
   kubectl apply --server-side -f "$promop/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" >/dev/null
   kubectl wait --for condition=Established crd/servicemonitors.monitoring.coreos.com --timeout 60s >/dev/null
-  helm uninstall sqa -n sq-allon --wait >/dev/null 2>&1 || true
+  helm uninstall sqa -n sq-allon --wait --timeout 2m >/dev/null 2>&1 || true
   log "kube: helm upgrade --install (all-on: ingress, ServiceMonitor, bundled PostgreSQL and RabbitMQ)"
   helm_install sqa sq-allon -f "$allon" >"$LIVE_LOGS/helm-allon.log" 2>&1 || die "all-on install failed: $(tail -n 5 "$LIVE_LOGS/helm-allon.log")"
   for o in servicemonitor/sqa-stockquote-api ingress/sqa-stockquote-api statefulset/sqa-stockquote-postgresql statefulset/sqa-stockquote-rabbitmq configmap/sqa-stockquote-dashboard; do
@@ -248,7 +307,7 @@ argocd_tests() {
     die "argocheck accepted a misspelt field (selfheal)"
   fi
   local argo
-  argo=$(cd "$LIVE_ROOT/deploy/live/tools/argocheck" && go mod download -json github.com/argoproj/argo-cd/v2 | jq -r .Dir)
+  argo=$(cd "$LIVE_ROOT/deploy/live/tools/argocheck" && bounded 120 go mod download -json github.com/argoproj/argo-cd/v2 | jq -r .Dir)
   kubectl apply --server-side -f "$argo/manifests/crds/application-crd.yaml" -f "$argo/manifests/crds/appproject-crd.yaml" >/dev/null
   kubectl wait --for condition=Established crd/applications.argoproj.io crd/appprojects.argoproj.io --timeout 60s >/dev/null
   kubectl create namespace argocd >/dev/null

@@ -25,10 +25,7 @@
 # /var/cache/stockquote-live): a warm run builds nothing.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-[ "$(id -u)" = 0 ] || die "make test-live needs root (dockerd, debootstrap)"
-for cmd in dockerd "$LIVE_DOCKER" debootstrap etcd groovy jq curl openssl kubectl; do
-  command -v "$cmd" >/dev/null || die "$cmd is missing (.ci/run installs: docker.io etcd-server debootstrap groovy jq curl openssl kubectl)"
-done
+"$LIVE_ROOT/deploy/live/setup-deps.sh"
 
 phases=" ${LIVE_PHASES:-images compose kube argocd} "
 want() { [[ $phases == *" $1 "* ]]; }
@@ -54,13 +51,16 @@ cleanup() {
     $LIVE_DOCKER volume prune -f >/dev/null 2>&1
     $LIVE_DOCKER network prune -f >/dev/null 2>&1
   fi
+  # The cluster's state is worth more than its logs' last lines: taken
+  # before it stops.
+  [ "$rc" -eq 0 ] || [ -z "${LIVE_KUBE_DIAG:-}" ] || "$LIVE_KUBE_DIAG"
   [ -z "${LIVE_KUBE_STOP:-}" ] || "$LIVE_KUBE_STOP"
   stop_pidfile "$LIVE_RUN/dockerd.bgpid" 30
   if [ "$rc" -ne 0 ]; then
     for f in "$LIVE_LOGS"/*.log; do
       [ -s "$f" ] || continue
       echo "----- last lines of $f" >&2
-      tail -n 15 "$f" >&2
+      case "$f" in */kube-state.log) cat "$f" ;; *) tail -n 15 "$f" ;; esac >&2
     done
     log "FAILED (exit $rc); logs kept in $LIVE_LOGS"
     find "$work" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +
@@ -76,11 +76,11 @@ trap 'exit 130' INT TERM
 # --- tools: built from deploy/live/tools (cached), Debian's docker CLI,
 # and compose v2 as the docker CLI plugin so the docs' `docker compose` works.
 bin=$work/bin
-tools=()
-if want images || want compose || want jenkins; then tools+=(docker-compose dockerfile-frontend); fi
-if want kube || want argocd || want jenkins; then tools+=(helm kube-apiserver kube-controller-manager kube-scheduler kwok); fi
-if want argocd || want jenkins; then tools+=(argocheck); fi
-"$LIVE_ROOT/deploy/live/build-tools.sh" "$bin" "${tools[@]}"
+groups=()
+if want images || want compose || want jenkins; then groups+=(compose frontend); fi
+if want kube || want argocd || want jenkins; then groups+=(kube); fi
+if want argocd || want jenkins; then groups+=(argocheck); fi
+"$LIVE_ROOT/deploy/live/build-tools.sh" "$bin" "${groups[@]}"
 ln -s "$LIVE_DOCKER" "$bin/docker"
 export DOCKER_CONFIG=$work/docker-config
 mkdir -p "$DOCKER_CONFIG/cli-plugins"

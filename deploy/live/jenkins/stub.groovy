@@ -28,6 +28,10 @@ class Stub {
     File workspace
     List<String> log = []
     boolean failed = false
+    // Epoch milliseconds by which the running sh steps must end (options {
+    // timeout(...) } of the pipeline and the stage), 0 for none.
+    long pipelineDeadline = 0
+    long deadline = 0
 
     Stub() {
         env.putAll(System.getenv())
@@ -67,13 +71,21 @@ class Stub {
         def f = File.createTempFile('stub-sh', '.sh')
         f.text = script
         // Jenkins runs a step without #! as `sh -xe`.
-        def cmd = script.startsWith('#!') ? ['sh', '-c', "chmod +x '${f}' && exec '${f}'"] : ['sh', '-xe', f.path]
+        def cmd = script.startsWith('#!') ? ['sh', '-c', "chmod +x '${f}' && exec '${f}'".toString()] : ['sh', '-xe', f.path]
+        // A timeout kills the step's whole process group, as Jenkins does.
+        if (deadline > 0) {
+            long secs = Math.max(1L, (long) ((deadline - System.currentTimeMillis()) / 1000))
+            cmd = ['timeout', '-k', '10', "${secs}s".toString()] + cmd
+        }
         def pb = new ProcessBuilder(cmd).directory(workspace).inheritIO()
         pb.environment().clear()
         pb.environment().putAll(env)
         pb.environment().putAll(extraEnv)
         int rc = pb.start().waitFor()
         f.delete()
+        if (deadline > 0 && rc == 124 && System.currentTimeMillis() >= deadline) {
+            throw new RuntimeException('timed out (options { timeout })')
+        }
         return rc
     }
 }
@@ -83,7 +95,11 @@ class Pipeline {
     Stub s
     def agent(Object a) { s.say("agent ${a}") }
     def getAny() { 'any' }
-    def options(Closure c) { s.with(new Options(s: s), c) }
+    def options(Closure c) {
+        def o = new Options(s: s)
+        s.with(o, c)
+        if (o.seconds) { s.pipelineDeadline = s.deadline = System.currentTimeMillis() + o.seconds * 1000 }
+    }
     def parameters(Closure c) { s.with(new Parameters(s: s), c) }
     def environment(Closure c) { s.with(new Environment(s: s), c) }
     def stages(Closure c) { s.with(new Stages(s: s), c) }
@@ -92,7 +108,12 @@ class Pipeline {
 
 class Options {
     Stub s
-    def timeout(Map m) {}
+    long seconds = 0
+    def timeout(Map m) {
+        def perUnit = [SECONDS: 1, MINUTES: 60, HOURS: 3600][m.unit ?: 'MINUTES']
+        if (perUnit == null) { throw new IllegalArgumentException("stub: timeout unit ${m.unit}") }
+        seconds = (m.time as long) * perUnit
+    }
     def timestamps() {}
     def disableConcurrentBuilds() {}
     def logRotator(Map m) { m }
@@ -140,6 +161,10 @@ class Stages {
             if (!w.ok) { s.say("stage '${name}' skipped: ${w.why}"); s.log << "${name}: skipped (when)"; return }
         }
         s.say("stage '${name}'")
+        if (st.seconds) {
+            long d = System.currentTimeMillis() + st.seconds * 1000
+            s.deadline = s.pipelineDeadline > 0 ? Math.min(d, s.pipelineDeadline) : d
+        }
         try {
             if (st.steps != null) { s.with(new Steps(s: s, extraEnv: [:]), st.steps) }
             s.log << "${name}: ok"
@@ -148,6 +173,7 @@ class Stages {
             s.say("stage '${name}' FAILED: ${e.message}")
             s.log << "${name}: FAILED"
         }
+        s.deadline = s.pipelineDeadline
         if (st.post != null) { s.with(new Post(s: s, failed: s.failed), st.post) }
     }
 }
@@ -156,7 +182,12 @@ class Stage {
     Stub s
     String name
     Closure when, steps, post
-    def options(Closure c) { s.with(new Options(s: s), c) }
+    long seconds = 0
+    def options(Closure c) {
+        def o = new Options(s: s)
+        s.with(o, c)
+        seconds = o.seconds
+    }
     def when(Closure c) { when = c }
     def steps(Closure c) { steps = c }
     def post(Closure c) { post = c }
