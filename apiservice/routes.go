@@ -29,9 +29,9 @@ func addRoutes(r *gin.Engine, d serverDeps) {
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(d.store, d.pw, d.auth, d.login))
 
-	// Any authenticated user.
+	// Any authenticated user; /stock without loading the user (see requireToken).
+	v1.GET("/stock", requireToken(d.auth), handleStock(d.quotes, d.store, d.now, d.quota))
 	user := v1.Group("", requireUser(d.auth, d.store))
-	user.GET("/stock", handleStock(d.quotes, d.store, d.now, d.quota))
 	user.GET("/history", handleHistory(d.store))
 
 	// Superusers only.
