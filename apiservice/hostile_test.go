@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -229,14 +230,27 @@ func TestHostileTokens(t *testing.T) {
 		t.Error("a hostile token reached /stats")
 		return nil, nil
 	}
+	// /stock does not load the user (requireToken): a removed user's valid
+	// token gets its quote looked up, then 401 when the history row finds
+	// no user. Every other token is refused before that.
+	removed := false
 	env.quotes = func(context.Context, string) (stockrpc.Quote, error) {
-		t.Error("a hostile token reached /stock")
+		if !removed {
+			t.Error("a hostile token reached /stock")
+		}
 		return appleQuote, nil
+	}
+	env.store.addHistory = func(_ context.Context, userID int64, e postgres.HistoryEntry) (postgres.HistoryEntry, error) {
+		if userID != 77 {
+			t.Errorf("a hostile token saved history as user %d", userID)
+		}
+		return e, fmt.Errorf("add history: %w", postgres.ErrNotFound)
 	}
 	now := testNow
 	h := env.handler(t, &now)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			removed = tt.name == "removed user"
 			for _, path := range []string{"/api/v1/history", "/api/v1/stats", "/api/v1/stock?q=aapl.us"} {
 				r := newRequest("GET", path, nil, "")
 				r.Header.Set("Authorization", tt.header)
