@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -153,7 +154,13 @@ func (c *Conn) loop(name string) {
 	if name != "" {
 		props.SetClientConnectionName(name)
 	}
-	cfg := amqp.Config{Heartbeat: heartbeat, Properties: props, Dial: amqp.DefaultDial(dialTimeout)}
+	cfg := amqp.Config{Heartbeat: heartbeat, Properties: props, Dial: func(network, addr string) (net.Conn, error) {
+		nc, err := amqp.DefaultDial(dialTimeout)(network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return newGroupWriteConn(nc), nil
+	}}
 	attempt, connects := 0, 0
 	for {
 		// One round tries every address once, from c.next on.
