@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,7 +36,7 @@ func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id := c.GetHeader(requestIDHeader)
 		if !logging.ValidRequestID(id) {
-			id = logging.NewRequestID()
+			id = rand.Text()
 		}
 		c.Header(requestIDHeader, id)
 		c.Request = c.Request.WithContext(logging.WithRequestID(c.Request.Context(), id))

@@ -7,11 +7,9 @@ import (
 	"time"
 )
 
-// Check counts the goroutines running now and, once the test and every
-// cleanup registered after Check have run, fails the test if more are
-// running than before, after giving them a few seconds to end. It counts
-// the whole process's goroutines, so a test using it must not run in
-// parallel with others.
+// Check fails t if, once t and the cleanups registered after Check have
+// run, more goroutines run than now (after 5s of grace). It counts the
+// whole process's goroutines: a test using it must not be parallel.
 func Check(t testing.TB) {
 	t.Helper()
 	before := runtime.NumGoroutine()

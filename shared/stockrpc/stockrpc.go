@@ -1,10 +1,7 @@
 // Package stockrpc is the wire contract between the API service and the
-// stock service: the queue they meet on, the request and reply bodies, and
-// the error codes a reply can carry.
-//
-// Everything here is wire format. Fields and codes may be added, never
-// renamed, retyped or reused; the golden-file test turns any change of the
-// encoding into a visible diff.
+// stock service: the queue, the request and reply bodies, the error codes.
+// Fields and codes may be added, never renamed, retyped or reused; the
+// golden-file test shows any change of the encoding as a diff.
 package stockrpc
 
 import (
@@ -40,11 +37,9 @@ type Reply struct {
 	Version int    `json:"v"`
 	Quote   *Quote `json:"quote,omitempty"`
 	Error   *Error `json:"error,omitempty"`
-	// Cached says the answer (a quote or not_found) came from the stock
-	// service's cache or from another request's stooq fetch: stooq was
-	// not asked for this request. The API's per-user quota of stooq
-	// fetches counts the replies without it (older workers never set it,
-	// so every reply of theirs counts).
+	// Cached says stooq was not asked for this request (the answer came
+	// from the worker's cache or another request's fetch): the API's
+	// per-user quota of stooq fetches counts only replies without it.
 	Cached bool `json:"cached,omitempty"`
 }
 
@@ -93,8 +88,8 @@ const (
 	CodeOverBudget Code = "over_budget"
 )
 
-// Error is a typed failure carried in a Reply. It implements error so a
-// client can return it as is and callers can match it with errors.As.
+// Error is a typed failure carried in a Reply; callers match it with
+// errors.As.
 type Error struct {
 	Code    Code   `json:"code"`
 	Message string `json:"message"`
@@ -111,9 +106,8 @@ func (e *Error) Error() string {
 var ErrInvalidSymbol = errors.New("invalid symbol")
 
 // NormalizeSymbol trims and lower-cases s and checks it: 1 to MaxSymbolLen
-// ASCII letters, digits and the characters ".^_-". Anything else (notably
-// '+' and '&', which stooq would read as list and parameter separators) is
-// rejected with an error wrapping ErrInvalidSymbol.
+// ASCII letters, digits and ".^_-" (stooq reads '+' and '&' as
+// separators). Errors wrap ErrInvalidSymbol.
 func NormalizeSymbol(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
