@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -21,42 +23,34 @@ import (
 // least as long as its 256-bit output.
 const minSecretLen = 32
 
-// config is the API service's configuration, read once from the
-// environment by loadConfig.
+// config is the API service's configuration, read once by loadConfig;
+// docs/configuration.md describes every variable.
 type config struct {
-	DatabaseURL string         // DATABASE_URL, required
-	DBMaxConns  int            // DB_MAX_CONNS, default 20
-	DBWriters   int            // DB_HISTORY_WRITERS: concurrent history INSERTs, default 4
-	BcryptCost  int            // BCRYPT_COST, default bcrypt.DefaultCost
-	LogLevel    slog.Level     // LOG_LEVEL: debug, info, warn, error; default info
-	LogFormat   logging.Format // LOG_FORMAT: json (default) or text
-	AMQPURL     string         // AMQP_URL, required to serve; several comma-separated for a cluster
-	RPCQueue    string         // RPC_QUEUE, request queue; default stockrpc.QueueName (tests set a unique one)
-	// RPCQueueType (RPC_QUEUE_TYPE, classic or quorum, default classic)
-	// must match the workers'; the API checks the queue at start.
-	RPCQueueType    amqprpc.QueueType
-	RPCChannels     int           // RPC_CHANNELS, publishing channels; default 2
-	RPCTimeout      time.Duration // RPC_TIMEOUT, default 5s
-	HTTPAddr        string        // HTTP_ADDR, default :8080
-	JWTSecret       string        // JWT_SECRET, required to serve, >= 32 bytes
-	JWTIssuer       string        // JWT_ISSUER, default stockquote-api
-	JWTAudience     string        // JWT_AUDIENCE, default stockquote
-	TokenTTL        time.Duration // TOKEN_TTL, default 1h
-	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT, default 15s
-	// MetricsAddr (METRICS_ADDR) serves /metrics on its own listener; empty
-	// (the default) serves it on HTTP_ADDR beside the API.
-	MetricsAddr string
-	// OTLPEndpoint (OTEL_EXPORTER_OTLP_ENDPOINT) is the OTLP/HTTP collector
-	// spans are exported to; empty exports nothing.
-	OTLPEndpoint string
-	// QuoteCoalesce (QUOTE_COALESCE, on|off, default on): concurrent
-	// /stock requests for one symbol share one RPC (coalescedQuotes).
-	QuoteCoalesce bool
-	DebugAddr     string // DEBUG_ADDR, pprof listener; default "" (off)
-
-	// Security holds TRUSTED_PROXIES, LOGIN_* and HTTP_READ_HEADER_TIMEOUT;
-	// see loadSecurityConfig.
-	Security securityConfig
+	DatabaseURL       string
+	DBMaxConns        int
+	DBWriters         int
+	BcryptCost        int
+	LogLevel          slog.Level
+	LogFormat         logging.Format
+	AMQPURL           string
+	RPCQueue          string
+	RPCQueueType      amqprpc.QueueType
+	RPCChannels       int
+	RPCTimeout        time.Duration
+	HTTPAddr          string
+	JWTSecret         string
+	JWTIssuer         string
+	JWTAudience       string
+	TokenTTL          time.Duration
+	ShutdownTimeout   time.Duration
+	MetricsAddr       string // empty: /metrics is served on HTTPAddr
+	OTLPEndpoint      string // empty: no spans are exported
+	QuoteCoalesce     bool
+	DebugAddr         string
+	TrustedProxies    []string
+	Login             throttleConfig
+	StockQuota        quotaConfig
+	ReadHeaderTimeout time.Duration
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -116,7 +110,30 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 		r.Fail("AUTH_CACHE_TTL", errors.New("removed: every request reads its user from the database"))
 	}
 	cfg.DebugAddr = r.String("DEBUG_ADDR", "")
-	cfg.Security = loadSecurityConfig(r)
+	for _, p := range strings.Split(r.String("TRUSTED_PROXIES", ""), ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			r.Fail("TRUSTED_PROXIES", fmt.Errorf("%q is neither an IP address nor a CIDR", p))
+			continue
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+	}
+	cfg.Login = throttleConfig{
+		AccountBurst:    r.Int("LOGIN_ACCOUNT_BURST", 5, 1, 1000),
+		AccountInterval: r.Duration("LOGIN_ACCOUNT_INTERVAL", time.Minute, time.Millisecond, 24*time.Hour),
+		ClientBurst:     r.Int("LOGIN_CLIENT_BURST", 20, 1, 100000),
+		ClientInterval:  r.Duration("LOGIN_CLIENT_INTERVAL", 6*time.Second, time.Millisecond, 24*time.Hour),
+		MaxKeys:         r.Int("LOGIN_MAX_TRACKED", 65536, 16, 10_000_000),
+		TrustedWindow:   r.Duration("LOGIN_TRUSTED_WINDOW", 30*24*time.Hour, 0, 366*24*time.Hour),
+	}
+	cfg.ReadHeaderTimeout = r.Duration("HTTP_READ_HEADER_TIMEOUT", 5*time.Second, 100*time.Millisecond, time.Minute)
+	cfg.StockQuota = quotaConfig{
+		RequestsPerMinute: r.Int("STOCK_QUOTA_REQUESTS_PER_MINUTE", 120, 0, 1_000_000),
+		MissesPerMinute:   r.Int("STOCK_QUOTA_MISSES_PER_MINUTE", 30, 0, 1_000_000),
+	}
 	return cfg, r.Err()
 }
 
@@ -148,6 +165,15 @@ func (c config) LogValue() slog.Value {
 		slog.String("otel_exporter_otlp_endpoint", redact.URL(c.OTLPEndpoint)),
 		slog.Bool("quote_coalesce", c.QuoteCoalesce),
 		slog.String("debug_addr", c.DebugAddr),
-		slog.Any("security", c.Security),
+		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
+		slog.Int("login_account_burst", c.Login.AccountBurst),
+		slog.String("login_account_interval", c.Login.AccountInterval.String()),
+		slog.Int("login_client_burst", c.Login.ClientBurst),
+		slog.String("login_client_interval", c.Login.ClientInterval.String()),
+		slog.Int("login_max_tracked", c.Login.MaxKeys),
+		slog.String("login_trusted_window", c.Login.TrustedWindow.String()),
+		slog.String("http_read_header_timeout", c.ReadHeaderTimeout.String()),
+		slog.Int("stock_quota_requests_per_minute", c.StockQuota.RequestsPerMinute),
+		slog.Int("stock_quota_misses_per_minute", c.StockQuota.MissesPerMinute),
 	)
 }

@@ -15,7 +15,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
-	"github.com/stockquote/stockquote/shared/env"
 	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/stockrpc"
@@ -219,15 +218,16 @@ func withLoginThrottle(l *loginThrottle) serverOption { return func(d *serverDep
 func withStockQuota(q *stockQuota) serverOption       { return func(d *serverDeps) { d.quota = q } }
 func withTrustedProxies(p []string) serverOption      { return func(d *serverDeps) { d.trustedProxies = p } }
 
-// defaultSecurityConfig is the security configuration with no variable set.
-func defaultSecurityConfig() securityConfig {
-	return loadSecurityConfig(env.NewReader(func(string) string { return "" }))
+// defaultConfig is the configuration with only the required variables set.
+func defaultConfig() config {
+	cfg, _ := loadConfig(envFunc(validEnv()), needAll)
+	return cfg
 }
 
 // deps are the server dependencies built from env's current fakes, with
 // the default limits.
 func (env *testEnv) deps(logger *slog.Logger, now func() time.Time, opts ...serverOption) serverDeps {
-	sec := defaultSecurityConfig()
+	sec := defaultConfig()
 	quotes := func(ctx context.Context, s string) (stockrpc.Quote, error) { return env.quotes(ctx, s) }
 	d := serverDeps{
 		logger:         logger,

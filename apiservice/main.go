@@ -1,17 +1,7 @@
 // Command apiservice is the stockquote REST API: registered users log in,
-// ask for stock quotes (fetched by the stock service over RabbitMQ RPC),
-// and read their quote history, which it keeps in PostgreSQL.
-//
-// Usage:
-//
-//	apiservice                      serve the API (the default)
-//	apiservice migrate              create or update the database schema
-//	apiservice user add -name NAME [-email E] [-superuser]
-//	                                create a user; the password is read
-//	                                from the first line of stdin
-//	apiservice --version            print the version
-//
-// Configuration comes from the environment; see config.go.
+// ask for stock quotes (fetched by the stock service over RabbitMQ RPC) and
+// read their quote history, kept in PostgreSQL. `apiservice -h` lists its
+// commands; docs/configuration.md its environment.
 package main
 
 import (
@@ -77,9 +67,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
   apiservice --version
 `)
 	}
-	if len(args) == 0 {
-		args = []string{"apiservice"}
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -95,19 +82,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case len(rest) == 0 || rest[0] == "serve":
 		return serve(ctx, getenv, stderr)
 	case rest[0] == "migrate" && len(rest) == 1:
-		return migrate(ctx, getenv, stdout, stderr)
+		return migrate(ctx, getenv, stdout)
 	case len(rest) >= 2 && rest[0] == "user" && rest[1] == "add":
 		return addUser(ctx, rest[2:], getenv, stdin, stdout, stderr)
 	default:
 		fs.Usage()
 		return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(rest, " "))
 	}
-}
-
-// newLogger returns the logger all commands log with (JSON unless
-// LOG_FORMAT=text).
-func newLogger(w io.Writer, cfg config) *slog.Logger {
-	return logging.New(w, cfg.LogFormat, cfg.LogLevel).With("service", "apiservice")
 }
 
 // openStore opens the database with a bounded wait.
@@ -122,7 +103,7 @@ func openStore(ctx context.Context, cfg config) (*postgres.DB, error) {
 }
 
 // migrate creates or updates the schema.
-func migrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+func migrate(ctx context.Context, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := loadConfig(getenv, needStore)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -167,10 +148,6 @@ func addUser(ctx context.Context, args []string, getenv func(string) string, std
 		Superuser: *superuser,
 	}.validate()
 	if err != nil {
-		var ce *clientError
-		if errors.As(err, &ce) {
-			return errors.New(ce.msg)
-		}
 		return err
 	}
 
@@ -200,16 +177,15 @@ func addUser(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// serve runs the API until ctx ends, then shuts down gracefully: the HTTP
-// server first (with a fresh timeout), then, by the defers, the RPC
-// client, the broker connection and the database.
+// serve runs the API until ctx ends, then shuts down the HTTP server and,
+// by the defers, the RPC client, the broker connection and the database.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv, needAll)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	info := buildinfo.New("apiservice", version, commit)
-	logger := newLogger(stderr, cfg)
+	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "apiservice")
 	logger.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
 
 	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{ServiceName: "apiservice", ServiceVersion: info.Version, Endpoint: cfg.OTLPEndpoint})
@@ -261,11 +237,11 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		pw:             pw,
 		store:          db,
 		quotes:         quotes,
-		login:          newLoginThrottle(cfg.Security.Login, time.Now, db),
-		quota:          newStockQuota(db, cfg.Security.StockQuota, logger),
+		login:          newLoginThrottle(cfg.Login, time.Now, db),
+		quota:          newStockQuota(db, cfg.StockQuota, logger),
 		checks:         []health.Check{{Name: "database", Ready: db.Ping}, {Name: "broker", Ready: func(context.Context) error { return client.Ready() }}},
 		now:            time.Now,
-		trustedProxies: cfg.Security.TrustedProxies,
+		trustedProxies: cfg.TrustedProxies,
 		metrics:        newHTTPMetrics(reg),
 	}
 	if cfg.MetricsAddr == "" {
@@ -284,9 +260,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 }
 
 // serveHTTP serves srv on cfg.HTTPAddr until ctx ends, then shuts it down.
-// The workers declare the request queue; a queue type that disagrees with
-// theirs would show only in their logs, so serveHTTP also checks it and
-// stops with the broker's reason.
+// It also stops when the request queue's type is not RPC_QUEUE_TYPE, which
+// would otherwise show only in the workers' logs.
 func serveHTTP(ctx context.Context, srv *http.Server, conn *amqprpc.Conn, cfg config, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {

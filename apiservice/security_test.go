@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
-	"github.com/stockquote/stockquote/shared/env"
 	"github.com/stockquote/stockquote/shared/health"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
@@ -107,26 +106,25 @@ func TestSecretsNeverLogged(t *testing.T) {
 }
 
 func TestSecurityConfig(t *testing.T) {
-	cfg := defaultSecurityConfig()
+	cfg := defaultConfig()
 	if len(cfg.TrustedProxies) != 0 || cfg.Login.AccountBurst != 5 || cfg.Login.AccountInterval != time.Minute ||
 		cfg.Login.ClientBurst != 20 || cfg.Login.ClientInterval != 6*time.Second || cfg.Login.MaxKeys != 65536 ||
 		cfg.ReadHeaderTimeout != 5*time.Second {
 		t.Errorf("defaults = %+v", cfg)
 	}
-	r := env.NewReader(envFunc(map[string]string{
-		"TRUSTED_PROXIES":          " 10.0.0.0/8, 192.0.2.1 ,nope,::1",
-		"LOGIN_ACCOUNT_BURST":      "0",
-		"LOGIN_CLIENT_INTERVAL":    "2s",
-		"HTTP_READ_HEADER_TIMEOUT": "1s",
-	}))
-	cfg = loadSecurityConfig(r)
+	vars := validEnv()
+	vars["TRUSTED_PROXIES"] = " 10.0.0.0/8, 192.0.2.1 ,nope,::1"
+	vars["LOGIN_ACCOUNT_BURST"] = "0"
+	vars["LOGIN_CLIENT_INTERVAL"] = "2s"
+	vars["HTTP_READ_HEADER_TIMEOUT"] = "1s"
+	cfg, err := loadConfig(envFunc(vars), needAll)
 	if got := strings.Join(cfg.TrustedProxies, ","); got != "10.0.0.0/8,192.0.2.1,::1" {
 		t.Errorf("TrustedProxies = %q", got)
 	}
 	if cfg.Login.ClientInterval != 2*time.Second || cfg.ReadHeaderTimeout != time.Second {
 		t.Errorf("cfg = %+v", cfg)
 	}
-	if err := r.Err(); err == nil || strings.Count(err.Error(), "\n") != 1 || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "LOGIN_ACCOUNT_BURST") {
+	if err == nil || strings.Count(err.Error(), "\n") != 1 || !strings.Contains(err.Error(), `"nope"`) || !strings.Contains(err.Error(), "LOGIN_ACCOUNT_BURST") {
 		t.Errorf("errors = %v, want the bad proxy and the zero burst", err)
 	}
 }
@@ -136,7 +134,7 @@ func TestSecurityConfig(t *testing.T) {
 func TestSlowlorisClosed(t *testing.T) {
 	env := newTestEnv(t)
 	now := testNow
-	cfg := config{RPCTimeout: time.Second, Security: securityConfig{ReadHeaderTimeout: 300 * time.Millisecond}}
+	cfg := config{RPCTimeout: time.Second, ReadHeaderTimeout: 300 * time.Millisecond}
 	srv := newHTTPServer(context.Background(), env.handler(t, &now), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if srv.ReadHeaderTimeout != 300*time.Millisecond || srv.ReadTimeout == 0 || srv.WriteTimeout == 0 || srv.IdleTimeout == 0 || srv.MaxHeaderBytes != serverMaxHeaderBytes {
 		t.Fatalf("server limits not all set: %+v", srv)

@@ -75,7 +75,7 @@ func newServer(d serverDeps) http.Handler {
 // newHTTPServer returns the HTTP server serving handler, with every
 // timeout set so slow or idle clients cannot hold connections forever.
 func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger *slog.Logger) *http.Server {
-	readHeader := cfg.Security.ReadHeaderTimeout
+	readHeader := cfg.ReadHeaderTimeout
 	if readHeader <= 0 {
 		readHeader = 5 * time.Second
 	}
