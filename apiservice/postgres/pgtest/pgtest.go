@@ -1,14 +1,13 @@
-// Package pgtest gives tests their own PostgreSQL database. It is for
-// tests only: it fails the test (never skips it) when the server cannot be
-// reached, because a test that needs PostgreSQL and silently does not run
-// proves nothing.
+// Package pgtest gives each test its own PostgreSQL database. An
+// unreachable server fails the test, never skips it: a test that needs
+// PostgreSQL and silently does not run proves nothing.
 package pgtest
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"os"
 	"strings"
@@ -20,90 +19,56 @@ import (
 	"github.com/stockquote/stockquote/shared/redact"
 )
 
-// EnvURL names the environment variable holding the URL of the server (and
-// of a database on it that can run CREATE DATABASE) tests use.
-const EnvURL = "TEST_DATABASE_URL"
-
-// DefaultURL is used when EnvURL is unset: the local server with trust auth.
-const DefaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// ServerURL returns the admin URL tests use: $TEST_DATABASE_URL or DefaultURL.
-func ServerURL() string {
-	if u := os.Getenv(EnvURL); u != "" {
-		return u
-	}
-	return DefaultURL
-}
-
-// NewDatabase creates a fresh, uniquely named, empty database on the
-// server at ServerURL and returns a postgres:// URL for it. The database
-// is dropped (with any connections still open to it) when the test and
-// its subtests finish. An unreachable server fails the test.
+// NewDatabase creates an empty, uniquely named database on the server at
+// $TEST_DATABASE_URL (default: the local server with trust auth; a role
+// that may CREATE DATABASE) and returns a postgres:// URL for it. The
+// database is dropped, with any connections still open to it, when the
+// test finishes.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	admin := ServerURL()
+	admin := cmp.Or(os.Getenv("TEST_DATABASE_URL"), "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable")
+	u, err := url.Parse(admin)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("pgtest: TEST_DATABASE_URL=%s: want a postgres:// URL", redact.URL(admin))
+	}
 	name := databaseName(t.Name())
-
-	dbURL, err := withDatabase(admin, name)
-	if err != nil {
-		t.Fatalf("pgtest: %s=%s: %v", EnvURL, redact.URL(admin), err)
+	if err := exec(admin, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("pgtest: %v (set TEST_DATABASE_URL)", err)
 	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		t.Fatalf("pgtest: cannot reach PostgreSQL at %s (set %s): %v", redact.URL(admin), EnvURL, err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("pgtest: create database %s at %s: %v", name, redact.URL(admin), err)
-	}
-
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			t.Errorf("pgtest: drop database %s: connect to %s: %v", name, redact.URL(admin), err)
-			return
-		}
-		defer conn.Close(ctx)
-		// FORCE terminates connections the test left open (PostgreSQL 13+).
-		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("pgtest: drop database %s: %v", name, err)
+		// FORCE ends the connections the test left open.
+		if err := exec(admin, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: %v", err)
 		}
 	})
-	return dbURL
+	u.Path, u.RawPath = "/"+name, ""
+	return u.String()
 }
 
 // databaseName is "pgtest_", a readable piece of the test name and a
-// random suffix, within PostgreSQL's 63-byte identifier limit.
+// random suffix: a valid identifier (no quoting needed) within
+// PostgreSQL's 63-byte limit.
 func databaseName(testName string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(testName) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
+	readable := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
 		}
-		if b.Len() >= 32 {
-			break
-		}
-	}
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails
-	return "pgtest_" + b.String() + "_" + hex.EncodeToString(rnd[:])
+		return '_'
+	}, strings.ToLower(testName))
+	return fmt.Sprintf("pgtest_%.32s_%016x", readable, rand.Uint64())
 }
 
-// withDatabase returns serverURL with its database replaced by name.
-func withDatabase(serverURL, name string) (string, error) {
-	u, err := url.Parse(serverURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		return "", fmt.Errorf("want a postgres:// URL")
+// exec runs one statement on the server at adminURL.
+func exec(adminURL, sql string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("cannot reach PostgreSQL at %s: %w", redact.URL(adminURL), err)
 	}
-	u.Path = "/" + name
-	u.RawPath = ""
-	return u.String(), nil
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s at %s: %w", sql, redact.URL(adminURL), err)
+	}
+	return nil
 }
