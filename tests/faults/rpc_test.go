@@ -168,7 +168,7 @@ func TestWorkerKilledMidRequest(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &q); err != nil || q.Symbol != "AAPL.US" {
 		t.Fatalf("answer %s (%v), want AAPL.US", r.Body, err)
 	}
-	if h := s.Stooq.Hits("aapl.us"); h != 2 {
+	if h := s.Stooq.TotalHits(); h != 2 {
 		t.Errorf("stooq hits for aapl.us = %d, want 2 (the killed worker's and the redelivery's)", h)
 	}
 	if n := s.CountRows(t, ""); n != 1 {

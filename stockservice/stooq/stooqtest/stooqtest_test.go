@@ -18,12 +18,14 @@ func TestServerFormat(t *testing.T) {
 		wantStatus int
 		wantBody   string
 	}{
-		{"known and unknown, plus-joined", "?s=aapl.us+nosuch.us&f=sd2t2ohlcvn&h&e=csv", 200,
-			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nAAPL.US,2022-03-21,21:00:06,163.51,166.35,163.015,165.38,95752860,APPLE\r\nNOSUCH.US,N/D,N/D,N/D,N/D,N/D,N/D,N/D,NOSUCH.US\r\n"},
+		{"known", "?s=aapl.us&f=sd2t2ohlcvn&h&e=csv", 200,
+			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nAAPL.US,2022-03-21,21:00:06,163.51,166.35,163.015,165.38,95752860,APPLE\r\n"},
+		{"unknown", "?s=NoSuch.us&f=sd2t2ohlcvn&h&e=csv", 200,
+			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nNOSUCH.US,N/D,N/D,N/D,N/D,N/D,N/D,N/D,NOSUCH.US\r\n"},
 		{"generated", "?s=T3.us&f=sd2t2ohlcvn&h&e=csv", 200,
 			"Symbol,Date,Time,Open,High,Low,Close,Volume,Name\r\nT3.US,2026-01-02,18:03:21,247.54,248.32,246.77,247.57,1039,TEST3\r\n"},
 		{"rate limit", "?s=ratelimit.test&f=sd2t2ohlcvn&h&e=csv", 200, "Exceeded the daily hits limit"},
-		{"wrong columns", "?s=aapl.us&f=sd2&h&e=csv", 400, "fake stooq: want f=sd2t2ohlcvn&h&e=csv\n"},
+		{"wrong columns", "?s=aapl.us&f=sd2&h&e=csv", 400, "fake stooq: want /q/l/?s=SYMBOL&f=sd2t2ohlcvn&h&e=csv\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -33,8 +35,8 @@ func TestServerFormat(t *testing.T) {
 			}
 		})
 	}
-	if got := fake.Hits("AAPL.US"); got != 1 {
-		t.Errorf("Hits(AAPL.US) = %d, want 1 (malformed requests are not counted)", got)
+	if got := fake.TotalHits(); got != 4 {
+		t.Errorf("TotalHits = %d, want 4 (malformed requests are not counted)", got)
 	}
 }
 
