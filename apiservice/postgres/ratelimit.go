@@ -15,25 +15,18 @@ type Limit struct {
 	Interval time.Duration
 }
 
-// A rate limit's state is one row per key in rate_limits (migration 6):
-// the bucket's theoretical arrival time, tat (the generic cell rate
-// algorithm). An attempt at now is admitted when
+// A limit's state is one row per key in rate_limits: the bucket's
+// theoretical arrival time, tat (the generic cell rate algorithm). An
+// attempt at now is admitted when greatest(tat, now) + interval <= now +
+// burst*interval, and then moves tat to greatest(tat, now) + interval; a
+// key with no row, or with tat in the past, has its whole burst. The
+// database's clock and one conditional statement per attempt keep every
+// API replica on one bucket without overshooting it.
 //
-//	greatest(tat, now) + interval <= now + burst*interval
-//
-// and then moves tat to greatest(tat, now) + interval; a key whose tat is
-// in the past has its whole burst, exactly as a key without a row. Every
-// computation uses the database's clock, so API replicas with skewed
-// clocks still share one bucket, and the conditional update is one
-// statement on one row, so concurrent attempts from any number of
-// replicas cannot overshoot the burst.
-const (
-	// takeRateSQL spends one attempt if the bucket has one. The CTE
-	// answers in one round trip: the upsert returns its row when it
-	// admitted the attempt; otherwise the row as the statement found it
-	// gives the wait. @interval and @window (burst*interval) are in
-	// microseconds.
-	takeRateSQL = `WITH up AS (
+// takeRateSQL spends one attempt if the bucket has one, in one round trip:
+// the upsert's row when admitted, else the wait from the row as found.
+// @interval and @window (burst*interval) are in microseconds.
+const takeRateSQL = `WITH up AS (
 		INSERT INTO rate_limits AS r (key, tat)
 		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')
 		ON CONFLICT (key) DO UPDATE
@@ -45,24 +38,6 @@ const (
 	UNION ALL
 	SELECT false, (extract(epoch FROM tat - now()) * 1e6 + CAST(@interval AS float8) - CAST(@window AS float8))::bigint
 		FROM rate_limits WHERE key = @key AND NOT EXISTS (SELECT 1 FROM up)`
-
-	// peekRateSQL reads how far the bucket's tat is ahead of now (its
-	// backlog, in microseconds), without changing anything.
-	peekRateSQL = `SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
-		FROM rate_limits WHERE key = @key`
-
-	// chargeRateSQL spends one attempt whether or not the bucket has one
-	// left, for an attempt already made: the bucket goes into debt and
-	// later attempts wait for it.
-	chargeRateSQL = `INSERT INTO rate_limits AS r (key, tat)
-		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')
-		ON CONFLICT (key) DO UPDATE
-			SET tat = greatest(r.tat, now()) + CAST(@interval AS float8) * interval '1 microsecond'`
-
-	// sweepRatesSQL forgets buckets that are full again: a key without a
-	// row behaves the same.
-	sweepRatesSQL = `DELETE FROM rate_limits WHERE tat < now()`
-)
 
 // TakeRate spends one attempt of key's bucket under l if it has one left,
 // atomically across every process sharing the database. When none is
@@ -98,7 +73,8 @@ func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retry
 // without spending any: a read only.
 func (db *DB) PeekRate(ctx context.Context, key string, l Limit) (available int, retryAfter time.Duration, err error) {
 	var backlog int64
-	err = db.gorm.WithContext(ctx).Raw(peekRateSQL, map[string]any{"key": key}).Row().Scan(&backlog)
+	err = db.gorm.WithContext(ctx).Raw(`SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
+		FROM rate_limits WHERE key = @key`, map[string]any{"key": key}).Row().Scan(&backlog)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return l.Burst, 0, nil
@@ -121,7 +97,11 @@ func (l Limit) available(backlog time.Duration) (int, time.Duration, error) {
 // left (then the bucket owes it, and the next attempt waits longer): for
 // an attempt that was made before it was known to cost anything.
 func (db *DB) ChargeRate(ctx context.Context, key string, l Limit) error {
-	err := db.gorm.WithContext(ctx).Exec(chargeRateSQL, map[string]any{"key": key, "interval": l.Interval.Microseconds()}).Error
+	err := db.gorm.WithContext(ctx).Exec(`INSERT INTO rate_limits AS r (key, tat)
+		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')
+		ON CONFLICT (key) DO UPDATE
+			SET tat = greatest(r.tat, now()) + CAST(@interval AS float8) * interval '1 microsecond'`,
+		map[string]any{"key": key, "interval": l.Interval.Microseconds()}).Error
 	return wrapErr(fmt.Sprintf("charge rate %.64q", key), err)
 }
 
@@ -129,6 +109,6 @@ func (db *DB) ChargeRate(ctx context.Context, key string, l Limit) error {
 // rate_limits about as large as the set of keys used recently; it
 // returns how many it deleted.
 func (db *DB) SweepRates(ctx context.Context) (int64, error) {
-	res := db.gorm.WithContext(ctx).Exec(sweepRatesSQL)
+	res := db.gorm.WithContext(ctx).Exec(`DELETE FROM rate_limits WHERE tat < now()`)
 	return res.RowsAffected, wrapErr("sweep rate limits", res.Error)
 }
