@@ -1,6 +1,6 @@
 // Package openapitest checks HTTP exchanges against the API's OpenAPI
 // description, so tests that walk the API also prove the description
-// matches what the server does. Only tests import it.
+// matches the server. Only tests import it.
 package openapitest
 
 import (
@@ -76,17 +76,12 @@ type Exchange struct {
 	Body        []byte
 }
 
-// Check reports how the exchange departs from the document:
-//   - a request to a path or method no operation lists must get a 404 or
-//     405 (with Allow) problem;
-//   - a request the document rejects must get a 4xx the operation lists,
-//     and a request it accepts must not get a 400 (else the document is
-//     more lenient than the server);
-//   - the response status must be listed for the operation (no default),
-//     and its headers and body must match.
+// Check reports how the exchange departs from the document: an unlisted
+// path or method must get a 404 or 405 (with Allow) problem; a request the
+// document rejects must get a listed 4xx, one it accepts must not get a
+// 400; the response's status (no default), headers and body must match.
 func (v *Validator) Check(ctx context.Context, x Exchange) error {
-	// Route on the decoded path, as the server does (gin matches
-	// URL.Path): /api%2Fv1/%73tats is /api/v1/stats.
+	// Route on the decoded path, as gin does: /api%2Fv1/%73tats is /api/v1/stats.
 	routed := x.Request.Clone(ctx)
 	routed.URL.RawPath = ""
 	route, params, err := v.router.FindRoute(routed)
@@ -148,7 +143,7 @@ func (v *Validator) checkUnrouted(x Exchange, want int) error {
 		return fmt.Errorf("%s answered %d, want %d", where, x.Status, want)
 	}
 	if x.Request.Method == http.MethodHead {
-		return nil // no body to check
+		return nil
 	}
 	if mt, _, _ := mime.ParseMediaType(x.Header.Get("Content-Type")); mt != "application/problem+json" {
 		return fmt.Errorf("%s: Content-Type %q, want application/problem+json", where, x.Header.Get("Content-Type"))
@@ -163,9 +158,8 @@ func (v *Validator) checkUnrouted(x Exchange, want int) error {
 	return nil
 }
 
-// singleValued rejects a query parameter given more than once when the
-// operation declares it as a single value: the validator would check only
-// the first.
+// singleValued rejects a repeated single-valued query parameter, of
+// which the validator would check only the first.
 func singleValued(op *openapi3.Operation, req *http.Request) error {
 	q := req.URL.Query()
 	for _, ref := range op.Parameters {
@@ -183,9 +177,8 @@ func singleValued(op *openapi3.Operation, req *http.Request) error {
 	return nil
 }
 
-// authenticate checks that the credentials a security scheme asks for
-// are present; whether they are valid is the server's business (it
-// answers 401, which the document lists).
+// authenticate checks that the scheme's credentials are present; their
+// validity is the server's business (a 401 the document lists).
 func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) error {
 	r := in.RequestValidationInput.Request
 	switch in.SecuritySchemeName {
