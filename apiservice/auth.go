@@ -25,7 +25,6 @@ type tokenAuth struct {
 	now      func() time.Time
 }
 
-// newTokenAuth returns a tokenAuth; now is the clock (time.Now in production).
 func newTokenAuth(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) *tokenAuth {
 	return &tokenAuth{secret: secret, issuer: issuer, audience: audience, ttl: ttl, now: now}
 }
@@ -74,17 +73,16 @@ func (a *tokenAuth) verify(token string) (int64, error) {
 	return id, nil
 }
 
-// authUser is the authenticated caller, as handlers see it.
+// authUser is the authenticated caller.
 type authUser struct {
 	ID        int64
 	Superuser bool
 }
 
-// userKey is the gin context key of the user requireUser authenticated.
+// userKey is the gin context key of the authenticated caller.
 const userKey = "stockquote.user"
 
-// currentUser returns the user requireUser authenticated. Only handlers
-// behind requireUser may call it.
+// currentUser returns the caller requireToken or requireUser authenticated.
 func currentUser(c *gin.Context) authUser {
 	u, ok := c.Get(userKey)
 	if !ok {
@@ -103,10 +101,9 @@ func bearerToken(header string) (string, bool) {
 	return token, token != ""
 }
 
-// requireToken verifies the bearer token without loading its user. Only
-// /stock uses it: it saves a database round trip per quote, and a removed
-// user is refused there when the history row's foreign key finds no user
-// (after at most its quota of quote lookups, as the quota is per user id).
+// requireToken verifies the bearer token without loading its user, saving
+// /stock a database round trip: a removed user is refused there by the
+// history row's foreign key, after at most its quota of quote lookups.
 func requireToken(auth *tokenAuth) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if id, ok := verifyBearer(c, auth); ok {
@@ -132,9 +129,8 @@ func verifyBearer(c *gin.Context, auth *tokenAuth) (int64, bool) {
 	return id, true
 }
 
-// requireUser verifies the bearer token and loads its user fresh from the
-// store, so a removed user is refused and a demoted one loses superuser
-// rights at once, whatever the token's age.
+// requireUser verifies the bearer token and loads its user, so a removed
+// user is refused and a demoted one loses superuser rights at once.
 func requireUser(auth *tokenAuth, users userStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		id, ok := verifyBearer(c, auth)
@@ -153,8 +149,7 @@ func requireUser(auth *tokenAuth, users userStore) gin.HandlerFunc {
 	}
 }
 
-// requireSuperuser refuses callers who are not superusers; it must run
-// after requireUser.
+// requireSuperuser refuses callers who are not superusers (after requireUser).
 func requireSuperuser() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if !currentUser(c).Superuser {
@@ -165,15 +160,14 @@ func requireSuperuser() gin.HandlerFunc {
 	}
 }
 
-// passwords hashes and checks passwords with bcrypt, and holds a dummy
-// hash so a login for an unknown user costs the same as a wrong password.
+// passwords hashes and checks passwords with bcrypt; the dummy hash makes a
+// login for an unknown user cost what a wrong password costs.
 type passwords struct {
 	cost    int
 	dummy   []byte
 	compare func(hash, password []byte) error
 }
 
-// newPasswords computes the dummy hash at the configured cost.
 func newPasswords(cost int) (*passwords, error) {
 	dummy, err := bcrypt.GenerateFromPassword([]byte("stockquote timing equalizer"), cost)
 	if err != nil {
@@ -182,7 +176,6 @@ func newPasswords(cost int) (*passwords, error) {
 	return &passwords{cost: cost, dummy: dummy, compare: bcrypt.CompareHashAndPassword}, nil
 }
 
-// hash returns the bcrypt hash of password.
 func (p *passwords) hash(password string) (string, error) {
 	h, err := bcrypt.GenerateFromPassword([]byte(password), p.cost)
 	if err != nil {

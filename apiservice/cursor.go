@@ -9,13 +9,12 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
-// cursorVersion leads every encoded cursor so the format can change.
-const cursorVersion = 1
+// A cursor is a version byte, requested_at in Unix nanoseconds and an id.
+const (
+	cursorVersion = 1
+	cursorLen     = 1 + 8 + 8
+)
 
-// cursorLen is the decoded length: version, requested_at nanos, id.
-const cursorLen = 1 + 8 + 8
-
-// errBadCursor reports a cursor this server did not issue.
 var errBadCursor = errors.New("bad cursor")
 
 // encodeCursor returns the opaque, URL-safe form of a keyset position.

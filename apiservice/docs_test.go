@@ -27,6 +27,9 @@ import (
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
+// openAPISpec is the embedded OpenAPI description.
+var openAPISpec, _ = staticFS.ReadFile("openapi.yaml")
+
 func TestOpenAPIDocumentIsValid(t *testing.T) {
 	if _, err := openapitest.Load(context.Background(), openAPISpec); err != nil {
 		t.Fatal(err)

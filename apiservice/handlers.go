@@ -37,10 +37,8 @@ type stockCounter interface {
 
 // handleLogin exchanges a username and password (HTTP Basic or a JSON
 // body) for an access token. Unknown users and wrong passwords get the
-// same 401 and cost one bcrypt comparison each. Every attempt costs the
-// client address a token (given back on success), so every kind of
-// failure counts; wrong guesses per account are limited across replicas
-// (loginThrottle).
+// same 401 at the same bcrypt cost. Every attempt costs the client address
+// a token, given back on success; wrong guesses are limited per account.
 func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *loginThrottle) gin.HandlerFunc {
 	type request struct {
 		Username string `json:"username"`
@@ -51,15 +49,15 @@ func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *logi
 		TokenType   string `json:"token_type"`
 		ExpiresIn   int64  `json:"expires_in"`
 	}
-	tooMany := func(c *gin.Context, retry time.Duration) {
-		c.Header("Retry-After", retryAfterSeconds(retry))
-		fail(c, errTooManyRequests)
-	}
 	return func(c *gin.Context) {
+		tooMany := func(retry time.Duration) {
+			c.Header("Retry-After", retryAfterSeconds(retry))
+			fail(c, errTooManyRequests)
+		}
 		client := c.ClientIP()
 		spent, retry, ok := throttle.clients.reserve(client, throttle.now())
 		if !ok {
-			tooMany(c, retry)
+			tooMany(retry)
 			return
 		}
 		var req request
@@ -70,28 +68,28 @@ func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *logi
 			return
 		}
 		name := strings.TrimSpace(req.Username)
+		// No user has an invalid name: refuse it without asking the database.
 		if err := validateUsername(name); err != nil {
-			// No user can have this name: say so without asking the
-			// database (a NUL byte or invalid UTF-8 would make it fail).
 			fail(c, err)
 			return
 		}
+		failLogin := func(err error) { fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err)) }
 
 		ctx := c.Request.Context()
 		key := throttle.bucketKey(name, client)
 		retry, ok, err := throttle.beginCheck(ctx, key)
 		if err != nil {
-			fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
+			failLogin(err)
 			return
 		}
 		if !ok {
-			tooMany(c, retry)
+			tooMany(retry)
 			return
 		}
 		defer throttle.endCheck(key)
 
-		// An unknown user (or a failed lookup) is compared against the
-		// dummy hash, then refused: it costs what a wrong password costs.
+		// An unknown user (or a failed lookup) is checked against the dummy
+		// hash: it costs what a wrong password costs.
 		hash := pw.dummy
 		lookupCtx, cancel := context.WithTimeout(ctx, dbCallTimeout)
 		u, lookupErr := users.UserByName(lookupCtx, name)
@@ -100,31 +98,31 @@ func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *logi
 			hash = []byte(u.PasswordHash)
 		}
 		if cmpErr := pw.compare(hash, []byte(req.Password)); lookupErr != nil || cmpErr != nil {
-			// A failed attempt, whatever failed: it costs the account one attempt.
+			// Whatever failed, it costs the account one attempt.
 			chargeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbCallTimeout)
 			ok, retry, err := throttle.rates.TakeRate(chargeCtx, key, throttle.account)
 			cancel()
 			switch {
 			case lookupErr != nil && !errors.Is(lookupErr, postgres.ErrNotFound):
-				fail(c, fmt.Errorf("login %s: %w", quoteClient(name), lookupErr))
+				failLogin(lookupErr)
 			case err != nil:
-				fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
-			case !ok:
-				// Concurrent failures emptied the bucket while this
-				// password was checked.
-				tooMany(c, retry)
+				failLogin(err)
+			case !ok: // concurrent failures emptied the bucket meanwhile
+				tooMany(retry)
 			default:
 				fail(c, errBadCredentials)
 			}
 			return
 		}
-		// A correct password is let in only while the bucket is not
-		// empty, so a 429 after a check reveals nothing about the guess.
-		if available, retry, err := throttle.rates.PeekRate(ctx, key, throttle.account); err != nil {
-			fail(c, fmt.Errorf("login %s: %w", quoteClient(name), err))
+		// A correct password is let in only while the bucket is not empty,
+		// so a 429 after a check reveals nothing about the guess.
+		available, retry, err := throttle.rates.PeekRate(ctx, key, throttle.account)
+		if err != nil {
+			failLogin(err)
 			return
-		} else if available < 1 {
-			tooMany(c, retry)
+		}
+		if available < 1 {
+			tooMany(retry)
 			return
 		}
 		spent.CancelAt(throttle.now())
@@ -134,27 +132,21 @@ func handleLogin(users userStore, pw *passwords, auth *tokenAuth, throttle *logi
 			fail(c, err)
 			return
 		}
-		c.Header("Cache-Control", "no-store")
 		c.JSON(http.StatusOK, response{AccessToken: token, TokenType: "Bearer", ExpiresIn: int64(auth.ttl / time.Second)})
 	}
 }
 
-// retryAfterSeconds is a Retry-After value: d in whole seconds, rounded
-// up, at least 1.
+// retryAfterSeconds is d in whole seconds, rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
 	return strconv.FormatInt(int64(math.Ceil(max(d, time.Second).Seconds())), 10)
 }
 
-// dbCallTimeout bounds each database call of a request: a database that
-// does not answer in time gives 503 instead of holding the request, and a
-// pooled connection, until the client gives up.
+// dbCallTimeout bounds each database call of a request, so a stuck
+// database answers 503 instead of holding requests and connections.
 const dbCallTimeout = 5 * time.Second
 
-// handleStock answers the latest quote of ?q= and records it in the
-// caller's history first: a quote that cannot be saved is not answered.
-// Each user's requests, and those of them that reach stooq, are limited
-// per minute (stockQuota): over either, 429 with Retry-After, before the
-// quote is asked for.
+// handleStock answers the latest quote of ?q= once it is saved in the
+// caller's history, within the caller's quota (stockQuota).
 func handleStock(quotes quoteRequester, history historyStore, now func() time.Time, quota *stockQuota) gin.HandlerFunc {
 	type response struct {
 		Symbol      string  `json:"symbol"`
@@ -214,7 +206,6 @@ func handleStock(quotes quoteRequester, history historyStore, now func() time.Ti
 	}
 }
 
-// History page sizes.
 const (
 	defaultHistoryLimit = 50
 	maxHistoryLimit     = 500
@@ -283,10 +274,7 @@ func handleHistory(history historyStore) gin.HandlerFunc {
 	}
 }
 
-// statsTop is how many stocks the stats endpoint lists.
-const statsTop = 5
-
-// handleStats lists the most requested stocks over all users.
+// handleStats lists the five most requested stocks over all users.
 func handleStats(stocks stockCounter) gin.HandlerFunc {
 	type row struct {
 		Stock          string `json:"stock"`
@@ -294,7 +282,7 @@ func handleStats(stocks stockCounter) gin.HandlerFunc {
 	}
 	return func(c *gin.Context) {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
-		top, err := stocks.TopStocks(ctx, statsTop)
+		top, err := stocks.TopStocks(ctx, 5)
 		cancel()
 		if err != nil {
 			fail(c, fmt.Errorf("top stocks: %w", err))
@@ -308,15 +296,6 @@ func handleStats(stocks stockCounter) gin.HandlerFunc {
 	}
 }
 
-// userJSON is a user as the API shows it: never the password hash.
-type userJSON struct {
-	ID        int64     `json:"id"`
-	Username  string    `json:"username"`
-	Email     string    `json:"email"`
-	Superuser bool      `json:"superuser"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
 // newUserInput is what creating a user needs.
 type newUserInput struct {
 	Username  string `json:"username"`
@@ -325,19 +304,24 @@ type newUserInput struct {
 	Superuser bool   `json:"superuser"`
 }
 
-// validate checks the input and returns it with the username and email
-// trimmed; its error wraps errInvalidInput with a client-facing message.
+// validate returns the input with the username and email trimmed, or an
+// error wrapping errInvalidInput with a client-facing message. Passwords
+// are 8 to 72 bytes, as bcrypt ignores anything longer; an email is empty
+// or a bare address.
 func (in newUserInput) validate() (newUserInput, error) {
 	in.Username = strings.TrimSpace(in.Username)
 	in.Email = strings.TrimSpace(in.Email)
 	if err := validateUsername(in.Username); err != nil {
 		return in, err
 	}
-	if err := validatePassword(in.Password); err != nil {
-		return in, err
+	if len(in.Password) < 8 || len(in.Password) > 72 {
+		return in, withDetail(errInvalidInput, "password must be 8 to 72 bytes")
 	}
-	if err := validateEmail(in.Email); err != nil {
-		return in, err
+	if s := in.Email; s != "" {
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
+			return in, withDetail(errInvalidInput, "email does not look like an address")
+		}
 	}
 	return in, nil
 }
@@ -358,28 +342,15 @@ func validateUsername(s string) error {
 	return nil
 }
 
-// validatePassword accepts 8 to 72 bytes: bcrypt ignores anything longer.
-func validatePassword(s string) error {
-	if len(s) < 8 || len(s) > 72 {
-		return withDetail(errInvalidInput, "password must be 8 to 72 bytes")
-	}
-	return nil
-}
-
-// validateEmail accepts an empty email or a bare address (no display name).
-func validateEmail(s string) error {
-	if s == "" {
-		return nil
-	}
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || len(s) > 254 || !strings.Contains(s[strings.LastIndexByte(s, '@')+1:], ".") {
-		return withDetail(errInvalidInput, "email does not look like an address")
-	}
-	return nil
-}
-
-// handleCreateUser creates a user (superusers only).
+// handleCreateUser creates a user; the answer never holds the password hash.
 func handleCreateUser(users userStore, pw *passwords) gin.HandlerFunc {
+	type response struct {
+		ID        int64     `json:"id"`
+		Username  string    `json:"username"`
+		Email     string    `json:"email"`
+		Superuser bool      `json:"superuser"`
+		CreatedAt time.Time `json:"created_at"`
+	}
 	return func(c *gin.Context) {
 		var in newUserInput
 		if err := decodeJSON(c.Request, &in); err != nil {
@@ -408,6 +379,6 @@ func handleCreateUser(users userStore, pw *passwords) gin.HandlerFunc {
 			fail(c, fmt.Errorf("create user %q: %w", in.Username, err))
 			return
 		}
-		c.JSON(http.StatusCreated, userJSON{ID: u.ID, Username: u.Username, Email: u.Email, Superuser: u.Superuser, CreatedAt: u.CreatedAt.UTC()})
+		c.JSON(http.StatusCreated, response{ID: u.ID, Username: u.Username, Email: u.Email, Superuser: u.Superuser, CreatedAt: u.CreatedAt.UTC()})
 	}
 }

@@ -208,7 +208,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer closeLogged(logger, "database", db.Close)
-	defer sweepRates(ctx, db, logger, time.Minute)()
+	defer sweepRates(ctx, db.SweepRates, logger, time.Minute)()
 	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"), newHistoryWriteCollector(db.HistoryWriteStats))
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})

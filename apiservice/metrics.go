@@ -20,7 +20,6 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
-// newHTTPMetrics registers the HTTP metrics with reg.
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -37,8 +36,8 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-// routeLabel is the route template of the request, or "unmatched" for
-// unknown paths (and wrong methods), which must not each get a series.
+// routeLabel is the route template of the request, or "unmatched", so
+// unknown paths do not each get a series.
 func routeLabel(c *gin.Context) string {
 	if r := c.FullPath(); r != "" {
 		return r
@@ -67,8 +66,7 @@ func (m *httpMetrics) middleware(now func() time.Time) gin.HandlerFunc {
 	}
 }
 
-// newRPCClientCollector returns a collector reading the RPC client's
-// stats at each scrape.
+// newRPCClientCollector reads the RPC client's stats at each scrape.
 func newRPCClientCollector(stats func() amqprpc.ClientStats) *metrics.Collector[amqprpc.ClientStats] {
 	type counter = metrics.Counter[amqprpc.ClientStats]
 	d := func(name, help string, v func(amqprpc.ClientStats) uint64) counter {
@@ -86,9 +84,7 @@ func newRPCClientCollector(stats func() amqprpc.ClientStats) *metrics.Collector[
 	)
 }
 
-// newHistoryWriteCollector exports the store's history write counters:
-// rows / statements is the mean number of /stock requests saved per
-// INSERT (group commit under load).
+// newHistoryWriteCollector exports the store's history write counters.
 func newHistoryWriteCollector(stats func() postgres.HistoryWriteStats) prometheus.Collector {
 	type counter = metrics.Counter[postgres.HistoryWriteStats]
 	return metrics.NewCollector(stats,

@@ -16,9 +16,8 @@ import (
 	"github.com/stockquote/stockquote/shared/logging"
 )
 
-// Request size limits. Requests over maxHeaderBytes or maxQueryBytes are
-// refused with problem+json (431, 414); serverMaxHeaderBytes is net/http's
-// own cap, above which it answers a plain-text 431 before any handler.
+// Request size limits. Above serverMaxHeaderBytes net/http itself answers
+// a plain-text 431; below it, limitRequest answers problem+json.
 const (
 	maxHeaderBytes       = 32 << 10
 	maxQueryBytes        = 16 << 10
@@ -26,35 +25,27 @@ const (
 	serverMaxHeaderBytes = 256 << 10
 )
 
-// requestIDHeader is the HTTP header a request id comes in and goes out in.
-const requestIDHeader = "X-Request-ID"
-
-// requestID takes a well-formed incoming X-Request-ID or makes a new
-// one, echoes it in the response and puts it in the request's context,
-// where the logger and the RPC client find it.
+// requestID takes a well-formed incoming X-Request-ID or makes one, echoes
+// it and puts it in the request's context for the logger and RPC client.
 func requestID() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id := c.GetHeader(requestIDHeader)
+		id := c.GetHeader("X-Request-ID")
 		if !logging.ValidRequestID(id) {
 			id = rand.Text()
 		}
-		c.Header(requestIDHeader, id)
+		c.Header("X-Request-ID", id)
 		c.Request = c.Request.WithContext(logging.WithRequestID(c.Request.Context(), id))
 		c.Next()
 	}
 }
 
-// requestLogger logs one line per request: the route template and the
-// path (never the query or headers, where tokens could be), the status,
-// the latency and the user id; the logger adds the request id and trace
-// ids from the context.
+// requestLogger logs one line per request, never its query or headers,
+// where tokens could be; the logger adds the request and trace ids.
 func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := now()
 		c.Next()
-		// Sized for user_id too, so the slice need not grow.
-		attrs := make([]slog.Attr, 0, 8)
-		attrs = append(attrs,
+		attrs := []slog.Attr{
 			slog.String("method", clientValue(c.Request.Method)),
 			slog.String("route", routeLabel(c)),
 			slog.String("path", clientValue(c.Request.URL.Path)),
@@ -62,7 +53,7 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 			slog.Float64("duration_ms", float64(now().Sub(start).Microseconds())/1000),
 			slog.Int("bytes", c.Writer.Size()),
 			slog.String("remote", clientValue(c.ClientIP())),
-		)
+		}
 		if u, ok := c.Get(userKey); ok {
 			attrs = append(attrs, slog.Int64("user_id", u.(authUser).ID))
 		}
@@ -70,8 +61,8 @@ func requestLogger(logger *slog.Logger, now func() time.Time) gin.HandlerFunc {
 	}
 }
 
-// recoverer turns a panic into a logged 500 problem. http.ErrAbortHandler
-// is re-panicked: net/http uses it to abort a response on purpose.
+// recoverer turns a panic into a logged 500 problem, except
+// http.ErrAbortHandler, which aborts a response on purpose.
 func recoverer(logger *slog.Logger) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		defer func() {
@@ -97,32 +88,25 @@ func recoverer(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// Security headers every answer carries. The policy suits JSON: nothing
-// may load, nothing may frame it. A route that serves HTML (the API docs
-// page) relaxes it with contentSecurityPolicy.
-const (
-	defaultCSP     = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
-	referrerPolicy = "no-referrer"
-)
+// defaultCSP suits JSON: nothing may load, nothing may frame it. The docs
+// page relaxes it with contentSecurityPolicy.
+const defaultCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// securityHeaders sets the security headers on every answer, errors
-// included. Cache-Control: no-store keeps tokens and per-user data out of
-// shared and browser caches.
+// securityHeaders sets the security headers on every answer; no-store
+// keeps tokens and per-user data out of caches.
 func securityHeaders() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", referrerPolicy)
+		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", defaultCSP)
 		h.Set("Cache-Control", "no-store")
 		c.Next()
 	}
 }
 
-// contentSecurityPolicy replaces the default policy for the routes it is
-// put on, e.g. r.GET("/docs", contentSecurityPolicy(docsPolicy), handleDocs()).
-// It must run after securityHeaders, which the engine-wide middleware does.
+// contentSecurityPolicy replaces the default policy on the routes it is on.
 func contentSecurityPolicy(policy string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Writer.Header().Set("Content-Security-Policy", policy)
@@ -130,14 +114,10 @@ func contentSecurityPolicy(policy string) gin.HandlerFunc {
 	}
 }
 
-// limitRequest refuses, before any handler parses them, a transfer-coded
-// body, a query string or headers over the limits, and caps the body.
-// RFC 9112 section 6.1 makes a message with both Content-Length and
-// Transfer-Encoding a possible smuggling attempt, and net/http drops the
-// Content-Length before handlers see it; this API's bodies are small JSON
-// every client sends with a Content-Length, so every transfer-coded body
-// is refused, and the connection closed so that no smuggled request
-// behind the body is read.
+// limitRequest refuses a query string or headers over the limits and caps
+// the body. It refuses every transfer-coded body, closing the connection:
+// with a Content-Length too it may be request smuggling (RFC 9112 6.1), and
+// net/http hides which; this API's small JSON bodies always have a length.
 func limitRequest() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		r := c.Request
@@ -164,13 +144,12 @@ func limitRequest() gin.HandlerFunc {
 	}
 }
 
-// maxClientValueBytes bounds every client-supplied string the API writes
-// to a log line or an error detail, so no request can grow the logs by
-// more than a few hundred bytes, whatever it sends.
+// maxClientValueBytes bounds every client-supplied string in a log line or
+// error detail, so no request can grow the logs much.
 const maxClientValueBytes = 64
 
-// clientValue returns s cut to maxClientValueBytes (at a rune boundary
-// when s is valid UTF-8), saying how long it was when cut.
+// clientValue returns s cut to maxClientValueBytes at a rune boundary,
+// saying how long it was.
 func clientValue(s string) string {
 	if len(s) <= maxClientValueBytes {
 		return s
@@ -182,6 +161,5 @@ func clientValue(s string) string {
 	return fmt.Sprintf("%s...(%d bytes)", s[:cut], len(s))
 }
 
-// quoteClient is clientValue quoted as a Go string: control characters
-// and invalid UTF-8 are escaped, so the value cannot forge lines either.
+// quoteClient is clientValue quoted, so it cannot forge log lines either.
 func quoteClient(s string) string { return strconv.Quote(clientValue(s)) }

@@ -27,8 +27,7 @@ type problem struct {
 	Instance string `json:"instance,omitempty"`
 }
 
-// Errors detected by the HTTP layer itself. Handlers wrap them with a
-// message that is safe to show to the client (withDetail).
+// Errors detected by the HTTP layer itself.
 var (
 	errInvalidInput     = errors.New("invalid input")
 	errBodyTooLarge     = errors.New("request body too large")
@@ -45,8 +44,7 @@ var (
 	errNoAnswer         = errors.New("no stock service answered in time")
 )
 
-// clientError marks an error whose message is meant for the client: the
-// problem detail is msg, and err selects the status.
+// clientError is err with msg, the problem detail the client sees.
 type clientError struct {
 	err error
 	msg string
@@ -63,17 +61,16 @@ func withDetail(sentinel error, msg string) error {
 // stooqKeyPage is where stooq hands out API keys (behind a CAPTCHA).
 const stooqKeyPage = "https://stooq.com/q/d/?s=spy.us&get_apikey"
 
-// problemKind is the answer to one kind of error. The detail the client
-// sees is the error's withDetail message if it has one, else detail, else
-// (for input errors, whose text describes only the input) the error text.
+// problemKind is the answer to one kind of error. The client sees the
+// error's withDetail message if it has one, else detail, else (for input
+// errors, whose text describes only the input) the error text.
 type problemKind struct {
 	status int
 	detail string
 }
 
-// problemKinds maps error kinds to answers; the first kind err wraps wins,
-// so a kind comes before the kinds it wraps (errNoAnswer before the
-// deadline).
+// problemKinds maps error kinds to answers; the first kind err wraps wins
+// (errNoAnswer before the deadline it wraps).
 var problemKinds = []struct {
 	kind error
 	problemKind
@@ -105,8 +102,7 @@ var problemKinds = []struct {
 }
 
 // rpcProblems maps the stock service's error codes to answers; other codes
-// (upstream_error, unsupported_version, internal, codes added later) are
-// 502. stooq's refusals tell the operator what to do.
+// are 502. stooq's refusals tell the operator what to do.
 var rpcProblems = map[stockrpc.Code]problemKind{
 	stockrpc.CodeInvalid:         {http.StatusBadRequest, "invalid symbol"},
 	stockrpc.CodeNotFound:        {http.StatusNotFound, "unknown symbol"},
@@ -118,9 +114,8 @@ var rpcProblems = map[stockrpc.Code]problemKind{
 	stockrpc.CodeUpstreamTimeout: {http.StatusGatewayTimeout, "quote provider did not answer in time"},
 }
 
-// problemFor is THE mapping from errors to HTTP status and problem body.
-// The boolean reports whether err is unexpected (a 500 that must be logged
-// in full); its detail is then generic so internals never leak.
+// problemFor maps an error to its problem body, and reports whether it was
+// unexpected (a 500 with a generic detail, logged in full).
 func problemFor(err error) (problem, bool) {
 	kind, known := kindOf(err)
 	var ce *clientError
@@ -149,9 +144,8 @@ func kindOf(err error) (problemKind, bool) {
 	return problemKind{http.StatusInternalServerError, "internal error"}, false
 }
 
-// writeProblem answers err as problem+json, logging server-side failures
-// (unexpected ones in full, as errors). It sets the RFC 6750 challenge on
-// token failures.
+// writeProblem answers err as problem+json, logging server-side failures,
+// with the RFC 6750 challenge on token failures.
 func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 	p, unexpected := problemFor(err)
 	p.Instance = c.Request.URL.Path
@@ -172,14 +166,12 @@ func writeProblem(c *gin.Context, logger *slog.Logger, err error) {
 	case p.Status == http.StatusUnauthorized:
 		c.Header("WWW-Authenticate", `Bearer realm="stockquote", error="invalid_token"`)
 	}
-	c.Header("Cache-Control", "no-store")
 	body, _ := json.Marshal(p) // a struct of strings and an int always marshals
 	c.Data(p.Status, problemContentType, append(body, '\n'))
 	c.Abort()
 }
 
-// fail records err on the context and stops the chain; the error
-// middleware turns it into a problem response.
+// fail records err and stops the chain; errorMiddleware answers it.
 func fail(c *gin.Context, err error) {
 	_ = c.Error(err)
 	c.Abort()
@@ -196,9 +188,8 @@ func errorMiddleware(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// maxLoggedErrorBytes bounds an error logged for a request: client values
-// inside are cut already (quoteClient), this is the backstop for any that
-// is not.
+// maxLoggedErrorBytes bounds a logged error, whose client values should
+// be cut already (quoteClient).
 const maxLoggedErrorBytes = 2048
 
 // errorText is err's message as logged: credentials masked, bounded.

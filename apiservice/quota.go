@@ -12,25 +12,17 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
-// stockQuota limits each user's /stock requests, and separately the
-// requests that reached stooq (answered by neither the stock service's
-// cache nor another request's fetch), per minute, across all API replicas
-// (buckets in PostgreSQL, see postgres.TakeRate). It keeps one user from
-// spending stooq's daily quota, which every user shares, and from filling
-// history and /stats with one symbol.
+// stockQuota limits each user's /stock requests, and separately those that
+// reached stooq, per minute across all replicas (buckets in PostgreSQL), so
+// one user cannot spend stooq's shared daily quota.
 //
-// Asking the database on every request would cost more than the rest of
-// the request, so each replica takes a user's attempts in leases of up to
-// a tenth of the burst (at most maxLease) and spends them locally. A user
-// can therefore be refused while another replica still holds a few
-// attempts, and can exceed a burst by at most one lease per replica;
-// limits under 20 a minute lease one attempt at a time and hold exactly.
-//
-// A request spends one request attempt before the quote is asked for.
-// Whether it reaches stooq is known only from the reply, so it must hold a
-// miss attempt before asking, and spends it after a miss; a miss with
-// none left (concurrent requests of one user) is charged to the bucket,
-// which then owes it.
+// Asking the database on every request would cost more than the request,
+// so each replica takes attempts in leases of a tenth of the burst (at most
+// maxLease) and spends them locally: a user may get up to one lease per
+// replica more than the burst; limits under 20 a minute hold exactly.
+// Whether a request reaches stooq is known only from its reply, so admit
+// needs a miss attempt left and fetched spends it, charging the bucket
+// (which then owes it) when the lease is empty.
 type stockQuota struct {
 	rates            rateLimiter
 	requests, misses postgres.Limit // Burst 0: that limit is off
@@ -38,35 +30,41 @@ type stockQuota struct {
 	logger           *slog.Logger
 }
 
-// lease is the attempts of one bucket this replica has taken and not yet
-// spent. Its mutex also keeps concurrent requests from taking two leases.
+// lease is the attempts of one bucket this replica holds; its mutex also
+// keeps concurrent requests from taking two leases.
 type lease struct {
 	mu   sync.Mutex
 	left int
 }
 
 const (
-	maxLease = 20
-	// leaseTTL bounds how long unspent attempts stay usable here; they are
-	// not given back, the bucket refills them in time anyway.
-	leaseTTL   = 10 * time.Second
+	maxLease   = 20
+	leaseTTL   = 10 * time.Second // unspent attempts expire; the bucket refills anyway
 	heldLeases = 10_000
 )
 
-// perMinute is a limit of n attempts a minute, all of them at once if
-// need be; n == 0 turns it off.
+// quotaConfig sets the /stock quotas; 0 turns a limit off.
+type quotaConfig struct {
+	RequestsPerMinute int
+	MissesPerMinute   int
+}
+
+func newStockQuota(rates rateLimiter, c quotaConfig, logger *slog.Logger) *stockQuota {
+	return &stockQuota{
+		rates:    rates,
+		requests: perMinute(c.RequestsPerMinute),
+		misses:   perMinute(c.MissesPerMinute),
+		held:     expirable.NewLRU[string, *lease](heldLeases, nil, leaseTTL),
+		logger:   logger,
+	}
+}
+
+// perMinute is a limit of n attempts a minute, all at once if need be.
 func perMinute(n int) postgres.Limit {
 	if n <= 0 {
 		return postgres.Limit{}
 	}
 	return postgres.Limit{Burst: n, Interval: time.Minute / time.Duration(n)}
-}
-
-func newStockQuota(rates rateLimiter, c quotaConfig, logger *slog.Logger) *stockQuota {
-	return &stockQuota{
-		rates: rates, requests: perMinute(c.RequestsPerMinute), misses: perMinute(c.MissesPerMinute),
-		held: expirable.NewLRU[string, *lease](heldLeases, nil, leaseTTL), logger: logger,
-	}
 }
 
 func requestsKey(userID int64) string { return "stock:" + strconv.FormatInt(userID, 10) }
@@ -84,29 +82,38 @@ func (q *stockQuota) leaseFor(key string) *lease {
 	return l
 }
 
-// refill takes a lease from key's bucket under lim into l when l is
-// spent: leaseSize attempts at once if the bucket has them, else one.
-func (q *stockQuota) refill(ctx context.Context, l *lease, key string, lim postgres.Limit) (retryAfter time.Duration, err error) {
-	if l.left > 0 {
-		return 0, nil
+// take reports whether key's bucket has an attempt left, spending it if
+// spend, and refilling the lease from the database when it is empty.
+func (q *stockQuota) take(ctx context.Context, key string, lim postgres.Limit, spend bool) (retryAfter time.Duration, ok bool, err error) {
+	if lim.Burst == 0 {
+		return 0, true, nil
 	}
-	// Taking k attempts at once is one attempt of a bucket with k times
-	// the interval and a k-th of the burst: the same row, the same window.
-	if k := min(lim.Burst/10, maxLease); k > 1 {
-		ok, _, err := q.rates.TakeRate(ctx, key, postgres.Limit{Burst: lim.Burst / k, Interval: lim.Interval * time.Duration(k)})
-		if err != nil {
-			return 0, err
+	l := q.leaseFor(key)
+	defer l.mu.Unlock()
+	if l.left == 0 {
+		// k attempts at once are one attempt of a bucket with k times the
+		// interval and a k-th of the burst: the same row, the same window.
+		if k := min(lim.Burst/10, maxLease); k > 1 {
+			ok, _, err := q.rates.TakeRate(ctx, key, postgres.Limit{Burst: lim.Burst / k, Interval: lim.Interval * time.Duration(k)})
+			if err != nil {
+				return 0, false, err
+			}
+			if ok {
+				l.left = k
+			}
 		}
-		if ok {
-			l.left = k
-			return 0, nil
+		if l.left == 0 {
+			ok, retry, err := q.rates.TakeRate(ctx, key, lim)
+			if err != nil || !ok {
+				return retry, false, err
+			}
+			l.left = 1
 		}
 	}
-	ok, retry, err := q.rates.TakeRate(ctx, key, lim)
-	if ok {
-		l.left = 1
+	if spend {
+		l.left--
 	}
-	return retry, err
+	return 0, true, nil
 }
 
 // admit spends one of userID's requests and checks it has a miss left;
@@ -114,33 +121,14 @@ func (q *stockQuota) refill(ctx context.Context, l *lease, key string, lim postg
 func (q *stockQuota) admit(ctx context.Context, userID int64) (retryAfter time.Duration, ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, dbCallTimeout)
 	defer cancel()
-	if q.requests.Burst > 0 {
-		l := q.leaseFor(requestsKey(userID))
-		retry, err := q.refill(ctx, l, requestsKey(userID), q.requests)
-		ok := l.left > 0
-		if ok {
-			l.left--
-		}
-		l.mu.Unlock()
-		if err != nil || !ok {
-			return retry, false, err
-		}
+	if retry, ok, err := q.take(ctx, requestsKey(userID), q.requests, true); !ok {
+		return retry, false, err
 	}
-	if q.misses.Burst > 0 {
-		l := q.leaseFor(missesKey(userID))
-		retry, err := q.refill(ctx, l, missesKey(userID), q.misses)
-		ok := l.left > 0
-		l.mu.Unlock()
-		if err != nil || !ok {
-			return retry, false, err
-		}
-	}
-	return 0, true, nil
+	return q.take(ctx, missesKey(userID), q.misses, false)
 }
 
-// fetched spends one of userID's misses. A failure to charge the bucket
-// is logged, not answered: the quote was fetched already, and is worth
-// answering.
+// fetched spends one of userID's misses. A failure to charge it is only
+// logged: the quote was fetched already and is worth answering.
 func (q *stockQuota) fetched(ctx context.Context, userID int64) {
 	if q.misses.Burst == 0 {
 		return
@@ -159,10 +147,4 @@ func (q *stockQuota) fetched(ctx context.Context, userID int64) {
 	if err := q.rates.ChargeRate(ctx, missesKey(userID), q.misses); err != nil {
 		q.logger.WarnContext(ctx, "charge stooq fetch to quota", "user_id", userID, "error", err)
 	}
-}
-
-// quotaConfig sets the /stock quotas; see loadSecurityConfig.
-type quotaConfig struct {
-	RequestsPerMinute int // STOCK_QUOTA_REQUESTS_PER_MINUTE; 0 = off
-	MissesPerMinute   int // STOCK_QUOTA_MISSES_PER_MINUTE; 0 = off
 }

@@ -20,11 +20,8 @@ import (
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// quoteRequester gets the latest quote of a normalized symbol. fetched
-// reports whether the stock service asked stooq for it (the /stock quota
-// counts those). Its errors are *stockrpc.Error for failures the stock
-// service reports, amqprpc sentinels, context errors, errNoAnswer or
-// errBadReply.
+// quoteRequester gets the latest quote of a normalized symbol; fetched
+// reports whether the stock service asked stooq for it.
 type quoteRequester interface {
 	Quote(ctx context.Context, symbol string) (q stockrpc.Quote, fetched bool, err error)
 }
@@ -34,9 +31,7 @@ type rpcCaller interface {
 	Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error)
 }
 
-// rpcQuotes asks the stock service for quotes over the RPC queue. Each
-// call gets a client span, carries the request id and trace context in
-// its AMQP headers, and has its latency recorded by outcome.
+// rpcQuotes asks the stock service for quotes over the RPC queue.
 type rpcQuotes struct {
 	rpc      rpcCaller
 	queue    string
@@ -46,9 +41,8 @@ type rpcQuotes struct {
 	duration *prometheus.HistogramVec
 }
 
-// newRPCQuotes returns an rpcQuotes calling queue (normally
-// stockrpc.QueueName), each call bounded by timeout; it registers the RPC
-// latency histogram with reg.
+// newRPCQuotes returns an rpcQuotes calling queue, each call bounded by
+// timeout, and registers its latency histogram with reg.
 func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration, tp trace.TracerProvider, prop propagation.TextMapPropagator, reg prometheus.Registerer) *rpcQuotes {
 	q := &rpcQuotes{
 		rpc:     rpc,
@@ -76,9 +70,8 @@ func (q *rpcQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, b
 	defer cancel()
 	raw, err := q.call(ctx, body)
 	if errors.Is(err, context.DeadlineExceeded) {
-		// No reply at all: no worker is consuming, or all are too busy. (A
-		// slow stooq is not this case: the worker's STOOQ_TIMEOUT is
-		// shorter, so it answers upstream_timeout.)
+		// No worker answered; a slow stooq would be answered
+		// upstream_timeout, as STOOQ_TIMEOUT is shorter.
 		return stockrpc.Quote{}, false, fmt.Errorf("call %s: %w: %w", q.queue, errNoAnswer, err)
 	}
 	if err != nil {
@@ -143,16 +136,13 @@ func rpcOutcome(err error) string {
 }
 
 // coalescedQuotes lets concurrent requests for one symbol share one RPC
-// (QUOTE_COALESCE): a request that arrives while another's RPC for its
-// symbol is in flight waits for that answer instead of sending its own.
-// Nothing is kept once the RPC is answered: this is not a cache.
+// (QUOTE_COALESCE). Nothing is kept once it is answered: not a cache.
 type coalescedQuotes struct {
 	next   quoteRequester
 	group  singleflight.Group
 	joined prometheus.Counter
 }
 
-// newCoalescedQuotes registers the count of joined requests with reg.
 func newCoalescedQuotes(next quoteRequester, reg prometheus.Registerer) *coalescedQuotes {
 	c := &coalescedQuotes{next: next, joined: prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "stockquote_quote_requests_coalesced_total",
@@ -162,10 +152,9 @@ func newCoalescedQuotes(next quoteRequester, reg prometheus.Registerer) *coalesc
 	return c
 }
 
-// Quote implements quoteRequester. The shared RPC must not fail the
-// others when its first caller goes away, so it runs without that
-// caller's cancellation, bounded by the RPC timeout. Only that caller
-// reports a stooq fetch: the others cost none.
+// Quote implements quoteRequester. The shared RPC ignores its first
+// caller's cancellation, so that caller leaving fails no one else; only
+// that caller is charged a stooq fetch.
 func (c *coalescedQuotes) Quote(ctx context.Context, symbol string) (stockrpc.Quote, bool, error) {
 	own, fetched := false, false
 	v, err, _ := c.group.Do(symbol, func() (any, error) {

@@ -9,7 +9,6 @@ import (
 // addRoutes lists every route of the API in one place.
 func addRoutes(r *gin.Engine, d serverDeps) {
 	r.NoRoute(func(c *gin.Context) { fail(c, errRouteNotFound) })
-	// Gin has already set the Allow header.
 	r.NoMethod(func(c *gin.Context) { fail(c, errMethodNotAllowed) })
 
 	// Probes: no auth.
@@ -22,14 +21,14 @@ func addRoutes(r *gin.Engine, d serverDeps) {
 
 	// The API's description and its interactive docs: no auth.
 	files := newStaticFiles()
-	r.GET("/openapi.yaml", handleOpenAPI(files))
-	r.GET("/docs", contentSecurityPolicy(docsCSP), handleDocs(files))
-	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), handleDocs(files))
+	r.GET("/openapi.yaml", files.handle("openapi.yaml"))
+	r.GET("/docs", contentSecurityPolicy(docsCSP), files.handle("docs/index.html"))
+	r.GET("/docs/:asset", contentSecurityPolicy(docsCSP), files.handle(""))
 
 	v1 := r.Group("/api/v1")
 	v1.POST("/login", handleLogin(d.store, d.pw, d.auth, d.login))
 
-	// Any authenticated user; /stock without loading the user (see requireToken).
+	// Any authenticated user; /stock without loading the user.
 	v1.GET("/stock", requireToken(d.auth), handleStock(d.quotes, d.store, d.now, d.quota))
 	user := v1.Group("", requireUser(d.auth, d.store))
 	user.GET("/history", handleHistory(d.store))

@@ -13,7 +13,7 @@ import (
 )
 
 // store is everything the HTTP layer needs from the database; each handler
-// takes only its own small part of it.
+// takes only its part.
 type store interface {
 	rateLimiter
 	userStore
@@ -32,19 +32,14 @@ type serverDeps struct {
 	quota  *stockQuota
 	checks []health.Check
 	now    func() time.Time
-	// trustedProxies are the IPs or CIDRs whose X-Forwarded-For is
-	// believed; with none the client address is the TCP peer.
+	// trustedProxies are the IPs or CIDRs whose X-Forwarded-For is believed.
 	trustedProxies []string
 	metrics        *httpMetrics // nil records no HTTP metrics
-	// metricsHandler serves GET /metrics on the API port; nil when
-	// METRICS_ADDR gives it its own listener.
-	metricsHandler http.Handler
+	metricsHandler http.Handler // nil: /metrics has its own listener
 }
 
-// newServer builds the HTTP handler: a gin engine in release mode, with
-// request logging, panic recovery, security headers, size limits and
-// problem+json errors for every failure, unknown routes and wrong methods
-// included.
+// newServer builds the gin engine: problem+json for every failure, unknown
+// routes and wrong methods included.
 func newServer(d serverDeps) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
@@ -52,8 +47,7 @@ func newServer(d serverDeps) http.Handler {
 	// Redirects would answer HTML, not JSON: unknown paths are plain 404s.
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	// Gin would otherwise believe any X-Forwarded-For. An invalid list
-	// (config validates it) trusts no one.
+	// Gin would otherwise believe any X-Forwarded-For.
 	if err := r.SetTrustedProxies(d.trustedProxies); err != nil {
 		d.logger.Error("trusted proxies ignored", "error", err)
 		_ = r.SetTrustedProxies(nil)
@@ -72,8 +66,8 @@ func newServer(d serverDeps) http.Handler {
 	return r
 }
 
-// newHTTPServer returns the HTTP server serving handler, with every
-// timeout set so slow or idle clients cannot hold connections forever.
+// newHTTPServer returns the HTTP server serving handler, with every timeout
+// set so slow or idle clients cannot hold connections forever.
 func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger *slog.Logger) *http.Server {
 	readHeader := cfg.ReadHeaderTimeout
 	if readHeader <= 0 {

@@ -12,11 +12,9 @@ import (
 )
 
 // decodeJSON decodes exactly one JSON object from the request body into
-// the struct v points to, strictly: every key must be one of v's json
-// field names, spelled exactly (encoding/json alone matches keys case-
-// insensitively), no key may appear twice (encoding/json alone keeps the
-// last), and nothing may follow the object. So a proxy or WAF that reads
-// "username" reads the same value the API acts on.
+// the struct v points to. Unlike encoding/json alone it refuses keys not
+// spelled exactly as v's json names and repeated keys, so a proxy or WAF
+// that reads "username" reads the value the API acts on.
 func decodeJSON(r *http.Request, v any) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -40,8 +38,7 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// jsonFieldNames lists the json names of the fields of the struct v
-// points to.
+// jsonFieldNames lists the json names of the struct v points to.
 func jsonFieldNames(v any) map[string]bool {
 	t := reflect.TypeOf(v).Elem()
 	names := make(map[string]bool, t.NumField())
@@ -59,10 +56,9 @@ func jsonFieldNames(v any) map[string]bool {
 	return names
 }
 
-// checkJSONKeys reports a body that is not a single JSON object, whose
-// keys are not all in allowed (exact spelling), or that repeats a key.
-// Only the top level matters: no body field is an object, so a nested
-// value fails the typed decode anyway. Keys are reported quoted and cut.
+// checkJSONKeys reports a body that is not a JSON object, whose top-level
+// keys are not all in allowed, or that repeats a key. (No body field is an
+// object, so a nested one fails the typed decode anyway.)
 func checkJSONKeys(body []byte, allowed map[string]bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil {

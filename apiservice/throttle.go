@@ -13,7 +13,7 @@ import (
 	"github.com/stockquote/stockquote/apiservice/postgres"
 )
 
-// rateLimiter keeps token buckets that every API replica shares (in
+// rateLimiter keeps the token buckets every API replica shares (in
 // PostgreSQL: see postgres.TakeRate).
 type rateLimiter interface {
 	// TakeRate spends one attempt of key's bucket if it has one left.
@@ -25,10 +25,8 @@ type rateLimiter interface {
 }
 
 // clientLimiter is a token bucket per client address in this process's
-// memory: a cheap first line that needs no database round trip (with N
-// replicas an address gets N times the rate; the per-account limit is the
-// one shared). Idle addresses are forgotten once their bucket is full
-// again, and at most max are remembered.
+// memory: a first line that costs no database round trip. Idle addresses
+// are forgotten once their bucket is full again, and at most max are kept.
 type clientLimiter struct {
 	limit rate.Limit
 	burst int
@@ -44,17 +42,15 @@ func newClientLimiter(burst int, interval time.Duration, max int) *clientLimiter
 	}
 }
 
-// reserve spends one of key's tokens at now. When none is left it spends
-// nothing and reports how long until one is back; otherwise the returned
-// reservation can give the token back (CancelAt).
+// reserve spends one of key's tokens at now, or spends nothing and reports
+// how long until one is back. The reservation can give the token back.
 func (l *clientLimiter) reserve(key string, now time.Time) (r *rate.Reservation, retryAfter time.Duration, ok bool) {
 	l.mu.Lock()
 	lim, found := l.lru.Get(key)
 	if !found {
 		lim = rate.NewLimiter(l.limit, l.burst)
 	}
-	// Add also restarts the entry's expiry: only idle addresses expire.
-	l.lru.Add(key, lim)
+	l.lru.Add(key, lim) // restarts the expiry: only idle addresses expire
 	l.mu.Unlock()
 	r = lim.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
@@ -64,23 +60,14 @@ func (l *clientLimiter) reserve(key string, now time.Time) (r *rate.Reservation,
 	return r, 0, true
 }
 
-// len reports how many addresses are tracked.
-func (l *clientLimiter) len() int { return l.lru.Len() }
-
-// loginThrottle limits login attempts per account, across every API
-// replica (buckets in PostgreSQL), and per client address in this process.
-//
-// A wrong guess costs the account one attempt (keyed on the lower-cased
-// name, whether or not the user exists, so answers reveal nothing); a
-// successful login costs nothing. The bucket is read before bcrypt, and
-// any answer given after a password check other than a charged 401 is a
-// 429, so a 429 says nothing about the guess and at most burst + refills
-// guesses are ever told apart, however many replicas and requests.
-//
-// So that an attacker draining an account cannot lock its real user out,
-// an address that logged in as that account within TrustedWindow is
-// charged to its own (account, address) bucket instead (OWASP's "device
-// cookie", keyed on the address since the API has no cookies).
+// loginThrottle limits login attempts per account across every replica
+// (buckets in PostgreSQL) and per client address in this process. A wrong
+// guess costs the account one attempt; a successful login costs nothing.
+// Any answer after a password check other than a charged 401 is a 429, so
+// at most burst + refills guesses are ever told apart. An address that
+// logged in as an account within the trusted window is charged to its own
+// (account, address) bucket, so an attacker cannot lock the real user out
+// (docs/security.md).
 type loginThrottle struct {
 	rates   rateLimiter
 	account postgres.Limit
@@ -93,19 +80,16 @@ type loginThrottle struct {
 	checking map[string]int // password checks in flight, by bucket key
 }
 
-// throttleConfig sets the login limits; see securityConfig for the
-// environment variables and defaults.
+// throttleConfig sets the login limits (LOGIN_*).
 type throttleConfig struct {
 	AccountBurst    int
 	AccountInterval time.Duration
 	ClientBurst     int
 	ClientInterval  time.Duration
-	MaxKeys         int           // client addresses (and, separately, trusted pairs) remembered per process
-	TrustedWindow   time.Duration // how long a successful login keeps its client trusted; <= 0 trusts no one
+	MaxKeys         int           // client addresses, and trusted pairs, kept per process
+	TrustedWindow   time.Duration // <= 0 trusts no one
 }
 
-// newLoginThrottle returns a loginThrottle keeping account buckets in
-// rates and reading the clock now.
 func newLoginThrottle(c throttleConfig, now func() time.Time, rates rateLimiter) *loginThrottle {
 	t := &loginThrottle{
 		rates:    rates,
@@ -121,19 +105,17 @@ func newLoginThrottle(c throttleConfig, now func() time.Time, rates rateLimiter)
 	return t
 }
 
-// accountKey is the shared bucket key of an account. Names are folded:
-// "Alice" and "alice" are one account (migration 5), so they share one
-// bucket whichever spelling an attacker tries.
+// accountKey is an account's bucket key; names are folded, as "Alice" and
+// "alice" are one account.
 func accountKey(username string) string { return "login:" + strings.ToLower(username) }
 
-// pairKey is the key of an (account, client address) pair; '|' occurs in
-// neither a valid username nor an address, so pairs cannot collide.
+// pairKey is an (account, address) bucket key; '|' is in neither part.
 func pairKey(username, client string) string {
 	return "login-known:" + strings.ToLower(username) + "|" + client
 }
 
-// bucketKey is the bucket a login attempt for username from client is
-// charged to: its own pair's if client is trusted for username.
+// bucketKey is the bucket a login attempt is charged to: its pair's if
+// client is trusted for username, else the account's.
 func (t *loginThrottle) bucketKey(username, client string) string {
 	if t.trusted != nil {
 		pair := pairKey(username, client)
@@ -144,9 +126,9 @@ func (t *loginThrottle) bucketKey(username, client string) string {
 	return accountKey(username)
 }
 
-// beginCheck admits a password check against key's bucket: it needs an
-// attempt left beyond the checks of key already running in this process.
-// If ok, endCheck(key) must follow.
+// beginCheck admits a password check if key's bucket has an attempt left
+// beyond the checks of key running in this process; endCheck(key) must
+// follow an admitted one.
 func (t *loginThrottle) beginCheck(ctx context.Context, key string) (retryAfter time.Duration, ok bool, err error) {
 	available, retry, err := t.rates.PeekRate(ctx, key, t.account)
 	if err != nil {
@@ -169,24 +151,16 @@ func (t *loginThrottle) endCheck(key string) {
 	}
 }
 
-// trust records that client has just logged in successfully as username:
-// for the trusted window its attempts at that account no longer share the
-// per-account bucket. Call it only after a correct password.
+// trust records a successful login of client as username.
 func (t *loginThrottle) trust(username, client string) {
 	if t.trusted != nil {
 		t.trusted.Add(pairKey(username, client), t.now())
 	}
 }
 
-// rateSweeper is the part of the store that forgets full buckets.
-type rateSweeper interface {
-	SweepRates(ctx context.Context) (int64, error)
-}
-
-// sweepRates deletes the shared buckets that are full again every
-// interval, until stop is called. Every replica sweeps; a sweep is one
-// DELETE over a table about as large as the keys used recently.
-func sweepRates(ctx context.Context, db rateSweeper, logger *slog.Logger, every time.Duration) (stop func()) {
+// sweepRates calls sweep (which deletes the shared buckets that are full
+// again) every interval, until stop is called.
+func sweepRates(ctx context.Context, sweep func(context.Context) (int64, error), logger *slog.Logger, every time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -200,7 +174,7 @@ func sweepRates(ctx context.Context, db rateSweeper, logger *slog.Logger, every 
 			case <-tick.C:
 			}
 			sweepCtx, cancelSweep := context.WithTimeout(ctx, dbCallTimeout)
-			n, err := db.SweepRates(sweepCtx)
+			n, err := sweep(sweepCtx)
 			cancelSweep()
 			if err != nil && ctx.Err() == nil {
 				logger.Warn("sweep rate limits", "error", err)

@@ -47,7 +47,7 @@ func TestClientLimiter(t *testing.T) {
 	for i := range 1000 {
 		l.reserve(fmt.Sprintf("10.0.%d.%d", i/256, i%256), now)
 	}
-	if n := l.len(); n != 100 {
+	if n := l.lru.Len(); n != 100 {
 		t.Errorf("%d addresses tracked, want the cap 100", n)
 	}
 }

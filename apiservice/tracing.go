@@ -11,9 +11,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// traceRequests wraps the engine in a server span, which traceRoute names
-// after the route. Without an exporter the provider is a no-op that still
-// carries the incoming trace context on, for the logs and the AMQP headers.
+// traceRequests wraps the engine in a server span. Without an exporter
+// the incoming trace context is still passed on to the logs and the RPC.
 func traceRequests(h http.Handler, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.Handler {
 	return otelhttp.NewHandler(h, "http.server",
 		otelhttp.WithTracerProvider(tp),
@@ -22,8 +21,7 @@ func traceRequests(h http.Handler, tp trace.TracerProvider, prop propagation.Tex
 	)
 }
 
-// traceRoute names the HTTP server span (started by otelhttp around the
-// engine) after the route template once gin has matched it.
+// traceRoute names the server span after the route gin matched.
 func traceRoute() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		c.Next()
