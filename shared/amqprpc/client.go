@@ -46,12 +46,11 @@ type Client struct {
 
 	mu      sync.Mutex
 	pending map[string]*call
-	closed  bool
-	// recent remembers finished correlation ids, so a reply to one can be
-	// told late (caller gone) from duplicate.
-	recent *lru.Cache[string, uint8]
+	// recent remembers finished correlation ids and whether a reply was
+	// seen, so a reply to one can be told late (caller gone) from duplicate.
+	recent *lru.Cache[string, bool]
 
-	done      chan struct{}
+	done      chan struct{} // closed by Close, under mu
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
@@ -71,7 +70,7 @@ type result struct {
 
 // NewClient returns a client using conn. The client survives reconnects.
 func NewClient(conn *Conn, opts ClientOptions) *Client {
-	recent, _ := lru.New[string, uint8](1 << 14) // fails only for a size <= 0
+	recent, _ := lru.New[string, bool](1 << 14) // fails only for a size <= 0
 	c := &Client{
 		conn:        conn,
 		log:         conn.log.With("amqp_role", "client"),
@@ -121,13 +120,11 @@ func (c *Client) Stats() ClientStats {
 	}
 }
 
-// Call publishes body to queue (default exchange, mandatory) with a fresh
-// correlation id, an expiration equal to ctx's remaining time (or
-// 30s) and the given headers, and waits for the reply body.
-//
+// Call publishes body to queue (default exchange, mandatory) with the
+// given headers, expiring with ctx (or after 30s), and waits for the reply.
 // It fails at once with ErrUnavailable when the broker or the call's
-// channel is not usable (also when the channel is lost while waiting),
-// with ErrNoRoute when no queue of that name exists, with ErrClosed after
+// channel is not usable (or the channel is lost while waiting), with
+// ErrNoRoute when no queue of that name exists, with ErrClosed after
 // Close, and with an error wrapping ctx.Err() when ctx ends first.
 func (c *Client) Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
 	c.calls.Add(1)
@@ -154,10 +151,8 @@ func (c *Client) call(ctx context.Context, queue string, body []byte, headers ma
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	tbl := amqp.Table(maps.Clone(headers))
-	if tbl == nil {
-		tbl = amqp.Table{}
-	}
+	tbl := amqp.Table{}
+	maps.Copy(tbl, headers)
 	tbl[DeadlineHeader] = deadline.UnixMilli()
 	if err := tbl.Validate(); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
@@ -166,14 +161,12 @@ func (c *Client) call(ctx context.Context, queue string, body []byte, headers ma
 	id := rand.Text()
 	cl := &call{lane: c.lanes[c.next.Add(1)%uint64(len(c.lanes))], result: make(chan result, 1)}
 	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		c.pending[id] = cl
-	}
-	c.mu.Unlock()
-	if closed {
+	if isClosed(c.done) {
+		c.mu.Unlock()
 		return nil, ErrClosed
 	}
+	c.pending[id] = cl
+	c.mu.Unlock()
 	// A lane that goes down after this registration fails cl (the lane is
 	// marked closed before its calls are failed), so no call waits on a
 	// dead channel.
@@ -193,14 +186,14 @@ func (c *Client) call(ctx context.Context, queue string, body []byte, headers ma
 		}
 	}
 	if err != nil {
-		c.take(id, idGone)
+		c.take(id, false)
 		return nil, err
 	}
 	select {
 	case r := <-cl.result:
 		return r.body, r.err
 	case <-ctx.Done():
-		if c.take(id, idGone) != nil {
+		if c.take(id, false) != nil {
 			return nil, ctx.Err()
 		}
 		r := <-cl.result // a result beat the deadline
@@ -215,15 +208,15 @@ func expiration(remaining time.Duration) string {
 	return strconv.FormatInt(max(int64((remaining+time.Millisecond-1)/time.Millisecond), 1), 10)
 }
 
-// take removes the call id from pending, remembering it with mark, and
-// returns it; nil if it was not pending.
-func (c *Client) take(id string, mark uint8) *call {
+// take removes the call id from pending, remembering whether it was
+// answered, and returns it; nil if it was not pending.
+func (c *Client) take(id string, answered bool) *call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl, ok := c.pending[id]
 	if ok {
 		delete(c.pending, id)
-		c.recent.Add(id, mark)
+		c.recent.Add(id, answered)
 	}
 	return cl
 }
@@ -235,7 +228,7 @@ func (c *Client) failWhere(match func(*call) bool, err error) {
 	for id, cl := range c.pending {
 		if match(cl) {
 			delete(c.pending, id)
-			c.recent.Add(id, idGone)
+			c.recent.Add(id, false)
 			cl.result <- result{err: err}
 		}
 	}
@@ -246,18 +239,17 @@ func (c *Client) failWhere(match func(*call) bool, err error) {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
 		close(c.done)
+		c.mu.Unlock()
 		c.failWhere(func(*call) bool { return true }, ErrClosed)
 	})
 	c.wg.Wait()
 	return nil
 }
 
-// serveLane opens l's channel on conn and consumes its replies and returns
-// until the channel is lost or the client is closed; then it fails the
-// calls in flight on it.
+// serveLane opens l's channel on conn and consumes its replies and
+// returns until the channel is lost or the client is closed; then it
+// fails the calls in flight on it.
 func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {
@@ -293,7 +285,7 @@ func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err 
 			}
 			// Counted before the caller can see its error and read Stats.
 			c.returns.Add(1)
-			if cl := c.take(r.CorrelationId, idGone); cl != nil {
+			if cl := c.take(r.CorrelationId, false); cl != nil {
 				cl.result <- result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}
 			}
 		case e := <-closes:
@@ -304,19 +296,17 @@ func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err 
 
 // deliver hands a reply to its caller, or drops and counts it.
 func (c *Client) deliver(d amqp.Delivery) {
-	if cl := c.take(d.CorrelationId, idAnswered); cl != nil {
+	if cl := c.take(d.CorrelationId, true); cl != nil {
 		cl.result <- result{body: d.Body}
 		return
 	}
-	mark, seen := c.recent.Peek(d.CorrelationId)
-	if mark == idGone {
-		c.recent.Add(d.CorrelationId, idAnswered)
-	}
+	answered, seen := c.recent.Peek(d.CorrelationId)
 	switch {
 	case !seen:
 		c.unknown.Add(1)
 		c.log.Warn("amqp reply with unknown correlation id dropped", "correlation_id", d.CorrelationId)
-	case mark == idGone:
+	case !answered:
+		c.recent.Add(d.CorrelationId, true)
 		c.late.Add(1)
 		c.log.Debug("late amqp reply dropped", "correlation_id", d.CorrelationId)
 	default:
@@ -324,9 +314,3 @@ func (c *Client) deliver(d amqp.Delivery) {
 		c.log.Warn("duplicate amqp reply dropped", "correlation_id", d.CorrelationId)
 	}
 }
-
-// Marks kept in Client.recent for finished calls.
-const (
-	idGone     uint8 = iota + 1 // the caller stopped waiting without a reply
-	idAnswered                  // a reply has been seen
-)

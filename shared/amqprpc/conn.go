@@ -9,7 +9,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -31,17 +30,16 @@ const (
 	maxBackoff  = 5 * time.Second
 	dialTimeout = 5 * time.Second
 	heartbeat   = 10 * time.Second
-	// stableConn is how long a connection must last for its loss to
-	// start the backoff afresh.
-	stableConn = 5 * time.Second
+	stableConn  = 5 * time.Second // a connection lost sooner (a cluster node electing a queue leader) counts as a failed dial
 )
 
 // Conn is one long-lived AMQP connection that redials with capped,
-// jittered exponential backoff whenever the broker goes away.
+// jittered exponential backoff whenever the broker goes away. Given
+// several addresses it starts at a random one (so replicas spread over a
+// cluster's nodes) and after a loss tries the next one first.
 //
-// Given several addresses it starts at a random one, so that a program's
-// replicas spread over a cluster's nodes, and after a loss it tries the
-// next one first.
+// amqp091-go's own recovery is not used: it dials one address, gives up
+// after a fixed number of tries, and needs the broker up at Dial.
 type Conn struct {
 	log   *slog.Logger
 	url   string
@@ -54,10 +52,9 @@ type Conn struct {
 	closed  bool
 	changed chan struct{} // closed and replaced on every state change
 
-	done       chan struct{} // closed by Close
-	stopped    chan struct{} // closed when the dial loop has exited
-	closeOnce  sync.Once
-	reconnects atomic.Uint64
+	done      chan struct{} // closed by Close
+	stopped   chan struct{} // closed when the dial loop has exited
+	closeOnce sync.Once
 }
 
 // Dial validates cfg and starts connecting in the background; it does not
@@ -83,9 +80,8 @@ func Dial(cfg Config) (*Conn, error) {
 	return c, nil
 }
 
-// SplitURLs splits a comma-separated list of amqp:// URLs and checks each.
-// A comma inside a password must be percent-encoded (%2C). Errors never
-// echo a password.
+// SplitURLs splits a comma-separated list of amqp:// URLs (a comma in a
+// password is written %2C) and checks each; errors never echo a password.
 func SplitURLs(s string) ([]string, error) {
 	var urls []string
 	for _, u := range strings.Split(s, ",") {
@@ -118,10 +114,6 @@ func (c *Conn) Ready() error {
 	return nil
 }
 
-// Reconnects reports how many times the connection has been re-established
-// after a loss.
-func (c *Conn) Reconnects() uint64 { return c.reconnects.Load() }
-
 // Close closes the connection and stops redialing. Close the clients and
 // servers built on c first for a clean drain.
 func (c *Conn) Close() error {
@@ -131,7 +123,7 @@ func (c *Conn) Close() error {
 }
 
 // session returns the live connection (nil while down), a channel closed
-// at the next state change, and whether Close has been called.
+// at the next state change, and whether c is closed.
 func (c *Conn) session() (conn *amqp.Connection, changed <-chan struct{}, closed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -161,43 +153,40 @@ func (c *Conn) loop(name string) {
 		}
 		return newGroupWriteConn(nc), nil
 	}}
-	attempt, connects := 0, 0
-	for {
-		// One round tries every address once, from c.next on.
-		var errs []error
-		var conn *amqp.Connection
-		for range c.addrs {
-			addr := c.addrs[c.next]
-			c.next = (c.next + 1) % len(c.addrs)
-			var err error
-			if conn, err = amqp.DialConfig(addr, cfg); err == nil {
-				c.log.Info("amqp connected", "amqp_url", redact.URL(addr))
-				break
-			}
-			errs = append(errs, fmt.Errorf("dial %s: %w", redact.URL(addr), err))
-		}
-		if conn == nil {
-			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.url), "error", errors.Join(errs...), "attempt", attempt+1)
+	for attempt := 0; ; attempt++ {
+		if conn, err := c.dialRound(cfg); err != nil {
+			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.url), "error", err, "attempt", attempt+1)
 		} else {
-			if connects++; connects > 1 {
-				c.reconnects.Add(1)
-			}
 			up := time.Now()
 			if !c.watch(conn) {
 				return
 			}
-			// A connection the broker drops soon after accepting it (a
-			// cluster node electing a queue leader) counts as a failure,
-			// so the backoff grows instead of redialing in a tight loop.
 			if time.Since(up) >= stableConn {
 				attempt = 0
 			}
 		}
-		if !c.sleep(backoff(attempt)) {
+		select {
+		case <-time.After(backoff(attempt)):
+		case <-c.done:
 			return
 		}
-		attempt++
 	}
+}
+
+// dialRound tries every address once, from c.next on.
+func (c *Conn) dialRound(cfg amqp.Config) (*amqp.Connection, error) {
+	var errs []error
+	for range c.addrs {
+		addr := c.addrs[c.next]
+		c.next = (c.next + 1) % len(c.addrs)
+		conn, err := amqp.DialConfig(addr, cfg)
+		if err == nil {
+			c.log.Info("amqp connected", "amqp_url", redact.URL(addr))
+			return conn, nil
+		}
+		errs = append(errs, fmt.Errorf("dial %s: %w", redact.URL(addr), err))
+	}
+	return nil, errors.Join(errs...)
 }
 
 // watch publishes conn as the live connection and blocks until it is lost
@@ -231,8 +220,7 @@ func (c *Conn) watch(conn *amqp.Connection) bool {
 }
 
 // setBlocked records connection.blocked/unblocked: while a resource alarm
-// blocks publishing, Ready reports ErrUnavailable and calls fail fast
-// rather than stall.
+// blocks publishing, calls fail fast rather than stall.
 func (c *Conn) setBlocked(b amqp.Blocking) {
 	reason := ""
 	if b.Active {
@@ -244,26 +232,11 @@ func (c *Conn) setBlocked(b amqp.Blocking) {
 	c.setState(func() { c.blocked = reason })
 }
 
-// sleep waits d or until Close; it reports whether to go on.
-func (c *Conn) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-c.done:
-		return false
-	}
-}
-
 // backoff returns the delay before retry n (0-based): minBackoff*2^n
-// capped at maxBackoff, half of it random so that many processes cut off
+// capped at maxBackoff, half of it random so that processes cut off
 // together do not retry in step.
 func backoff(n int) time.Duration {
-	d := maxBackoff
-	if n < 16 {
-		d = min(minBackoff<<max(n, 0), maxBackoff)
-	}
+	d := min(minBackoff<<min(max(n, 0), 16), maxBackoff)
 	return d/2 + rand.N(d/2+1)
 }
 
@@ -353,8 +326,7 @@ func (c *channel) cancel(tag string) error {
 	return c.ch.Cancel(tag, false)
 }
 
-// close closes the channel; closing one the broker already closed is not
-// an error.
+// close closes the channel; one the broker already closed is no error.
 func (c *channel) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -369,8 +341,7 @@ func (c *channel) close() error {
 	return nil
 }
 
-// closeError describes a channel's end from its NotifyClose value (nil
-// when the channel or its connection was closed without an error).
+// closeError describes a channel's end from its NotifyClose value.
 func closeError(e *amqp.Error) error {
 	if e == nil {
 		return errors.New("channel closed")

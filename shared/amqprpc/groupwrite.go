@@ -7,25 +7,17 @@ import (
 	"time"
 )
 
-// maxPendingWrite bounds the bytes a groupWriteConn holds unsent; a Write
-// beyond it waits for the socket (back-pressure, as a blocking write).
-const maxPendingWrite = 1 << 20
+const (
+	maxPendingWrite   = 1 << 20     // unsent bytes beyond which a Write waits (back-pressure)
+	closeFlushTimeout = time.Second // how long Close waits to send what is buffered
+)
 
-// closeFlushTimeout bounds how long Close waits to send what is buffered.
-const closeFlushTimeout = time.Second
-
-// groupWriteConn is a net.Conn whose writes are sent by one goroutine:
-// a Write appends to a buffer and returns, and the goroutine sends all
-// that is buffered in one write(2). Alone, a frame goes out at once (one
-// goroutine hand-off later); under load, every frame written while the
-// previous send was in the kernel goes out together.
-//
-// amqp091 flushes each publish and each ack separately, so a busy program
-// made one syscall per frame set, and the broker woke up for each. Grouped,
-// both sides do fewer, larger reads and writes.
-//
-// A failed send closes the connection, which amqp091's reader sees as the
-// connection lost, and every later Write returns the error.
+// groupWriteConn is a net.Conn whose writes are sent by one goroutine: a
+// Write appends to a buffer and returns, and the goroutine sends all that
+// is buffered in one write(2). amqp091 flushes each publish and ack on its
+// own; grouped, both sides do fewer, larger reads and writes under load.
+// A failed send closes the socket (amqp091's reader sees the connection
+// lost) and every later Write returns the error.
 type groupWriteConn struct {
 	net.Conn
 
@@ -41,9 +33,8 @@ type groupWriteConn struct {
 	closeErr error // of the first Close
 }
 
-// newGroupWriteConn wraps c. It clears c's write deadline (amqp091's
-// DefaultDial sets one for the handshake and clears it later through this
-// wrapper, which passes only read deadlines on; see SetWriteDeadline).
+// newGroupWriteConn wraps c, clearing the write deadline amqp091's
+// DefaultDial set for the handshake (see SetWriteDeadline).
 func newGroupWriteConn(c net.Conn) *groupWriteConn {
 	_ = c.SetWriteDeadline(time.Time{})
 	g := &groupWriteConn{
@@ -77,8 +68,8 @@ func (g *groupWriteConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// send writes whatever is buffered, in one write each time, until Close
-// (after sending what is left) or a write error.
+// send writes whatever is buffered until Close (after sending what is
+// left) or a write error.
 func (g *groupWriteConn) send() {
 	defer close(g.stopped)
 	for {
@@ -94,8 +85,7 @@ func (g *groupWriteConn) send() {
 	}
 }
 
-// flush sends the buffer until it is empty; false after a write error,
-// which it records and answers by closing the socket.
+// flush sends the buffer until it is empty; false after a write error.
 func (g *groupWriteConn) flush() bool {
 	for {
 		g.mu.Lock()
@@ -132,16 +122,14 @@ func (g *groupWriteConn) SetDeadline(t time.Time) error {
 	return g.Conn.SetReadDeadline(t)
 }
 
-// SetWriteDeadline is ignored: Write only queues, so there is nothing for
-// a deadline to bound, and the sender's socket writes are bounded by
-// Close. Applied to the socket, a deadline set after a Write (tls.Conn's
-// Close sets one right after queueing its close_notify) would fail the
-// send of bytes already accepted.
+// SetWriteDeadline is ignored: Write only queues, and the sender's writes
+// are bounded by Close. On the socket, a deadline set after a Write (as
+// tls.Conn's Close does) would fail the send of bytes already accepted.
 func (g *groupWriteConn) SetWriteDeadline(time.Time) error { return nil }
 
-// Close lets the sender send what is still buffered (amqp091 closes after
-// its last frame, connection.close-ok; TLS after its close_notify), for at
-// most closeFlushTimeout, then closes the socket. Later Writes fail.
+// Close lets the sender send what is still buffered (amqp091's last frame,
+// TLS's close_notify) for at most closeFlushTimeout, then closes the
+// socket. Later Writes fail.
 func (g *groupWriteConn) Close() error {
 	g.once.Do(func() {
 		close(g.done)
@@ -150,8 +138,7 @@ func (g *groupWriteConn) Close() error {
 		select {
 		case <-g.stopped:
 		case <-t.C:
-			// The socket does not take our bytes: give up on them.
-			_ = g.Conn.Close()
+			_ = g.Conn.Close() // the socket does not take our bytes
 			<-g.stopped
 		}
 		g.mu.Lock()
@@ -161,8 +148,7 @@ func (g *groupWriteConn) Close() error {
 		}
 		g.drained.Broadcast()
 		g.mu.Unlock()
-		// The socket may be closed already (a failed send, or the
-		// timeout above): that is no error of this Close.
+		// The socket may be closed already (a failed send, the timeout).
 		if err := g.Conn.Close(); !errors.Is(err, net.ErrClosed) {
 			g.closeErr = err
 		}

@@ -1,6 +1,7 @@
 package amqprpc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,24 +22,20 @@ const (
 
 // ParseQueueType reads classic or quorum; empty means classic.
 func ParseQueueType(s string) (QueueType, error) {
-	switch QueueType(s) {
-	case "", QueueClassic:
-		return QueueClassic, nil
-	case QueueQuorum:
-		return QueueQuorum, nil
+	switch t := cmp.Or(QueueType(s), QueueClassic); t {
+	case QueueClassic, QueueQuorum:
+		return t, nil
 	}
 	return "", fmt.Errorf("queue type %q: want classic or quorum", s)
 }
 
 // ErrQueueMismatch: the request queue exists with other arguments than
-// this program declares (say classic where it wants quorum). The broker
-// refuses the declaration and no retry can help: an operator must delete
-// the queue or pick another name.
+// this program declares (say classic where it wants quorum); no retry can
+// help.
 var ErrQueueMismatch = errors.New("amqprpc: request queue exists with other arguments")
 
 // declareQueue declares an RPC request queue: durable (quorum requires it)
 // and not auto-deleted, so requests keep a route while no worker runs.
-// Every declaration must use the same arguments, so they live only here.
 func declareQueue(ch *amqp.Channel, name string, typ QueueType) error {
 	_, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{amqp.QueueTypeArg: string(typ)})
 	var ae *amqp.Error
@@ -53,9 +50,8 @@ func declareQueue(ch *amqp.Channel, name string, typ QueueType) error {
 
 // CheckQueue waits for conn and checks that queue, if it exists, has the
 // arguments a Server with typ declares, so that the API stops with a
-// clear error on a mismatch instead of it showing only in the workers'
-// logs. A queue that does not exist yet passes. It returns ctx's error if
-// the broker is not reached in time.
+// clear error on a mismatch, not only the workers. It returns ctx's error
+// if the broker is not reached in time.
 func CheckQueue(ctx context.Context, conn *Conn, queue string, typ QueueType) error {
 	for {
 		c, changed, closed := conn.session()
@@ -78,9 +74,8 @@ func CheckQueue(ctx context.Context, conn *Conn, queue string, typ QueueType) er
 	}
 }
 
-// checkQueueOn declares the queue actively only if a passive declare finds
-// it, so the check never creates the queue (ErrNoRoute keeps meaning "no
-// worker ever declared it").
+// checkQueueOn declares the queue only if a passive declare finds it, so
+// that ErrNoRoute keeps meaning "no worker declared it".
 func checkQueueOn(c *amqp.Connection, queue string, typ QueueType) error {
 	ch, err := c.Channel()
 	if err != nil {

@@ -3,7 +3,6 @@ package amqprpc
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -23,9 +22,9 @@ type Message struct {
 }
 
 // Handler computes the reply body for a request. ctx ends at the request's
-// deadline (or after 30s); it is not cancelled by
-// Serve's ctx, so a graceful shutdown lets the handler finish. A panic is
-// recovered, logged and counted, and the request is acked without a reply.
+// deadline (or after 30s), not with Serve's ctx, so a graceful shutdown
+// lets the handler finish. A panic is logged, counted, and the request
+// acked without a reply.
 type Handler func(ctx context.Context, m Message) []byte
 
 // ServerOptions tune a Server.
@@ -54,7 +53,6 @@ type Server struct {
 	opts    ServerOptions
 	log     *slog.Logger
 
-	serving   atomic.Bool
 	consuming atomic.Bool
 	// slots bounds the handlers running at once across sessions: the
 	// handlers of a lost channel may still run while the next consumes.
@@ -81,13 +79,10 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 }
 
 // Serve consumes until ctx is cancelled, then stops consuming, lets the
-// handlers in flight reply and ack, and returns nil. It returns ErrClosed
-// if the Conn is closed first, and an error wrapping ErrQueueMismatch if
-// the queue exists with other arguments. A Server serves once.
+// handlers finish what the channel holds, and returns nil. It returns
+// ErrClosed if the Conn is closed first, and an error wrapping
+// ErrQueueMismatch if the queue exists with other arguments.
 func (s *Server) Serve(ctx context.Context) error {
-	if !s.serving.CompareAndSwap(false, true) {
-		return errors.New("amqprpc: server already serving")
-	}
 	s.log.Info("amqp server starting", "workers", s.opts.Workers, "queue_type", s.opts.QueueType)
 	err := s.conn.hold(ctx.Done(), s.log, func(conn *amqp.Connection) (bool, error) { return s.consume(ctx, conn) })
 	s.handlers.Wait()
@@ -104,9 +99,6 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Ready reports nil when the server is consuming.
 func (s *Server) Ready() error {
-	if !s.serving.Load() {
-		return errors.New("amqprpc: server not serving")
-	}
 	if err := s.conn.Ready(); err != nil {
 		return err
 	}
@@ -155,72 +147,36 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 	s.consuming.Store(true)
 	defer s.consuming.Store(false)
 
-	stop := make(chan struct{})   // closed: handlers take no new delivery
-	failed := make(chan error, 1) // the first handler error (channel unusable)
+	var workers sync.WaitGroup
 	for range s.opts.Workers {
-		s.handlers.Go(func() {
-			if err := s.work(ctx, ch, deliveries, stop); err != nil {
-				select {
-				case failed <- err:
-				default:
+		workers.Go(func() {
+			// deliveries ends when the channel closes or, after Cancel,
+			// once what the broker had pushed is taken.
+			for d := range deliveries {
+				s.slots <- struct{}{}
+				err := s.handle(ctx, ch, d)
+				<-s.slots
+				if err != nil {
+					s.log.Warn("amqp server channel unusable", "error", err)
+					_ = ch.close()
 				}
 			}
 		})
 	}
+	s.handlers.Go(workers.Wait)
 	select {
 	case <-ctx.Done():
 		s.consuming.Store(false)
-		// Cancel first so the broker sends nothing new, let the handlers
-		// in flight reply and ack, then close: a delivery already pushed
-		// but not started is requeued.
 		if err := ch.cancel(tag); err != nil && !raw.IsClosed() {
 			s.log.Warn("amqp cancel consumer", "error", err)
 		}
-		close(stop)
-		s.handlers.Wait()
+		workers.Wait()
 		if err := ch.close(); err != nil {
 			s.log.Warn("amqp close channel", "error", err)
 		}
 		return true, nil
 	case e := <-closes:
-		err = closeError(e)
-	case err = <-failed:
-		_ = ch.close()
-	}
-	close(stop)
-	return true, err
-}
-
-// work takes a slot, then a delivery, handles it and gives the slot back,
-// until stop is closed or the channel fails.
-func (s *Server) work(ctx context.Context, ch *channel, deliveries <-chan amqp.Delivery, stop <-chan struct{}) error {
-	for {
-		select {
-		case s.slots <- struct{}{}:
-		case <-stop:
-			return nil
-		}
-		var d amqp.Delivery
-		ok := false
-		select {
-		case d, ok = <-deliveries:
-		case <-stop:
-		}
-		// A delivery taken once stopping has begun is not started; it is
-		// requeued when the channel closes.
-		var err error
-		switch {
-		case isClosed(stop) || ctx.Err() != nil:
-			ok = false
-		case !ok:
-			err = errors.New("consumer closed")
-		default:
-			err = s.handle(ctx, ch, d)
-		}
-		<-s.slots
-		if !ok || err != nil {
-			return err
-		}
+		return true, closeError(e)
 	}
 }
 

@@ -28,10 +28,7 @@ func New(program, version, commit string) Info {
 		if bi, ok := debug.ReadBuildInfo(); ok {
 			for _, s := range bi.Settings {
 				if s.Key == "vcs.revision" && s.Value != "" {
-					commit = s.Value
-					if len(commit) > 12 {
-						commit = commit[:12]
-					}
+					commit = s.Value[:min(len(s.Value), 12)]
 				}
 			}
 		}

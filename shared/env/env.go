@@ -1,21 +1,18 @@
 // Package env reads a program's settings from environment variables
-// through a getenv function, into typed values with defaults and bounds.
-// A Reader collects every problem, so a bad configuration is reported
-// whole, at once.
+// through a getenv function, into typed values with defaults and bounds,
+// collecting every problem so a bad configuration is reported whole.
 package env
 
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // Reader reads settings through getenv. Values are trimmed of spaces (a
-// value pasted into a file or a Secret often ends in a newline); an unset
-// or blank variable takes its default.
+// pasted value often ends in a newline); a blank one takes its default.
 type Reader struct {
 	getenv func(string) string
 	errs   []error
@@ -69,35 +66,27 @@ func Parse[T any](r *Reader, name string, def T, parse func(string) (T, error)) 
 
 // Int returns the integer in name, which must lie in lo..hi, or def.
 func (r *Reader) Int(name string, def, lo, hi int) int {
-	return Parse(r, name, def, func(s string) (int, error) {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < lo || n > hi {
-			return 0, fmt.Errorf("%q: want an integer in %d..%d", s, lo, hi)
-		}
-		return n, nil
-	})
+	return inRange(r, name, def, lo, hi, "an integer", strconv.Atoi)
 }
 
 // Float returns the number in name, which must lie in lo..hi, or def.
 func (r *Reader) Float(name string, def, lo, hi float64) float64 {
-	return Parse(r, name, def, func(s string) (float64, error) {
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(f) || f < lo || f > hi {
-			return 0, fmt.Errorf("%q: want a number in %v..%v", s, lo, hi)
-		}
-		return f, nil
-	})
+	return inRange(r, name, def, lo, hi, "a number", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 }
 
 // Duration returns the duration in name (such as 5s or 1h), which must
 // lie in lo..hi, or def.
 func (r *Reader) Duration(name string, def, lo, hi time.Duration) time.Duration {
-	return Parse(r, name, def, func(s string) (time.Duration, error) {
-		d, err := time.ParseDuration(s)
-		if err != nil || d < lo || d > hi {
-			return 0, fmt.Errorf("%q: want a duration (like 30s or 1h) in %v..%v", s, lo, hi)
+	return inRange(r, name, def, lo, hi, "a duration (like 30s or 1h)", time.ParseDuration)
+}
+
+func inRange[T int | float64 | time.Duration](r *Reader, name string, def, lo, hi T, what string, parse func(string) (T, error)) T {
+	return Parse(r, name, def, func(s string) (T, error) {
+		v, err := parse(s)
+		if err != nil || !(v >= lo && v <= hi) { // also refuses NaN
+			return 0, fmt.Errorf("%q: want %s in %v..%v", s, what, lo, hi)
 		}
-		return d, nil
+		return v, nil
 	})
 }
 

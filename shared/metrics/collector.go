@@ -10,34 +10,32 @@ type Counter[S any] struct {
 }
 
 // Collector is a prometheus.Collector that takes one snapshot of stats at
-// each scrape and reports its counters.
+// each scrape and reports its counters, so counting costs the counted
+// code nothing more.
 type Collector[S any] struct {
 	stats    func() S
 	counters []Counter[S]
-	descs    []*prometheus.Desc
 }
 
 // NewCollector returns a collector reading stats() at each scrape (for
 // example client.Stats) and reporting the given counters.
 func NewCollector[S any](stats func() S, counters ...Counter[S]) *Collector[S] {
-	c := &Collector[S]{stats: stats, counters: counters}
-	for _, k := range counters {
-		c.descs = append(c.descs, prometheus.NewDesc(k.Name, k.Help, nil, nil))
-	}
-	return c
+	return &Collector[S]{stats: stats, counters: counters}
 }
+
+func (k Counter[S]) desc() *prometheus.Desc { return prometheus.NewDesc(k.Name, k.Help, nil, nil) }
 
 // Describe implements prometheus.Collector.
 func (c *Collector[S]) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
+	for _, k := range c.counters {
+		ch <- k.desc()
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (c *Collector[S]) Collect(ch chan<- prometheus.Metric) {
 	s := c.stats()
-	for i, k := range c.counters {
-		ch <- prometheus.MustNewConstMetric(c.descs[i], prometheus.CounterValue, float64(k.Value(s)))
+	for _, k := range c.counters {
+		ch <- prometheus.MustNewConstMetric(k.desc(), prometheus.CounterValue, float64(k.Value(s)))
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stockquote/stockquote/shared/buildinfo"
@@ -17,20 +18,15 @@ import (
 // process collectors and stockquote_build_info{program,version,commit,
 // goversion} = 1.
 func NewRegistry(info buildinfo.Info) *prometheus.Registry {
-	build := prometheus.NewGauge(prometheus.GaugeOpts{
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
 		Name: "stockquote_build_info",
 		Help: "Build information of the running binary; the value is always 1.",
 		ConstLabels: prometheus.Labels{
 			"program": info.Program, "version": info.Version, "commit": info.Commit, "goversion": info.GoVersion,
 		},
-	})
-	build.Set(1)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build,
-	)
+	}).Set(1)
 	return reg
 }
 

@@ -4,6 +4,7 @@
 package amqptest
 
 import (
+	"cmp"
 	"crypto/rand"
 	"os"
 	"strings"
@@ -21,12 +22,7 @@ const EnvURL = "TEST_AMQP_URL"
 
 // URL is the RabbitMQ the integration tests use: TEST_AMQP_URL, or the
 // local broker with the default guest account.
-func URL() string {
-	if u := os.Getenv(EnvURL); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}
+func URL() string { return cmp.Or(os.Getenv(EnvURL), "amqp://guest:guest@127.0.0.1:5672/") }
 
 // NewQueue returns a fresh queue name starting with prefix and deletes
 // the queue when the test ends. An unreachable broker fails the test.
@@ -46,18 +42,14 @@ func NewQueue(t *testing.T, prefix string) string {
 // reporting (not stopping the test on) a failure, so it suits t.Cleanup.
 func DeleteQueue(t *testing.T, amqpURL, name string) {
 	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Errorf("delete queue %s: %v", name, err)
-		return
+	if err == nil {
+		defer conn.Close()
+		var ch *amqp.Channel
+		if ch, err = conn.Channel(); err == nil {
+			_, err = ch.QueueDelete(name, false, false, false)
+		}
 	}
-	defer conn.Close()
-	ch, err := conn.Channel()
 	if err != nil {
-		t.Errorf("delete queue %s: %v", name, err)
-		return
-	}
-	defer ch.Close()
-	if _, err := ch.QueueDelete(name, false, false, false); err != nil {
 		t.Errorf("delete queue %s: %v", name, err)
 	}
 }
