@@ -51,16 +51,14 @@ func newGroupWriteConn(c net.Conn) *groupWriteConn {
 // Write queues p for the sender goroutine.
 func (g *groupWriteConn) Write(p []byte) (int, error) {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	for g.err == nil && len(g.buf) > 0 && len(g.buf)+len(p) > maxPendingWrite {
 		g.drained.Wait()
 	}
 	if g.err != nil {
-		err := g.err
-		g.mu.Unlock()
-		return 0, err
+		return 0, g.err
 	}
 	g.buf = append(g.buf, p...)
-	g.mu.Unlock()
 	select {
 	case g.kick <- struct{}{}:
 	default:

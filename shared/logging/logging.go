@@ -5,6 +5,7 @@
 package logging
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -26,14 +27,11 @@ const (
 
 // ParseFormat reads LOG_FORMAT: json (also the empty string) or text.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(strings.TrimSpace(s))); f {
-	case "", FormatJSON:
-		return FormatJSON, nil
-	case FormatText:
-		return FormatText, nil
-	default:
-		return "", fmt.Errorf("log format %q: want json or text", s)
+	switch f := cmp.Or(Format(strings.ToLower(strings.TrimSpace(s))), FormatJSON); f {
+	case FormatJSON, FormatText:
+		return f, nil
 	}
+	return "", fmt.Errorf("log format %q: want json or text", s)
 }
 
 // ParseLevel reads LOG_LEVEL: debug, info, warn or error.
