@@ -4,10 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/stockservice/stooq"
@@ -93,7 +97,7 @@ func TestQuoteCacheReuse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 			next := &countingQuoter{fn: answer}
-			c := newQuoteCache(next, tt.ttl, clock.now)
+			c := newQuoteCache(next, tt.ttl, clock.now, prometheus.NewRegistry())
 			for i := range 2 {
 				q, _, err := c.Quote(context.Background(), tt.symbol)
 				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
@@ -107,9 +111,9 @@ func TestQuoteCacheReuse(t *testing.T) {
 			if got := next.count(tt.symbol); got != tt.wantCalls {
 				t.Errorf("stooq asked %d times, want %d", got, tt.wantCalls)
 			}
-			st := c.Stats()
-			if st.Hits+st.Misses != 2 || st.Misses != int64(tt.wantCalls) {
-				t.Errorf("stats = %+v, want %d misses of 2 requests", st, tt.wantCalls)
+			hits, misses := testutil.ToFloat64(c.hits), testutil.ToFloat64(c.misses)
+			if hits+misses != 2 || misses != float64(tt.wantCalls) {
+				t.Errorf("hits, misses = %v, %v, want %d misses of 2 requests", hits, misses, tt.wantCalls)
 			}
 		})
 	}
@@ -118,7 +122,7 @@ func TestQuoteCacheReuse(t *testing.T) {
 func TestQuoteCacheSweepsExpired(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	next := &countingQuoter{fn: func(_ context.Context, s string) (stockrpc.Quote, error) { return stockrpc.Quote{Symbol: s}, nil }}
-	c := newQuoteCache(next, time.Second, clock.now)
+	c := newQuoteCache(next, time.Second, clock.now, prometheus.NewRegistry())
 	for i := range 100 {
 		if _, _, err := c.Quote(context.Background(), fmt.Sprintf("T%d.US", i)); err != nil {
 			t.Fatal(err)
@@ -128,7 +132,7 @@ func TestQuoteCacheSweepsExpired(t *testing.T) {
 	if _, _, err := c.Quote(context.Background(), "AAPL.US"); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Stats().Entries; got != 1 {
+	if got := len(c.entries); got != 1 {
 		t.Errorf("entries after sweep = %d, want 1", got)
 	}
 }
@@ -143,7 +147,7 @@ func TestQuoteCacheCoalesces(t *testing.T) {
 		<-release
 		return stockrpc.Quote{Symbol: s}, nil
 	}}
-	c := newQuoteCache(next, 0, time.Now)
+	c := newQuoteCache(next, 0, time.Now, prometheus.NewRegistry())
 	const n = 20
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -176,8 +180,8 @@ func TestQuoteCacheCoalesces(t *testing.T) {
 	if got < 1 || got > 2 {
 		t.Errorf("stooq asked %d times for %d concurrent requests, want 1 (2 if a goroutine started late)", got, n)
 	}
-	if st := c.Stats(); st.Coalesced != int64(n-got) || st.Misses != int64(got) {
-		t.Errorf("stats = %+v, want %d misses (fetches) and %d coalesced (the other callers)", st, got, n-got)
+	if coalesced, misses := testutil.ToFloat64(c.coalesced), testutil.ToFloat64(c.misses); coalesced != float64(n-got) || misses != float64(got) {
+		t.Errorf("misses, coalesced = %v, %v, want %d misses (fetches) and %d coalesced (the other callers)", misses, coalesced, got, n-got)
 	}
 }
 
@@ -193,7 +197,7 @@ func TestQuoteCacheCallerGivesUp(t *testing.T) {
 			return stockrpc.Quote{}, ctx.Err()
 		}
 	}}
-	c := newQuoteCache(next, time.Minute, time.Now)
+	c := newQuoteCache(next, time.Minute, time.Now, prometheus.NewRegistry())
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { _, _, err := c.Quote(ctx, "AAPL.US"); first <- err }()
@@ -220,5 +224,34 @@ func TestQuoteCacheCallerGivesUp(t *testing.T) {
 	}
 	if got := next.count("AAPL.US"); got != 1 {
 		t.Errorf("stooq asked %d times, want 1", got)
+	}
+}
+
+func TestCacheMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newQuoteCache(quoterFunc(func(_ context.Context, s string) (stockrpc.Quote, error) {
+		return stockrpc.Quote{Symbol: s}, nil
+	}), time.Minute, time.Now, reg)
+	for _, s := range []string{"a.us", "b.us", "a.us", "a.us"} {
+		if _, _, err := c.Quote(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `
+# HELP stockquote_quote_cache_hits_total Quote lookups answered from the worker's cache.
+# TYPE stockquote_quote_cache_hits_total counter
+stockquote_quote_cache_hits_total 2
+# HELP stockquote_quote_cache_misses_total Quote lookups the worker's cache could not answer (sent on to stooq, one per shared fetch).
+# TYPE stockquote_quote_cache_misses_total counter
+stockquote_quote_cache_misses_total 2
+# HELP stockquote_quote_cache_coalesced_total Quote lookups that joined a stooq fetch already in flight for the same symbol.
+# TYPE stockquote_quote_cache_coalesced_total counter
+stockquote_quote_cache_coalesced_total 0
+# HELP stockquote_quote_cache_entries Symbols held in the worker's quote cache.
+# TYPE stockquote_quote_cache_entries gauge
+stockquote_quote_cache_entries 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
@@ -18,17 +19,10 @@ type quoter interface {
 	Quote(ctx context.Context, symbol string) (stockrpc.Quote, error)
 }
 
-// quoteSource answers a quote request and says whether it cost no stooq
-// fetch of its own: *quoteCache.
-type quoteSource interface {
-	Quote(ctx context.Context, symbol string) (q stockrpc.Quote, cached bool, err error)
-}
-
 // handleQuote answers stockrpc requests with quotes from quotes. Every
 // request gets a reply (a quote or a typed error), so callers never wait
-// for silence; amqprpc drops requests whose deadline has passed before
-// the handler runs.
-func handleQuote(quotes quoteSource, log *slog.Logger) amqprpc.Handler {
+// for silence.
+func handleQuote(quotes *quoteCache, log *slog.Logger) amqprpc.Handler {
 	return func(ctx context.Context, m amqprpc.Message) []byte {
 		req, err := stockrpc.DecodeRequest(m.Body)
 		if err != nil {
@@ -45,14 +39,12 @@ func handleQuote(quotes quoteSource, log *slog.Logger) amqprpc.Handler {
 		if err != nil {
 			re := replyError(err)
 			level := slog.LevelWarn
-			switch re.Code {
-			case stockrpc.CodeNotFound, stockrpc.CodeInvalid, stockrpc.CodeOverBudget:
+			switch {
+			case slices.Contains(refusals, re.Code):
+				level = slog.LevelDebug // stooqWatch warns once when stooq starts refusing
+			case re.Code == stockrpc.CodeNotFound || re.Code == stockrpc.CodeInvalid || re.Code == stockrpc.CodeOverBudget:
 				level = slog.LevelInfo
-			case stockrpc.CodeKeyRequired, stockrpc.CodeKeyRejected, stockrpc.CodeChallenge, stockrpc.CodeRateLimited:
-				// The refusal watch warns once when stooq starts refusing
-				// (see refusal.go), not once per request.
-				level = slog.LevelDebug
-			case stockrpc.CodeInternal:
+			case re.Code == stockrpc.CodeInternal:
 				level = slog.LevelError
 			}
 			log.Log(ctx, level, "quote failed", "symbol", req.Symbol, "code", re.Code,
@@ -64,35 +56,66 @@ func handleQuote(quotes quoteSource, log *slog.Logger) amqprpc.Handler {
 	}
 }
 
-// replyError maps an error to the code and message sent back on the wire.
-// Messages are fixed per code: the full error (with URLs and upstream
-// text) stays in this service's log.
-func replyError(err error) *stockrpc.Error {
+// failure is what the worker makes of an error: the reply's code, the
+// fixed message sent on the wire (the full error, with URLs and upstream
+// text, stays in this service's log), and for the operator the short
+// result `stockservice check` prints and what to do about it.
+type failure struct {
+	err     error
+	code    stockrpc.Code
+	message string
+	result  string
+	advice  string
+}
+
+// stooqFailures classifies the stooq client's errors, in the order they
+// are tried (ErrNetwork wraps ErrUpstream).
+var stooqFailures = []failure{
+	{stooq.ErrNotFound, stockrpc.CodeNotFound, "stooq does not know this symbol",
+		"unknown symbol", "stooq answers, but has no quote for this symbol; check it (e.g. " + checkSymbol + ")"},
+	{stooq.ErrRateLimited, stockrpc.CodeRateLimited, "stooq's daily hits limit is exhausted",
+		"daily limit", "stooq's daily hits limit is spent: quotes resume when it resets; a longer QUOTE_CACHE_TTL or STOOQ_MAX_RPS spends fewer hits"},
+	{stooq.ErrKeyRequired, stockrpc.CodeKeyRequired, "stooq requires an API key and the stock service has none (STOOQ_API_KEY is unset)",
+		"key required", "stooq requires an API key: get one at https://stooq.com/q/d/?s=spy.us&get_apikey and set STOOQ_API_KEY on the stock service"},
+	{stooq.ErrKeyRejected, stockrpc.CodeKeyRejected, "stooq rejected the stock service's API key (STOOQ_API_KEY)",
+		"key rejected", "stooq rejects the API key: check STOOQ_API_KEY on the stock service, or get a new key"},
+	{stooq.ErrChallenge, stockrpc.CodeChallenge, "stooq answered a bot challenge instead of a quote",
+		"challenge", "stooq answers a bot challenge (a browser check) instead of quotes and the stock service never solves one: run `stockservice check` later or from another network; see docs/operations.md"},
+	{stooq.ErrOverBudget, stockrpc.CodeOverBudget, "the stock service's stooq request budget (STOOQ_MAX_RPS) had no room before the deadline",
+		"over budget", "raise STOOQ_MAX_RPS, or QUOTE_CACHE_TTL to ask stooq less often"},
+	{stooq.ErrTimeout, stockrpc.CodeUpstreamTimeout, "stooq did not answer in time",
+		"timeout", "stooq did not answer within STOOQ_TIMEOUT; check the network path to STOOQ_URL, or raise STOOQ_TIMEOUT"},
+	{stooq.ErrNetwork, stockrpc.CodeUpstreamError, "stooq failed or answered something that is not a quote",
+		"network error", "stooq cannot be reached: check STOOQ_URL, DNS, proxies (HTTPS_PROXY) and egress rules"},
+	{stooq.ErrUpstream, stockrpc.CodeUpstreamError, "stooq failed or answered something that is not a quote",
+		"unexpected answer", "stooq answered something that is not a quote; the detail below says what"},
+}
+
+// classify is the one mapping from an error to its failure.
+func classify(err error) failure {
 	var re *stockrpc.Error
 	switch {
 	case errors.As(err, &re):
-		return re
+		return failure{code: re.Code, message: re.Message}
 	case errors.Is(err, stockrpc.ErrInvalidSymbol):
-		return &stockrpc.Error{Code: stockrpc.CodeInvalid, Message: err.Error()}
-	case errors.Is(err, stooq.ErrNotFound):
-		return &stockrpc.Error{Code: stockrpc.CodeNotFound, Message: "stooq does not know this symbol"}
-	case errors.Is(err, stooq.ErrRateLimited):
-		return &stockrpc.Error{Code: stockrpc.CodeRateLimited, Message: "stooq's daily hits limit is exhausted"}
-	case errors.Is(err, stooq.ErrKeyRequired):
-		return &stockrpc.Error{Code: stockrpc.CodeKeyRequired, Message: "stooq requires an API key and the stock service has none (STOOQ_API_KEY is unset)"}
-	case errors.Is(err, stooq.ErrKeyRejected):
-		return &stockrpc.Error{Code: stockrpc.CodeKeyRejected, Message: "stooq rejected the stock service's API key (STOOQ_API_KEY)"}
-	case errors.Is(err, stooq.ErrChallenge):
-		return &stockrpc.Error{Code: stockrpc.CodeChallenge, Message: "stooq answered a bot challenge instead of a quote"}
-	case errors.Is(err, stooq.ErrOverBudget):
-		return &stockrpc.Error{Code: stockrpc.CodeOverBudget, Message: "the stock service's stooq request budget (STOOQ_MAX_RPS) had no room before the deadline"}
-	case errors.Is(err, stooq.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-		return &stockrpc.Error{Code: stockrpc.CodeUpstreamTimeout, Message: "stooq did not answer in time"}
-	case errors.Is(err, stooq.ErrUpstream):
-		return &stockrpc.Error{Code: stockrpc.CodeUpstreamError, Message: "stooq failed or answered something that is not a quote"}
-	default:
-		return &stockrpc.Error{Code: stockrpc.CodeInternal, Message: "internal error in the stock service"}
+		return failure{code: stockrpc.CodeInvalid, message: err.Error()}
 	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = stooq.ErrTimeout // the request's deadline passed before stooq answered
+	}
+	for _, f := range stooqFailures {
+		if errors.Is(err, f.err) {
+			return f
+		}
+	}
+	return failure{code: stockrpc.CodeInternal, message: "internal error in the stock service",
+		result: "unexpected answer", advice: "the detail below says what"}
+}
+
+// replyError is the error sent on the wire for err.
+func replyError(err error) *stockrpc.Error {
+	f := classify(err)
+	return &stockrpc.Error{Code: f.code, Message: f.message}
 }
 
 // encodeReply marshals r with the current version. Marshalling plain

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/stockservice/stooq"
@@ -43,7 +45,7 @@ func TestHandleQuoteWithFakeStooq(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := handleQuote(newQuoteCache(client, 0, time.Now), discardLogger())
+	h := handleQuote(newQuoteCache(client, 0, time.Now, prometheus.NewRegistry()), discardLogger())
 	aapl, _ := fake.Want("aapl.us")
 
 	tests := []struct {
@@ -110,7 +112,7 @@ func TestHandleQuoteMapsErrors(t *testing.T) {
 		t.Run(tt.err.Error(), func(t *testing.T) {
 			h := handleQuote(newQuoteCache(quoterFunc(func(context.Context, string) (stockrpc.Quote, error) {
 				return stockrpc.Quote{}, tt.err
-			}), 0, time.Now), discardLogger())
+			}), 0, time.Now, prometheus.NewRegistry()), discardLogger())
 			r := call(t, h, context.Background(), `{"v":1,"symbol":"aapl.us"}`)
 			if r.Error == nil || r.Error.Code != tt.want {
 				t.Fatalf("reply error = %v, want code %s", r.Error, tt.want)
@@ -127,7 +129,7 @@ func TestHandleQuoteNormalizesAndSkipsExpired(t *testing.T) {
 	h := handleQuote(newQuoteCache(quoterFunc(func(_ context.Context, symbol string) (stockrpc.Quote, error) {
 		calls = append(calls, symbol)
 		return stockrpc.Quote{Symbol: "AAPL.US", Name: "APPLE", Close: 1}, nil
-	}), 0, time.Now), discardLogger())
+	}), 0, time.Now, prometheus.NewRegistry()), discardLogger())
 
 	if r := call(t, h, context.Background(), `{"v":1,"symbol":"  AAPL.US "}`); r.Quote == nil {
 		t.Fatalf("reply error = %v, want a quote", r.Error)
@@ -159,7 +161,7 @@ func TestReplyCached(t *testing.T) {
 		}
 		return stockrpc.Quote{Symbol: "AAPL.US", Close: 1}, nil
 	})
-	h := handleQuote(newQuoteCache(stooqFake, time.Minute, time.Now), discardLogger())
+	h := handleQuote(newQuoteCache(stooqFake, time.Minute, time.Now, prometheus.NewRegistry()), discardLogger())
 	for _, sym := range []string{"aapl.us", "nosuch.us"} {
 		for i, want := range []bool{false, true, true} {
 			if r := call(t, h, context.Background(), `{"v":1,"symbol":"`+sym+`"}`); r.Cached != want {

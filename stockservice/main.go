@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,16 +124,10 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer client.CloseIdleConnections()
 	// The cache sits in front of the watch, so the stooq metrics count
 	// real fetches only.
-	cache := newQuoteCache(newStooqWatch(client, reg, log), cfg.QuoteCacheTTL, time.Now)
-	registerCacheMetrics(reg, cache.Stats)
+	cache := newQuoteCache(newStooqWatch(client, reg, log), cfg.QuoteCacheTTL, time.Now, reg)
 
 	if cfg.DebugAddr != "" {
-		mux := debugserver.Pprof()
-		mux.HandleFunc("GET /debug/quotecache", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(cache.Stats())
-		})
-		stopDebug, err := debugserver.Start("debug", cfg.DebugAddr, mux, log)
+		stopDebug, err := debugserver.Start("debug", cfg.DebugAddr, debugserver.Pprof(), log)
 		if err != nil {
 			return err
 		}
@@ -149,7 +142,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		ln.Close()
 		return fmt.Errorf("amqp: %w", err)
 	}
-	handler := observeHandler(handleQuote(cache, log), newHandlerMetrics(reg), tp, prop, log)
+	handler := observeHandler(handleQuote(cache, log), reg, tp, prop, log)
 	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
 	reg.MustRegister(newRPCServerCollector(server.Stats))
 
@@ -216,7 +209,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) && runErr == nil {
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	log.Info("stopped", "error", runErr, "quote_cache", cache.Stats())
+	log.Info("stopped", "error", runErr)
 	return runErr
 }
 

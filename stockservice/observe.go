@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -14,16 +16,31 @@ import (
 
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/logging"
+	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// observeHandler wraps h: it continues the caller's trace from the
-// message headers in a consumer span, puts the caller's request id in the
-// context (so every line logged with it names the request), records the
-// handler metrics and logs one "rpc handled" line per request at debug
-// level (the API logs every request at info with the same request id).
-func observeHandler(h amqprpc.Handler, m *handlerMetrics, tp trace.TracerProvider, prop propagation.TextMapPropagator, log *slog.Logger) amqprpc.Handler {
+// observeHandler wraps h: it continues the caller's trace in a consumer
+// span, puts the caller's request id in the context (so every line logged
+// with it names the request), records the handler metrics with reg and
+// logs one "rpc handled" line per request at debug level (the API logs
+// every request at info with the same request id).
+func observeHandler(h amqprpc.Handler, reg prometheus.Registerer, tp trace.TracerProvider, prop propagation.TextMapPropagator, log *slog.Logger) amqprpc.Handler {
 	tracer := tp.Tracer("github.com/stockquote/stockquote/stockservice")
+	metric := promauto.With(reg)
+	duration := metric.NewHistogram(prometheus.HistogramOpts{
+		Name:    "stockquote_rpc_server_handler_duration_seconds",
+		Help:    "Time the quote handler took per request, stooq call included.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	inFlight := metric.NewGauge(prometheus.GaugeOpts{
+		Name: "stockquote_rpc_server_in_flight",
+		Help: "Requests being handled right now.",
+	})
+	redeliveries := metric.NewCounter(prometheus.CounterOpts{
+		Name: "stockquote_rpc_server_redeliveries_total",
+		Help: "Requests the broker delivered again (a worker died or lost its channel holding them).",
+	})
 	return func(ctx context.Context, msg amqprpc.Message) []byte {
 		ctx = prop.Extract(ctx, tracing.HeaderCarrier(msg.Headers))
 		if id := tracing.HeaderCarrier(msg.Headers).Get(amqprpc.RequestIDHeader); logging.ValidRequestID(id) {
@@ -38,14 +55,14 @@ func observeHandler(h amqprpc.Handler, m *handlerMetrics, tp trace.TracerProvide
 			))
 		defer span.End()
 		if msg.Redelivered {
-			m.redeliveries.Inc()
+			redeliveries.Inc()
 		}
-		m.inFlight.Inc()
+		inFlight.Inc()
 		start := time.Now()
 		body := h(ctx, msg)
 		elapsed := time.Since(start)
-		m.inFlight.Dec()
-		m.duration.Observe(elapsed.Seconds())
+		inFlight.Dec()
+		duration.Observe(elapsed.Seconds())
 		log.DebugContext(ctx, "rpc handled", "correlation_id", msg.CorrelationID, "redelivered", msg.Redelivered,
 			"duration_ms", float64(elapsed.Microseconds())/1000)
 		return body
@@ -63,4 +80,21 @@ func traceTransport(tp trace.TracerProvider, prop propagation.TextMapPropagator)
 			otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		)
 	}
+}
+
+// newRPCServerCollector returns a collector reading stats (the server's
+// counters) at each scrape.
+func newRPCServerCollector(stats func() amqprpc.ServerStats) *metrics.Collector[amqprpc.ServerStats] {
+	type s = amqprpc.ServerStats
+	d := func(name, help string, v func(s) uint64) metrics.Counter[s] {
+		return metrics.Counter[s]{Name: "stockquote_rpc_server_" + name, Help: help, Value: v}
+	}
+	return metrics.NewCollector(stats,
+		d("deliveries_total", "Requests received from the queue.", func(s s) uint64 { return s.Deliveries }),
+		d("handled_total", "Requests answered and acked.", func(s s) uint64 { return s.Handled }),
+		d("expired_total", "Requests dropped unhandled because their deadline had passed.", func(s s) uint64 { return s.Expired }),
+		d("panics_total", "Handler panics (request acked without a reply).", func(s s) uint64 { return s.Panics }),
+		d("no_reply_to_total", "Requests dropped for lack of reply_to.", func(s s) uint64 { return s.NoReplyTo }),
+		d("reply_errors_total", "Replies that could not be published (request left for redelivery).", func(s s) uint64 { return s.ReplyErrors }),
+	)
 }

@@ -26,7 +26,6 @@ func TestObserveHandler(t *testing.T) {
 	var logs bytes.Buffer
 	log := logging.New(&logs, logging.FormatJSON, slog.LevelDebug)
 	reg := prometheus.NewRegistry()
-	m := newHandlerMetrics(reg)
 	var inFlightDuring float64
 	inner := func(ctx context.Context, msg amqprpc.Message) []byte {
 		if msg.CorrelationID != "c1" {
@@ -35,7 +34,7 @@ func TestObserveHandler(t *testing.T) {
 			}
 			return nil
 		}
-		inFlightDuring = testutil.ToFloat64(m.inFlight)
+		inFlightDuring = metricValue(t, reg, "stockquote_rpc_server_in_flight")
 		if got := logging.RequestID(ctx); got != "req-7" {
 			t.Errorf("request id in handler ctx = %q, want req-7", got)
 		}
@@ -45,7 +44,7 @@ func TestObserveHandler(t *testing.T) {
 		log.InfoContext(ctx, "inside")
 		return []byte("reply")
 	}
-	h := observeHandler(inner, m, noop.NewTracerProvider(), tracing.Propagator(), log)
+	h := observeHandler(inner, reg, noop.NewTracerProvider(), tracing.Propagator(), log)
 	got := h(context.Background(), amqprpc.Message{
 		Headers:       map[string]any{"traceparent": testParent, amqprpc.RequestIDHeader: "req-7"},
 		CorrelationID: "c1",
@@ -57,14 +56,14 @@ func TestObserveHandler(t *testing.T) {
 	// A forged request id is not taken.
 	h(context.Background(), amqprpc.Message{Headers: map[string]any{amqprpc.RequestIDHeader: "bad id\n"}})
 
-	if inFlightDuring != 1 || testutil.ToFloat64(m.inFlight) != 0 {
-		t.Errorf("in flight during/after = %v/%v, want 1/0", inFlightDuring, testutil.ToFloat64(m.inFlight))
+	if after := metricValue(t, reg, "stockquote_rpc_server_in_flight"); inFlightDuring != 1 || after != 0 {
+		t.Errorf("in flight during/after = %v/%v, want 1/0", inFlightDuring, after)
 	}
-	if got := testutil.ToFloat64(m.redeliveries); got != 1 {
+	if got := metricValue(t, reg, "stockquote_rpc_server_redeliveries_total"); got != 1 {
 		t.Errorf("redeliveries = %v, want 1", got)
 	}
-	if got := testutil.CollectAndCount(m.duration); got != 1 {
-		t.Errorf("duration series = %d, want 1", got)
+	if got := metricValue(t, reg, "stockquote_rpc_server_handler_duration_seconds"); got != 2 {
+		t.Errorf("handler durations observed = %v, want 2", got)
 	}
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
 	var withID int
@@ -85,5 +84,52 @@ func TestObserveHandler(t *testing.T) {
 	}
 	if withID != 2 { // "inside" and "rpc handled"
 		t.Errorf("%d lines carry the request id, want 2:\n%s", withID, logs.String())
+	}
+}
+
+// metricValue reads a gauge's or counter's value, or a histogram's sample
+// count, from reg.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func TestRPCServerCollector(t *testing.T) {
+	c := newRPCServerCollector(func() amqprpc.ServerStats {
+		return amqprpc.ServerStats{Deliveries: 9, Handled: 7, Expired: 1, Panics: 2, NoReplyTo: 3, ReplyErrors: 4}
+	})
+	want := `
+# HELP stockquote_rpc_server_deliveries_total Requests received from the queue.
+# TYPE stockquote_rpc_server_deliveries_total counter
+stockquote_rpc_server_deliveries_total 9
+# HELP stockquote_rpc_server_expired_total Requests dropped unhandled because their deadline had passed.
+# TYPE stockquote_rpc_server_expired_total counter
+stockquote_rpc_server_expired_total 1
+# HELP stockquote_rpc_server_handled_total Requests answered and acked.
+# TYPE stockquote_rpc_server_handled_total counter
+stockquote_rpc_server_handled_total 7
+# HELP stockquote_rpc_server_no_reply_to_total Requests dropped for lack of reply_to.
+# TYPE stockquote_rpc_server_no_reply_to_total counter
+stockquote_rpc_server_no_reply_to_total 3
+# HELP stockquote_rpc_server_panics_total Handler panics (request acked without a reply).
+# TYPE stockquote_rpc_server_panics_total counter
+stockquote_rpc_server_panics_total 2
+# HELP stockquote_rpc_server_reply_errors_total Replies that could not be published (request left for redelivery).
+# TYPE stockquote_rpc_server_reply_errors_total counter
+stockquote_rpc_server_reply_errors_total 4
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

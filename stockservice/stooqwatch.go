@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,20 +14,14 @@ import (
 	"github.com/stockquote/stockquote/shared/stockrpc"
 )
 
-// refusalAdvice says, per reason stooq refuses quotes, what the operator
-// does about it. Its keys are the reasons the refusal counter knows.
-var refusalAdvice = map[stockrpc.Code]string{
-	stockrpc.CodeKeyRequired: "stooq requires an API key: get one at https://stooq.com/q/d/?s=spy.us&get_apikey and set STOOQ_API_KEY on the stock service",
-	stockrpc.CodeKeyRejected: "stooq rejects the API key: check STOOQ_API_KEY on the stock service, or get a new key",
-	stockrpc.CodeChallenge:   "stooq answers a bot challenge instead of quotes; the stock service does not solve challenges: run `stockservice check` and see docs/operations.md",
-	stockrpc.CodeRateLimited: "stooq's daily hits limit is spent: quotes resume when it resets; a longer QUOTE_CACHE_TTL or STOOQ_MAX_RPS spends fewer hits",
-}
+// refusals are the reasons stooq refuses to serve quotes at all.
+var refusals = []stockrpc.Code{stockrpc.CodeKeyRequired, stockrpc.CodeKeyRejected, stockrpc.CodeChallenge, stockrpc.CodeRateLimited}
 
 // stooqWatch wraps the stooq client below the cache, so it sees real
-// fetches only. It counts and times them by outcome, counts stooq's
-// refusals by reason, and logs a warning when the reason changes and a
-// line when stooq serves again: the operator learns at once why quotes
-// fail, without a log line per request.
+// fetches only. It counts and times them by outcome, counts refusals by
+// reason, and logs a warning when the reason changes and a line when stooq
+// serves again: the operator learns why quotes fail without a line per
+// request.
 type stooqWatch struct {
 	next     quoter
 	log      *slog.Logger
@@ -58,7 +53,7 @@ func newStooqWatch(next quoter, reg prometheus.Registerer, log *slog.Logger) *st
 			Help: "Quote fetches stooq refused, by reason: key_required, key_rejected, challenge, rate_limited.",
 		}, []string{"reason"}),
 	}
-	for reason := range refusalAdvice {
+	for _, reason := range refusals {
 		w.refusals.WithLabelValues(string(reason))
 	}
 	reg.MustRegister(w.calls, w.duration, w.refusals)
@@ -69,38 +64,32 @@ func newStooqWatch(next quoter, reg prometheus.Registerer, log *slog.Logger) *st
 func (w *stooqWatch) Quote(ctx context.Context, symbol string) (stockrpc.Quote, error) {
 	start := time.Now()
 	q, err := w.next.Quote(ctx, symbol)
-	outcome := "ok"
+	f := failure{code: "ok"}
 	if err != nil {
-		outcome = string(replyError(err).Code)
-		trace.SpanFromContext(ctx).SetStatus(codes.Error, outcome)
+		f = classify(err)
+		trace.SpanFromContext(ctx).SetStatus(codes.Error, string(f.code))
 	}
-	w.calls.WithLabelValues(outcome).Inc()
-	w.duration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
-	w.watchRefusal(ctx, stockrpc.Code(outcome))
-	return q, err
-}
+	w.calls.WithLabelValues(string(f.code)).Inc()
+	w.duration.WithLabelValues(string(f.code)).Observe(time.Since(start).Seconds())
 
-// watchRefusal records one fetch's outcome. Only a quote or stooq's "not
-// found" show that stooq serves again; timeouts and other failures say
-// nothing about its refusals.
-func (w *stooqWatch) watchRefusal(ctx context.Context, code stockrpc.Code) {
-	switch _, refused := refusalAdvice[code]; {
-	case refused:
-		w.refusals.WithLabelValues(string(code)).Inc()
-	case code == "ok" || code == stockrpc.CodeNotFound:
-		code = ""
-	default:
-		return
+	var refusal stockrpc.Code // "" when stooq serves
+	switch {
+	case slices.Contains(refusals, f.code):
+		refusal = f.code
+		w.refusals.WithLabelValues(string(refusal)).Inc()
+	case f.code != "ok" && f.code != stockrpc.CodeNotFound:
+		return q, err // timeouts and other failures say nothing about refusals
 	}
 	w.mu.Lock()
 	last := w.last
-	w.last = code
+	w.last = refusal
 	w.mu.Unlock()
 	switch {
-	case code == last:
-	case code != "":
-		w.log.WarnContext(ctx, "stooq refuses quotes", "reason", code, "previous", last, "action", refusalAdvice[code])
+	case refusal == last:
+	case refusal != "":
+		w.log.WarnContext(ctx, "stooq refuses quotes", "reason", refusal, "previous", last, "action", f.advice)
 	default:
 		w.log.InfoContext(ctx, "stooq serves quotes again", "previous", last)
 	}
+	return q, err
 }

@@ -204,6 +204,7 @@ type bench struct {
 	apiDebug  string
 	workers   []*proc
 	debugURL  []string // workers' debug listeners
+	workerURL []string // workers' HTTP_ADDR (/metrics)
 
 	started   time.Time
 	fullCount time.Duration // the pre-stock_counts /stats query, once, on an idle system
@@ -534,7 +535,7 @@ func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL strin
 			return err
 		}
 	}
-	b.workers, b.debugURL = nil, nil
+	b.workers, b.debugURL, b.workerURL = nil, nil, nil
 	for i := range n {
 		addrs, err := freeAddrs(2)
 		if err != nil {
@@ -552,6 +553,7 @@ func (b *bench) startWorkers(ctx context.Context, n, workers int, stooqURL strin
 		}
 		b.workers = append(b.workers, p)
 		b.debugURL = append(b.debugURL, "http://"+debug)
+		b.workerURL = append(b.workerURL, "http://"+addr)
 	}
 	return nil
 }

@@ -176,32 +176,25 @@ func (b *bench) checkStock(r row, added int64) {
 	}
 }
 
-// cacheCounters sums the stock services' quote cache counters.
-func (b *bench) cacheCounters() (hits, misses int64) {
-	for _, u := range b.debugURL {
-		resp, err := http.Get(u + "/debug/quotecache")
-		if err != nil {
-			continue
-		}
-		var s struct{ Hits, Misses int64 }
-		_ = json.NewDecoder(resp.Body).Decode(&s)
-		resp.Body.Close()
-		hits += s.Hits
-		misses += s.Misses
+// stooqFetches sums the stock services' quote cache misses: their stooq fetches.
+func (b *bench) stooqFetches() (n int64) {
+	for _, u := range b.workerURL {
+		n += max(0, readCounter(u, "stockquote_quote_cache_misses_total"))
 	}
-	return hits, misses
+	return n
 }
 
-// rpcCalls reads the API's count of RPC calls made (-1 if unreadable).
-func (b *bench) rpcCalls() int64 {
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(b.apiURL + "/metrics")
+// readCounter reads an unlabelled metric from the /metrics page at base
+// (-1 if unreadable).
+func readCounter(base, name string) int64 {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(base + "/metrics")
 	if err != nil {
 		return -1
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "stockquote_rpc_client_calls_total "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			if n, err := strconv.ParseFloat(v, 64); err == nil {
 				return int64(n)
 			}
@@ -218,8 +211,8 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 	if err != nil {
 		return err
 	}
-	_, missBefore := b.cacheCounters()
-	rpcBefore := b.rpcCalls()
+	fetchesBefore := b.stooqFetches()
+	rpcBefore := readCounter(b.apiURL, "stockquote_rpc_client_calls_total")
 	b.logf("%s: %s at %d clients", group, name, c)
 	r := b.measure(row{group: group, name: name, clients: c, ceiling: ceiling, ceilName: "composed"}, b.pairSamples, func() result {
 		return attack(ctx, name, c, b.o.duration, http.StatusOK, stockRequests(b.apiURL, b.tokens, pick))
@@ -228,10 +221,9 @@ func (b *bench) stock(ctx context.Context, group, name string, c int, pick symbo
 	if err != nil {
 		return err
 	}
-	_, missAfter := b.cacheCounters()
-	fetches := missAfter - missBefore
+	fetches := b.stooqFetches() - fetchesBefore
 	r.note = fmt.Sprintf("stooq fetches %d, CPU/req %d µs", fetches, cpuPerRequest(r).Microseconds())
-	if rpcAfter := b.rpcCalls(); rpcBefore >= 0 && rpcAfter >= 0 {
+	if rpcAfter := readCounter(b.apiURL, "stockquote_rpc_client_calls_total"); rpcBefore >= 0 && rpcAfter >= 0 {
 		// Fewer RPCs than requests: the API's coalescing (QUOTE_COALESCE).
 		r.note = fmt.Sprintf("RPCs %d, %s", rpcAfter-rpcBefore, r.note)
 	}
