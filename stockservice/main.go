@@ -1,15 +1,7 @@
 // Command stockservice is the stock worker: it consumes quote requests
 // from RabbitMQ, fetches each quote from stooq and replies with the quote
-// or a typed error. HTTP_ADDR serves /healthz, /readyz and /metrics.
-//
-// Usage:
-//
-//	stockservice                 serve (the default)
-//	stockservice check [SYMBOL]  fetch one quote with the configured stooq
-//	                             URL and key and print a diagnosis
-//	stockservice --version       print the version
-//
-// Configuration comes from the environment; see config.go.
+// or a typed error; HTTP_ADDR serves /healthz, /readyz and /metrics.
+// `stockservice check [SYMBOL]` fetches one quote and prints a diagnosis.
 package main
 
 import (
@@ -23,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync/atomic"
 	"syscall"
 	"time"
 	_ "time/tzdata" // stooq reports Europe/Warsaw times; distroless images have no tz database
@@ -39,8 +30,7 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// version and commit are set at build time with
-// -ldflags "-X main.version=... -X main.commit=...".
+// version and commit are set with -ldflags "-X main.version=... -X main.commit=...".
 var (
 	version = "dev"
 	commit  = "unknown"
@@ -61,9 +51,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("stockservice", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	if len(args) == 0 {
-		args = []string{"stockservice"}
-	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -85,9 +72,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
-// serve runs the worker until ctx ends or a part fails, then shuts down:
-// stop consuming and finish the requests in flight, close the broker
-// connection, stop the HTTP server, all within SHUTDOWN_TIMEOUT.
+// serve runs the worker until ctx ends or a part fails, then, within
+// SHUTDOWN_TIMEOUT, stops consuming and finishes the requests in flight,
+// closes the broker connection and stops the HTTP server.
 func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) error {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
@@ -112,9 +99,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	reg := metrics.NewRegistry(info)
 
 	stooqOpts := newStooqOptions(cfg)
-	if cfg.OTLPEndpoint != "" {
-		// A client span per stooq request, child of the consume span; only
-		// when spans are exported, since the wrapper costs CPU per request.
+	if cfg.OTLPEndpoint != "" { // a span per stooq request costs CPU: only when exported
 		stooqOpts.WrapTransport = traceTransport(tp, prop)
 	}
 	client, err := stooq.New(stooqOpts)
@@ -142,24 +127,15 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		ln.Close()
 		return fmt.Errorf("amqp: %w", err)
 	}
-	handler := observeHandler(handleQuote(cache, log), reg, tp, prop, log)
-	server := amqprpc.NewServer(conn, cfg.Queue, handler, amqprpc.ServerOptions{Workers: cfg.Workers, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
+	server := amqprpc.NewServer(conn, cfg.Queue, observeHandler(handleQuote(cache, log), reg, tp, prop, log),
+		amqprpc.ServerOptions{Workers: cfg.Workers, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
 	reg.MustRegister(newRPCServerCollector(server.Stats))
 
-	var draining atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", health.Live)
-	mux.Handle("GET /readyz", health.Ready(log,
-		health.Check{Name: "shutdown", Ready: func(context.Context) error {
-			if draining.Load() {
-				return errors.New("shutting down")
-			}
-			return nil
-		}},
-		health.Check{Name: "amqp", Ready: func(context.Context) error { return conn.Ready() }},
-		health.Check{Name: "consumer", Ready: func(context.Context) error { return server.Ready() }},
-	))
+	// Not ready while the broker link is down, or once shutdown stops consuming.
+	mux.Handle("GET /readyz", health.Ready(log, health.Check{Name: "consumer", Ready: func(context.Context) error { return server.Ready() }}))
 	httpServer := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -189,7 +165,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	// A fresh deadline: ctx is already done.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	draining.Store(true)
 	stopServing()
 	select {
 	case err := <-serveDone:

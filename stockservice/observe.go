@@ -23,8 +23,7 @@ import (
 // observeHandler wraps h: it continues the caller's trace in a consumer
 // span, puts the caller's request id in the context (so every line logged
 // with it names the request), records the handler metrics with reg and
-// logs one "rpc handled" line per request at debug level (the API logs
-// every request at info with the same request id).
+// logs an "rpc handled" line at debug level.
 func observeHandler(h amqprpc.Handler, reg prometheus.Registerer, tp trace.TracerProvider, prop propagation.TextMapPropagator, log *slog.Logger) amqprpc.Handler {
 	tracer := tp.Tracer("github.com/stockquote/stockquote/stockservice")
 	metric := promauto.With(reg)

@@ -44,7 +44,7 @@ func startRun(t *testing.T, env map[string]string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &started{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
-	go func() { s.done <- run(ctx, nil, envFunc(env), io.Discard, s.stderr) }()
+	go func() { s.done <- run(ctx, []string{"stockservice"}, envFunc(env), io.Discard, s.stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
