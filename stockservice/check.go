@@ -12,14 +12,12 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// checkSymbol is the symbol `stockservice check` asks for by default: one
-// stooq has quoted for decades.
+// checkSymbol is the symbol `stockservice check` asks for by default.
 const checkSymbol = "aapl.us"
 
 // runCheck is `stockservice check [SYMBOL]`: one real fetch from stooq
-// with the configured STOOQ_URL, STOOQ_API_KEY and STOOQ_TIMEOUT, and a
-// diagnosis on stdout. It fails when stooq cannot serve quotes (an
-// unknown symbol is not such a failure: stooq answered).
+// with the configured settings and a diagnosis on stdout. It fails when
+// stooq cannot serve quotes.
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	if len(args) > 1 {
 		return fmt.Errorf("check: want at most one symbol, got %q", args)

@@ -13,8 +13,7 @@ import (
 	"github.com/stockquote/stockquote/stockservice/stooq"
 )
 
-// quoter fetches one symbol's quote: *stooq.Client, and stooqWatch
-// around it.
+// quoter fetches one symbol's quote: *stooq.Client, or stooqWatch around it.
 type quoter interface {
 	Quote(ctx context.Context, symbol string) (stockrpc.Quote, error)
 }
@@ -56,16 +55,13 @@ func handleQuote(quotes *quoteCache, log *slog.Logger) amqprpc.Handler {
 	}
 }
 
-// failure is what the worker makes of an error: the reply's code, the
-// fixed message sent on the wire (the full error, with URLs and upstream
-// text, stays in this service's log), and for the operator the short
-// result `stockservice check` prints and what to do about it.
+// failure is what the worker makes of an error.
 type failure struct {
 	err     error
 	code    stockrpc.Code
-	message string
-	result  string
-	advice  string
+	message string // fixed per code: the full error, with URLs, stays in this service's log
+	result  string // what `stockservice check` prints
+	advice  string // what the operator does
 }
 
 // stooqFailures classifies the stooq client's errors, in the order they

@@ -107,8 +107,6 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return fmt.Errorf("stooq client: %w", err)
 	}
 	defer client.CloseIdleConnections()
-	// The cache sits in front of the watch, so the stooq metrics count
-	// real fetches only.
 	cache := newQuoteCache(newStooqWatch(client, reg, log), cfg.QuoteCacheTTL, time.Now, reg)
 
 	if cfg.DebugAddr != "" {

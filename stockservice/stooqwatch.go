@@ -18,10 +18,8 @@ import (
 var refusals = []stockrpc.Code{stockrpc.CodeKeyRequired, stockrpc.CodeKeyRejected, stockrpc.CodeChallenge, stockrpc.CodeRateLimited}
 
 // stooqWatch wraps the stooq client below the cache, so it sees real
-// fetches only. It counts and times them by outcome, counts refusals by
-// reason, and logs a warning when the reason changes and a line when stooq
-// serves again: the operator learns why quotes fail without a line per
-// request.
+// fetches only: it counts and times them by outcome and counts refusals,
+// warning when the reason changes (not per request) and noting recovery.
 type stooqWatch struct {
 	next     quoter
 	log      *slog.Logger

@@ -61,13 +61,12 @@ type Options struct {
 	BaseURL   string        // default https://stooq.com; scheme and host, optional path prefix
 	Timeout   time.Duration // whole request, budget wait and body included; default 5s
 	UserAgent string        // default "stockquote/1"
-	// WrapTransport, when set, wraps the transport (to trace each request).
-	WrapTransport func(http.RoundTripper) http.RoundTripper
-	APIKey        string // sent as apikey= when set
-	// MaxRPS, when positive, caps the requests per second (a token bucket
-	// holding one second's worth); a request waits for a token within its
-	// deadline, else fails with ErrOverBudget.
+	APIKey    string        // sent as apikey= when set
+	// MaxRPS, when positive, caps requests per second (a bucket of one second's worth):
+	// a request waits for a token within its deadline, else fails with ErrOverBudget.
 	MaxRPS float64
+	// WrapTransport wraps the transport, to trace each request.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Client fetches quotes from stooq. It is safe for concurrent use.

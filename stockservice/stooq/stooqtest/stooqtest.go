@@ -1,30 +1,17 @@
 // Package stooqtest is a fake of stooq.com's quote endpoint
 // (GET /q/l/?s=SYMBOL&f=sd2t2ohlcvn&h&e=csv) for tests, offline runs and
 // benchmarks. It answers as stooq does: status 200, CRLF line ends, the
-// header line, then the symbol's row, upper-cased, with a variable number
-// of decimals; an unknown symbol gets stooq's N/D row.
+// header and the symbol's row, or stooq's N/D row for an unknown symbol.
+// It quotes AAPL.US, MSFT.US, GOOGL.US, ^SPX, NOD.US (named N/D) and
+// t<1-6 digits>.us (T42.US is TEST42, priced from its number).
 //
-// Known symbols: AAPL.US, MSFT.US, GOOGL.US, ^SPX, NOD.US (whose Name is
-// N/D), and t<1-6 digits>.us (T42.US is named TEST42), priced from its
-// number so that load tests can use many symbols.
-//
-// A magic symbol gets a failure instead of a quote:
-//
-//	ratelimit.test    "Exceeded the daily hits limit"
-//	html.test         an HTML error page
-//	challenge.test    a bot challenge: a proof-of-work script and a POST /__verify form
-//	keypage.test      the page asking for an API key
-//	badkey.test       the page saying the API key is invalid
-//	garbage.test      binary garbage
-//	error.test        status 500
-//	phpwarning.test   PHP warnings before a valid answer
-//	truncated.test    the answer cut off in the middle of the row
-//	huge.test         a valid answer followed by 4 MiB of rows
-//	slow.test         a valid answer after Options.SlowDelay, or nothing if the client leaves first
-//	notfound.test     the N/D row, as any unknown symbol
-//
-// With Options.RequireKey, a request without that apikey= gets the key page
-// and one with another key the invalid-key page (a challenge comes first).
+// Magic symbols answer a failure: ratelimit.test, html.test, challenge.test
+// (a proof-of-work script and a POST /__verify form), keypage.test,
+// badkey.test, garbage.test, error.test (status 500), phpwarning.test (PHP
+// warnings before the CSV), truncated.test, huge.test (4 MiB of rows),
+// slow.test (a quote after Options.SlowDelay) and notfound.test. With
+// Options.RequireKey, a request without that apikey= gets the key page and
+// one with another key the invalid-key page (a challenge comes first).
 package stooqtest
 
 import (
