@@ -101,53 +101,41 @@ func bearerToken(header string) (string, bool) {
 	return token, token != ""
 }
 
-// requireToken verifies the bearer token without loading its user, saving
-// /stock a database round trip: a removed user is refused there by the
-// history row's foreign key, after at most its quota of quote lookups.
-func requireToken(auth *tokenAuth) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if id, ok := verifyBearer(c, auth); ok {
-			c.Set(userKey, authUser{ID: id})
-			c.Next()
-		}
-	}
-}
-
-// verifyBearer returns the user id of the request's bearer token, or
-// answers 401 and returns false.
-func verifyBearer(c *gin.Context, auth *tokenAuth) (int64, bool) {
-	token, ok := bearerToken(c.GetHeader("Authorization"))
-	if !ok {
-		fail(c, withDetail(errUnauthenticated, "missing bearer token"))
-		return 0, false
-	}
-	id, err := auth.verify(token)
-	if err != nil {
-		fail(c, withDetail(err, "invalid or expired bearer token"))
-		return 0, false
-	}
-	return id, true
-}
-
 // requireUser verifies the bearer token and loads its user, so a removed
-// user is refused and a demoted one loses superuser rights at once.
+// user is refused and a demoted one loses superuser rights at once. With
+// users nil (requireToken) the user is not loaded.
 func requireUser(auth *tokenAuth, users userStore) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		id, ok := verifyBearer(c, auth)
+		token, ok := bearerToken(c.GetHeader("Authorization"))
 		if !ok {
+			fail(c, withDetail(errUnauthenticated, "missing bearer token"))
 			return
 		}
-		ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
-		u, err := users.UserByID(ctx, id)
-		cancel()
+		id, err := auth.verify(token)
 		if err != nil {
-			fail(c, fmt.Errorf("load user %d: %w", id, err))
+			fail(c, withDetail(err, "invalid or expired bearer token"))
 			return
 		}
-		c.Set(userKey, authUser{ID: u.ID, Superuser: u.Superuser})
+		u := authUser{ID: id}
+		if users != nil {
+			ctx, cancel := context.WithTimeout(c.Request.Context(), dbCallTimeout)
+			stored, err := users.UserByID(ctx, id)
+			cancel()
+			if err != nil {
+				fail(c, fmt.Errorf("load user %d: %w", id, err))
+				return
+			}
+			u.Superuser = stored.Superuser
+		}
+		c.Set(userKey, u)
 		c.Next()
 	}
 }
+
+// requireToken is requireUser without loading the user, saving /stock a
+// database round trip: a removed user is refused there by the history
+// row's foreign key, after at most its quota of quote lookups.
+func requireToken(auth *tokenAuth) gin.HandlerFunc { return requireUser(auth, nil) }
 
 // requireSuperuser refuses callers who are not superusers (after requireUser).
 func requireSuperuser() gin.HandlerFunc {

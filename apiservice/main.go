@@ -219,7 +219,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels, ContentType: stockrpc.ContentType})
 	defer closeLogged(logger, "rpc client", client.Close)
 	reg.MustRegister(newRPCClientCollector(client.Stats))
-	var quotes quoteRequester = newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout, tp, tracing.Propagator(), reg)
+	var quotes quoteRequester = newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout, tp, reg)
 	if cfg.QuoteCoalesce {
 		quotes = newCoalescedQuotes(quotes, reg)
 	}
@@ -255,7 +255,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		}
 		defer stopMetrics()
 	}
-	handler := traceRequests(newServer(deps), tp, tracing.Propagator())
+	handler := traceRequests(newServer(deps), tp)
 	return serveHTTP(ctx, newHTTPServer(ctx, handler, cfg, logger), conn, cfg, logger)
 }
 

@@ -24,7 +24,6 @@ import (
 	"github.com/stockquote/stockquote/shared/logging"
 	"github.com/stockquote/stockquote/shared/metrics"
 	"github.com/stockquote/stockquote/shared/stockrpc"
-	"github.com/stockquote/stockquote/shared/tracing"
 )
 
 // TestHTTPMetrics sends requests through the server and scrapes its
@@ -150,7 +149,7 @@ func TestTraceRequests(t *testing.T) {
 				if sc := trace.SpanContextFromContext(r.Context()); sc.IsValid() {
 					got = sc.TraceID().String()
 				}
-			}), tracenoop.NewTracerProvider(), tracing.Propagator())
+			}), tracenoop.NewTracerProvider())
 			r := httptest.NewRequest(http.MethodGet, "/", nil)
 			if tt.traceparent != "" {
 				r.Header.Set("traceparent", tt.traceparent)

@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
@@ -37,19 +36,17 @@ type rpcQuotes struct {
 	queue    string
 	timeout  time.Duration
 	tracer   trace.Tracer
-	prop     propagation.TextMapPropagator
 	duration *prometheus.HistogramVec
 }
 
 // newRPCQuotes returns an rpcQuotes calling queue, each call bounded by
 // timeout, and registers its latency histogram with reg.
-func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration, tp trace.TracerProvider, prop propagation.TextMapPropagator, reg prometheus.Registerer) *rpcQuotes {
+func newRPCQuotes(rpc rpcCaller, queue string, timeout time.Duration, tp trace.TracerProvider, reg prometheus.Registerer) *rpcQuotes {
 	q := &rpcQuotes{
 		rpc:     rpc,
 		queue:   queue,
 		timeout: timeout,
 		tracer:  tp.Tracer("github.com/stockquote/stockquote/apiservice"),
-		prop:    prop,
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stockquote_rpc_client_duration_seconds",
 			Help:    "Time from sending an RPC request to its reply or failure, by outcome.",
@@ -105,7 +102,7 @@ func (q *rpcQuotes) call(ctx context.Context, body []byte) ([]byte, error) {
 	if id := logging.RequestID(ctx); id != "" {
 		headers[amqprpc.RequestIDHeader] = id
 	}
-	q.prop.Inject(ctx, tracing.HeaderCarrier(headers))
+	tracing.Propagator().Inject(ctx, tracing.HeaderCarrier(headers))
 	start := time.Now()
 	out, err := q.rpc.Call(ctx, q.queue, body, headers)
 	outcome := rpcOutcome(err)

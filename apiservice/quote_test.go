@@ -87,7 +87,7 @@ func TestRPCQuotes(t *testing.T) {
 }
 
 func newTestRPCQuotes(rpc rpcCaller, timeout time.Duration) *rpcQuotes {
-	return newRPCQuotes(rpc, stockrpc.QueueName, timeout, noop.NewTracerProvider(), tracing.Propagator(), prometheus.NewRegistry())
+	return newRPCQuotes(rpc, stockrpc.QueueName, timeout, noop.NewTracerProvider(), prometheus.NewRegistry())
 }
 
 // TestRPCQuotesReportFetch: a reply not marked cached reports a stooq
@@ -112,7 +112,7 @@ func TestRPCQuotesHeadersAndLatency(t *testing.T) {
 		headers = append(headers, h)
 		return []byte(`{"v":1,"quote":{"symbol":"X"}}`), callErr
 	})
-	q := newRPCQuotes(caller, "q", time.Second, noop.NewTracerProvider(), tracing.Propagator(), reg)
+	q := newRPCQuotes(caller, "q", time.Second, noop.NewTracerProvider(), reg)
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ctx := tracing.Propagator().Extract(context.Background(), tracing.HeaderCarrier{"traceparent": parent})
 	if _, _, err := q.Quote(logging.WithRequestID(ctx, "req-42"), "x.us"); err != nil {

@@ -69,14 +69,10 @@ func newServer(d serverDeps) http.Handler {
 // newHTTPServer returns the HTTP server serving handler, with every timeout
 // set so slow or idle clients cannot hold connections forever.
 func newHTTPServer(ctx context.Context, handler http.Handler, cfg config, logger *slog.Logger) *http.Server {
-	readHeader := cfg.ReadHeaderTimeout
-	if readHeader <= 0 {
-		readHeader = 5 * time.Second
-	}
 	return &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: readHeader,
-		ReadTimeout:       readHeader + 10*time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadHeaderTimeout + 10*time.Second,
 		WriteTimeout:      cfg.RPCTimeout + 30*time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    serverMaxHeaderBytes,

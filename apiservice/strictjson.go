@@ -24,16 +24,13 @@ func decodeJSON(r *http.Request, v any) error {
 		}
 		return withDetail(errInvalidInput, "could not read the body")
 	}
-	if err := checkJSONKeys(body, jsonFieldNames(v)); err != nil {
-		return withDetail(errInvalidInput, "malformed JSON body: "+err.Error())
+	// Unmarshal refuses trailing data and values of the wrong type.
+	err = checkJSONKeys(body, jsonFieldNames(v))
+	if err == nil {
+		err = json.Unmarshal(body, v)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err != nil {
 		return withDetail(errInvalidInput, "malformed JSON body: "+err.Error())
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return withDetail(errInvalidInput, "malformed JSON body: trailing data after the object")
 	}
 	return nil
 }

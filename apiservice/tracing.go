@@ -7,16 +7,17 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/stockquote/stockquote/shared/tracing"
 )
 
 // traceRequests wraps the engine in a server span. Without an exporter
 // the incoming trace context is still passed on to the logs and the RPC.
-func traceRequests(h http.Handler, tp trace.TracerProvider, prop propagation.TextMapPropagator) http.Handler {
+func traceRequests(h http.Handler, tp trace.TracerProvider) http.Handler {
 	return otelhttp.NewHandler(h, "http.server",
 		otelhttp.WithTracerProvider(tp),
-		otelhttp.WithPropagators(prop),
+		otelhttp.WithPropagators(tracing.Propagator()),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 	)
 }
