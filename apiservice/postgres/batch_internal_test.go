@@ -32,7 +32,7 @@ func openInternal(t *testing.T) (*DB, int64) {
 }
 
 func newCall(ctx context.Context, user int64, symbol string) *historyCall {
-	return &historyCall{ctx: ctx, row: historyRow{UserID: user, RequestedAt: now(), Symbol: symbol}, done: make(chan historyResult, 1)}
+	return &historyCall{ctx: ctx, row: &historyRow{UserID: user, RequestedAt: now(), Symbol: symbol}, done: make(chan error, 1)}
 }
 
 // symbolOf reads back the row saved under id.
@@ -60,13 +60,12 @@ func TestBatchIDsBelongToTheirRows(t *testing.T) {
 				}
 				db.writers.save(calls)
 				for i, c := range calls {
-					r := <-c.done
-					if r.err != nil {
-						t.Errorf("%d/%d/%d: %v", g, round, i, r.err)
+					if err := <-c.done; err != nil {
+						t.Errorf("%d/%d/%d: %v", g, round, i, err)
 						continue
 					}
-					if sym, _ := symbolOf(t, db, r.id); sym != c.row.Symbol {
-						t.Errorf("call for %s got id %d, which holds %s", c.row.Symbol, r.id, sym)
+					if sym, _ := symbolOf(t, db, c.row.ID); sym != c.row.Symbol {
+						t.Errorf("call for %s got id %d, which holds %s", c.row.Symbol, c.row.ID, sym)
 					}
 				}
 			}
@@ -90,17 +89,17 @@ func TestBatchSplitsOnOneBadRow(t *testing.T) {
 	}
 	db.writers.save(calls)
 	for i, c := range calls {
-		r := <-c.done
+		err := <-c.done
 		switch {
 		case i == 1:
-			if err := wrapErr("add", r.err); !errors.Is(err, ErrNotFound) {
+			if err := wrapErr("add", err); !errors.Is(err, ErrNotFound) {
 				t.Errorf("row of the missing user: %v, want ErrNotFound", err)
 			}
-		case r.err != nil:
-			t.Errorf("row %s: %v", c.row.Symbol, r.err)
+		case err != nil:
+			t.Errorf("row %s: %v", c.row.Symbol, err)
 		default:
-			if sym, _ := symbolOf(t, db, r.id); sym != c.row.Symbol {
-				t.Errorf("%s got id %d holding %s", c.row.Symbol, r.id, sym)
+			if sym, _ := symbolOf(t, db, c.row.ID); sym != c.row.Symbol {
+				t.Errorf("%s got id %d holding %s", c.row.Symbol, c.row.ID, sym)
 			}
 		}
 	}
@@ -121,12 +120,12 @@ func TestBatchDropsCallersThatLeft(t *testing.T) {
 		newCall(context.Background(), alice, "B.US"),
 	}
 	db.writers.save(calls)
-	if r := <-calls[1].done; !errors.Is(r.err, context.Canceled) {
-		t.Errorf("call that left: %v, want context.Canceled", r.err)
+	if err := <-calls[1].done; !errors.Is(err, context.Canceled) {
+		t.Errorf("call that left: %v, want context.Canceled", err)
 	}
 	for _, i := range []int{0, 2} {
-		if r := <-calls[i].done; r.err != nil {
-			t.Errorf("%s: %v", calls[i].row.Symbol, r.err)
+		if err := <-calls[i].done; err != nil {
+			t.Errorf("%s: %v", calls[i].row.Symbol, err)
 		}
 	}
 	var n int64

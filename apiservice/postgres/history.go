@@ -80,11 +80,9 @@ func (db *DB) AddHistory(ctx context.Context, userID int64, e HistoryEntry) (His
 		q := e.QuotedAt.UTC().Truncate(time.Microsecond)
 		row.QuotedAt = &q
 	}
-	id, err := db.writers.add(ctx, row)
-	if err != nil {
+	if err := db.writers.add(ctx, &row); err != nil {
 		return HistoryEntry{}, wrapErr(fmt.Sprintf("add history %q for user %d", e.Symbol, userID), err)
 	}
-	row.ID = id
 	return row.entry(), nil
 }
 

@@ -90,7 +90,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.HistoryWriters <= 0 {
 		cfg.HistoryWriters = DefaultHistoryWriters
 	}
-	db.writers = newHistoryWriters(db, min(cfg.HistoryWriters, cfg.MaxOpenConns))
+	db.writers = newHistoryWriters(sqlDB, min(cfg.HistoryWriters, cfg.MaxOpenConns))
 	return db, nil
 }
 
