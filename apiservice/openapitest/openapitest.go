@@ -97,10 +97,9 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 		return fmt.Errorf("%s %s: find route: %w", x.Request.Method, x.Request.URL, err)
 	}
 
-	req := routed
-	req.Body = io.NopCloser(bytes.NewReader(x.RequestBody))
+	routed.Body = io.NopCloser(bytes.NewReader(x.RequestBody))
 	in := &openapi3filter.RequestValidationInput{
-		Request:    req,
+		Request:    routed,
 		PathParams: params,
 		Route:      route,
 		Options: &openapi3filter.Options{
@@ -112,7 +111,7 @@ func (v *Validator) Check(ctx context.Context, x Exchange) error {
 	}
 	reqErr := openapi3filter.ValidateRequest(ctx, in)
 	if reqErr == nil {
-		reqErr = singleValued(route.Operation, req)
+		reqErr = singleValued(route.Operation, routed)
 	}
 	where := fmt.Sprintf("%s %s (operation %s) answered %d", x.Request.Method, x.Request.URL, route.Operation.OperationID, x.Status)
 	switch {

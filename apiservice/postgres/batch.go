@@ -19,8 +19,7 @@ const DefaultHistoryWriters = 4
 
 const (
 	maxHistoryBatch = 32
-	// historyBatchTimeout bounds a statement none of whose callers has a
-	// deadline (every request-path caller has one).
+	// historyBatchTimeout bounds a statement whose callers have no deadline.
 	historyBatchTimeout = 5 * time.Second
 )
 
@@ -41,8 +40,7 @@ type historyWriters struct {
 	statements, rows, split atomic.Uint64
 }
 
-// HistoryWriteStats count the statements that saved history rows since
-// the store was opened; Rows / Statements is about the mean batch size.
+// HistoryWriteStats count history INSERTs since Open; Rows / Statements is the mean batch.
 type HistoryWriteStats struct {
 	Statements uint64 // INSERT statements run (successful or not)
 	Rows       uint64 // rows saved
@@ -71,15 +69,13 @@ func newHistoryWriters(db *sql.DB, n int) *historyWriters {
 	return w
 }
 
-// close stops the writers after the batches in flight; calls still
-// waiting fail.
+// close stops the writers after the batches in flight; waiting calls fail.
 func (w *historyWriters) close() {
 	w.once.Do(func() { close(w.stop) })
 	w.wg.Wait()
 }
 
-// errStoreClosed answers calls made after Close: the database is gone
-// for this process, a 503 like any other unavailable database.
+// errStoreClosed answers calls made after Close: a 503, like any unavailable database.
 var errStoreClosed = fmt.Errorf("%w: store closed", ErrUnavailable)
 
 // add saves row through a writer, setting its ID.
@@ -96,8 +92,7 @@ func (w *historyWriters) add(ctx context.Context, row *historyRow) error {
 	case err := <-c.done:
 		return err
 	case <-ctx.Done():
-		// The batch in flight may still save the row: the same ambiguity
-		// as a statement cancelled after it reached the server.
+		// The batch in flight may still save the row, as a cancelled statement may.
 		return ctx.Err()
 	}
 }

@@ -15,6 +15,17 @@ import (
 	"gorm.io/gorm"
 )
 
+// Sentinel errors: the kinds of failure callers tell apart.
+var (
+	// ErrNotFound reports that the requested row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate reports a unique constraint violation, e.g. a taken username.
+	ErrDuplicate = errors.New("already exists")
+	// ErrUnavailable wraps failures to reach or use the database at all,
+	// so the API can answer 503 instead of 500.
+	ErrUnavailable = errors.New("database unavailable")
+)
+
 // wrapErr classifies a driver or GORM error as one of the package's
 // sentinels, where it arises, and adds op as context. The original error
 // stays in the chain.

@@ -55,12 +55,10 @@ func (r historyRow) entry() HistoryEntry {
 	return e
 }
 
-// AddHistory stores e for userID and returns it with its ID set. A zero
-// RequestedAt is set to the current time. Times are stored in UTC at
-// PostgreSQL's microsecond precision; the returned entry holds exactly
-// what was stored, so it can serve as a HistoryCursor. It fails with
-// ErrNotFound when no user has userID (the foreign key checks it in the
-// same statement, so callers need not load the user first).
+// AddHistory stores e for userID (a zero RequestedAt is now) and returns
+// exactly what was stored (UTC, microseconds), ID set, so it can serve as
+// a HistoryCursor. No user with userID is ErrNotFound, from the foreign
+// key: callers need not load the user first.
 func (db *DB) AddHistory(ctx context.Context, userID int64, e HistoryEntry) (HistoryEntry, error) {
 	if e.RequestedAt.IsZero() {
 		e.RequestedAt = now()
@@ -102,8 +100,7 @@ func (db *DB) History(ctx context.Context, userID int64, limit int, after *Histo
 	}
 	q := db.gorm.WithContext(ctx).Where("user_id = ?", userID)
 	if after != nil {
-		// A row comparison, so the (user_id, requested_at DESC, id DESC)
-		// index serves it as one range.
+		// A row comparison: one range of history_user_requested_idx.
 		q = q.Where("(requested_at, id) < (?, ?)", after.RequestedAt.UTC(), after.ID)
 	}
 	var rows []historyRow

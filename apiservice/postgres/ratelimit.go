@@ -56,9 +56,8 @@ func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retry
 	case err == nil && wait > 0:
 		return false, time.Duration(wait) * time.Microsecond, nil
 	}
-	// Refused, but the statement's snapshot predates the concurrent
-	// attempt that emptied the bucket (no row, or an older one): read the
-	// wait again.
+	// Refused, but the statement's snapshot predates the attempt that
+	// emptied the bucket (no row, or an older one): read the wait again.
 	if _, retryAfter, err = db.PeekRate(ctx, key, l); err != nil {
 		return false, 0, err
 	}
@@ -72,22 +71,17 @@ func (db *DB) TakeRate(ctx context.Context, key string, l Limit) (ok bool, retry
 // (0 to Burst), and when none is left how long until one is back,
 // without spending any: a read only.
 func (db *DB) PeekRate(ctx context.Context, key string, l Limit) (available int, retryAfter time.Duration, err error) {
-	var backlog int64
+	var us int64
 	err = db.gorm.WithContext(ctx).Raw(`SELECT (extract(epoch FROM greatest(tat - now(), interval '0')) * 1e6)::bigint
-		FROM rate_limits WHERE key = @key`, map[string]any{"key": key}).Row().Scan(&backlog)
+		FROM rate_limits WHERE key = @key`, map[string]any{"key": key}).Row().Scan(&us)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return l.Burst, 0, nil
 	case err != nil:
 		return 0, 0, wrapErr(fmt.Sprintf("peek rate %.64q", key), err)
 	}
-	return l.available(time.Duration(backlog) * time.Microsecond)
-}
-
-// available is what a bucket whose tat is backlog ahead of now has left.
-func (l Limit) available(backlog time.Duration) (int, time.Duration, error) {
-	n := l.Burst - int((backlog+l.Interval-1)/l.Interval) // whole attempts left
-	if n > 0 {
+	backlog := time.Duration(us) * time.Microsecond
+	if n := l.Burst - int((backlog+l.Interval-1)/l.Interval); n > 0 { // whole attempts left
 		return n, 0, nil
 	}
 	return 0, backlog + l.Interval - time.Duration(l.Burst)*l.Interval, nil
@@ -105,9 +99,8 @@ func (db *DB) ChargeRate(ctx context.Context, key string, l Limit) error {
 	return wrapErr(fmt.Sprintf("charge rate %.64q", key), err)
 }
 
-// SweepRates deletes the rows of buckets that are full again, keeping
-// rate_limits about as large as the set of keys used recently; it
-// returns how many it deleted.
+// SweepRates deletes the rows of full buckets, keeping rate_limits about
+// the size of the set of keys used recently, and returns how many.
 func (db *DB) SweepRates(ctx context.Context) (int64, error) {
 	res := db.gorm.WithContext(ctx).Exec(`DELETE FROM rate_limits WHERE tat < now()`)
 	return res.RowsAffected, wrapErr("sweep rate limits", res.Error)

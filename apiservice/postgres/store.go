@@ -4,6 +4,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -15,32 +16,14 @@ import (
 	"gorm.io/gorm/logger"
 )
 
-// Sentinel errors.
-var (
-	// ErrNotFound reports that the requested row does not exist.
-	ErrNotFound = errors.New("not found")
-	// ErrDuplicate reports a unique constraint violation (SQLSTATE 23505),
-	// e.g. a username that is already taken.
-	ErrDuplicate = errors.New("already exists")
-	// ErrUnavailable wraps failures to reach the database (connection
-	// refused, reset, pool exhausted past the context deadline), so the
-	// API can answer 503 instead of 500.
-	ErrUnavailable = errors.New("database unavailable")
-)
-
 // Config configures the connection pool.
 type Config struct {
 	URL          string // postgres:// URL or DSN, may hold a password
 	MaxOpenConns int    // default 20; all of them may stay idle
-	// HistoryWriters is how many statements AddHistory runs at once;
-	// concurrent calls beyond that are saved together, several rows per
-	// statement (see historyWriters). Default DefaultHistoryWriters.
+	// HistoryWriters is how many INSERTs AddHistory runs at once (see
+	// historyWriters); default DefaultHistoryWriters.
 	HistoryWriters int
 }
-
-// connMaxLifetime recycles connections, so a failover or a DNS change is
-// picked up without a restart.
-const connMaxLifetime = 30 * time.Minute
 
 // DB is the store. It is safe for concurrent use.
 type DB struct {
@@ -56,9 +39,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if cfg.URL == "" {
 		return nil, errors.New("open database: empty URL")
 	}
-	if cfg.MaxOpenConns <= 0 {
-		cfg.MaxOpenConns = 20
-	}
+	cfg.MaxOpenConns = cmp.Or(cfg.MaxOpenConns, 20)
 
 	g, err := gorm.Open(postgres.New(postgres.Config{DSN: cfg.URL}), &gorm.Config{
 		// GORM's logger prints SQL with its arguments (password hashes,
@@ -80,17 +61,14 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	sqlDB.SetMaxOpenConns(cfg.MaxOpenConns)
 	sqlDB.SetMaxIdleConns(cfg.MaxOpenConns)
-	sqlDB.SetConnMaxLifetime(connMaxLifetime)
+	sqlDB.SetConnMaxLifetime(30 * time.Minute) // picks up a failover or DNS change without a restart
 
 	db := &DB{gorm: g, sql: sqlDB}
 	if err := db.Ping(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	if cfg.HistoryWriters <= 0 {
-		cfg.HistoryWriters = DefaultHistoryWriters
-	}
-	db.writers = newHistoryWriters(sqlDB, min(cfg.HistoryWriters, cfg.MaxOpenConns))
+	db.writers = newHistoryWriters(sqlDB, min(cmp.Or(cfg.HistoryWriters, DefaultHistoryWriters), cfg.MaxOpenConns))
 	return db, nil
 }
 
@@ -104,10 +82,7 @@ func (db *DB) SQL() *sql.DB { return db.sql }
 
 // Ping checks the database is usable (for /readyz).
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.sql.PingContext(ctx); err != nil {
-		return wrapErr("ping", err)
-	}
-	return nil
+	return wrapErr("ping", db.sql.PingContext(ctx))
 }
 
 // Close stops the history writers and closes the pool.
