@@ -3,6 +3,7 @@ package amqprpc
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -150,8 +151,9 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 	var workers sync.WaitGroup
 	for range s.opts.Workers {
 		workers.Go(func() {
-			// deliveries ends when the channel closes or, after Cancel,
-			// once what the broker had pushed is taken.
+			// deliveries ends when the channel closes, when the broker
+			// cancels the consumer, or after Cancel once what the broker
+			// had pushed is taken.
 			for d := range deliveries {
 				s.slots <- struct{}{}
 				err := s.handle(ctx, ch, d)
@@ -163,20 +165,24 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 			}
 		})
 	}
-	s.handlers.Go(workers.Wait)
+	workersDone := make(chan struct{})
+	s.handlers.Go(func() { workers.Wait(); close(workersDone) })
 	select {
 	case <-ctx.Done():
 		s.consuming.Store(false)
 		if err := ch.cancel(tag); err != nil && !raw.IsClosed() {
 			s.log.Warn("amqp cancel consumer", "error", err)
 		}
-		workers.Wait()
+		<-workersDone
 		if err := ch.close(); err != nil {
 			s.log.Warn("amqp close channel", "error", err)
 		}
 		return true, nil
 	case e := <-closes:
 		return true, closeError(e)
+	case <-workersDone:
+		_ = ch.close()
+		return true, errors.New("deliveries ended: consumer cancelled by the broker or channel closed")
 	}
 }
 
