@@ -12,7 +12,7 @@
 # once.
 #
 #   deploy/live/build-tools.sh BIN_DIR [GROUP...]   # default: every group
-#   groups: kube compose frontend argocheck
+#   groups: kube compose frontend
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${STOCKQUOTE_LIVE_CACHE:-/var/cache/stockquote-live}
@@ -57,7 +57,7 @@ build() {
 }
 
 groups=("$@")
-[ ${#groups[@]} -gt 0 ] || groups=(kube compose frontend argocheck)
+[ ${#groups[@]} -gt 0 ] || groups=(kube compose frontend)
 for g in "${groups[@]}"; do
   case "$g" in
   kube)
@@ -78,7 +78,6 @@ for g in "${groups[@]}"; do
   compose) build compose "-X github.com/docker/compose/v2/internal.Version=$(modver compose github.com/docker/compose/v2)" \
     docker-compose=github.com/docker/compose/v2/cmd ;;
   frontend) build frontend "" dockerfile-frontend=github.com/moby/buildkit/frontend/dockerfile/cmd/dockerfile-frontend ;;
-  argocheck) build argocheck "" argocheck=. ;;
   *) echo "build-tools: unknown group $g" >&2; exit 2 ;;
   esac
 done

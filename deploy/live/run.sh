@@ -15,8 +15,8 @@
 #            (kube.sh): the chart installed, upgraded and rolled back with
 #            `helm upgrade --install --atomic --wait`, bad names refused, the
 #            plain manifests applied server-side
-#   argocd   deploy/argocd strictly decoded into argo-cd's types, its CRDs
-#            applied, the Application validated with --dry-run=server
+#   argocd   ArgoCD's CRDs applied, deploy/argocd validated with
+#            --dry-run=server --validate=strict (a misspelt field refused)
 #   jenkins  the Jenkinsfile's sh steps in order (jenkins/stub.groovy on
 #            Debian's groovy) against this dockerd and API server
 #
@@ -79,7 +79,6 @@ bin=$work/bin
 groups=()
 if want images || want compose || want jenkins; then groups+=(compose frontend); fi
 if want kube || want argocd || want jenkins; then groups+=(kube); fi
-if want argocd || want jenkins; then groups+=(argocheck); fi
 "$LIVE_ROOT/deploy/live/build-tools.sh" "$bin" "${groups[@]}"
 ln -s "$LIVE_DOCKER" "$bin/docker"
 export DOCKER_CONFIG=$work/docker-config
