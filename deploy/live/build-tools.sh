@@ -7,9 +7,9 @@
 # builds nothing.
 #
 # Every Kubernetes program (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, kwok, helm) comes from the one module tools/kube, on one
-# k8s.io version, built by one `go build`: their shared libraries compile
-# once.
+# kube-scheduler, kubectl, kwok, helm) comes from the one module tools/kube,
+# on one k8s.io version, built by one `go build`: their shared libraries
+# compile once, and kubectl matches the API server's version.
 #
 #   deploy/live/build-tools.sh BIN_DIR [GROUP...]   # default: every group
 #   groups: kube compose frontend
@@ -72,6 +72,7 @@ for g in "${groups[@]}"; do
       kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
       kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
       kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+      kubectl=k8s.io/kubernetes/cmd/kubectl \
       kwok=sigs.k8s.io/kwok/cmd/kwok \
       helm=helm.sh/helm/v3/cmd/helm
     ;;

@@ -3,10 +3,10 @@
 # (`make test-live` runs it first): Debian's docker.io (dockerd and the
 # docker 20.10 CLI with BuildKit built in), debootstrap (the stand-in base
 # images), groovy (the Jenkinsfile stub), jq, curl, openssl, git and
-# python3. etcd, the Kubernetes control plane, helm, kwok and compose build
-# from the Go module proxy (deploy/live/build-tools.sh); kubectl comes with
-# the machine image. Not root, or not apt: it changes nothing and stops at
-# once with the command to run, so no phase fails late for a missing tool.
+# python3. etcd, the Kubernetes control plane, kubectl, helm, kwok and
+# compose build from the Go module proxy (deploy/live/build-tools.sh). Not
+# root, or not apt: it changes nothing and stops at once with the command
+# to run, so no phase fails late for a missing tool.
 set -euo pipefail
 
 need=()
@@ -15,7 +15,6 @@ for p in debootstrap:debootstrap groovy:groovy jq:jq curl:curl openssl:openssl g
   command -v "${p#*:}" >/dev/null 2>&1 || need+=("${p%%:*}")
 done
 command -v go >/dev/null 2>&1 || { echo "error: make test-live needs Go (the Dockerfile's GO_VERSION) on PATH" >&2; exit 1; }
-command -v kubectl >/dev/null 2>&1 || { echo "error: make test-live needs kubectl on PATH (the machine image's /usr/bin/kubectl)" >&2; exit 1; }
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
