@@ -241,6 +241,11 @@ func TestJenkinsfileStructure(t *testing.T) {
 	if len(post) == 1 && (len(post[0].child("always")) != 1 || !strings.Contains(post[0].text, "cleanWs")) {
 		t.Error("pipeline post: want always { ... cleanWs() }")
 	}
+	// cleanWs() wipes the workspace after every build: Go's caches kept
+	// there never survive, and every build compiles everything again.
+	if m := regexp.MustCompile(`(GOCACHE|GOMODCACHE|STATICCHECK_CACHE)\s*=\s*["'][^"']*WORKSPACE`).FindString(src); m != "" {
+		t.Errorf("Jenkinsfile: %s...: a cache in the workspace, which cleanWs() deletes after each build", m)
+	}
 }
 
 // blockText is a block's body including its children.
