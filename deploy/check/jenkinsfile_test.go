@@ -217,7 +217,7 @@ func TestJenkinsfileStructure(t *testing.T) {
 		{"Deploy", "helm upgrade --install", "helm deploy"},
 		{"Deploy", "--atomic", "atomic deploy"},
 		{"Deploy", "credentialsId: 'kubeconfig", "kubeconfig from the store"},
-		{"Deploy", "credentialsId: 'stooq-api-key'", "the stooq API key from the store"},
+		{"Deploy", "credentialsId: params.STOOQ_API_KEY_CREDENTIAL", "the stooq API key from the store, when a credential is named"},
 		{"Deploy", "--set-file secrets.stooqApiKey=", "the stooq key from a file, not the command line"},
 		{"Deploy", "helm test", "the stooq check after the deploy"},
 		{"Deploy", "params.DEPLOY_MODE == 'helm'", "helm deploy only in helm mode"},

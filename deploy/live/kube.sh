@@ -331,29 +331,55 @@ argocd_tests() {
 
 jenkins_tests() {
   local ws=$LIVE_WORK/jenkins-ws origin=$LIVE_WORK/gitops.git reg_port creds=$LIVE_WORK/jenkins-credentials.properties
-  local commit
+  local commit tag
   commit=$(git -C "$LIVE_ROOT" rev-parse HEAD)
+  tag=${commit:0:12}
   # The job's checkout: the committed HEAD, its origin a bare clone the
   # GitOps stage pushes to; npm's packages hard-linked in. Go's caches are
   # the agent's own (Go's defaults), which make lint and make test filled.
   git clone -q --bare "$LIVE_ROOT" "$origin"
   git -C "$origin" update-ref refs/heads/main "$commit"
-  git clone -q "$origin" "$ws"
-  git -C "$ws" checkout -q --detach "$commit"
-  [ ! -d "$LIVE_ROOT/deploy/node_modules" ] || cp -al "$LIVE_ROOT/deploy/node_modules" "$ws/deploy/"
+  jenkins_checkout() {
+    rm -rf "$ws"
+    git clone -q "$origin" "$ws"
+    git -C "$ws" checkout -q --detach "$commit"
+    [ ! -d "$LIVE_ROOT/deploy/node_modules" ] || cp -al "$LIVE_ROOT/deploy/node_modules" "$ws/deploy/"
+  }
+  # jenkins_run LOG VAR=value...: the Jenkinsfile on the stub in $ws.
+  jenkins_run() {
+    local logf=$1
+    shift
+    (
+      export WORKSPACE=$ws BRANCH_NAME=main JENKINS_CREDENTIALS=$creds "$@"
+      cd "$ws" && groovy "$LIVE_ROOT/deploy/live/jenkins/stub.groovy" Jenkinsfile
+    ) >"$logf" 2>&1 || die "jenkins: $(grep '^\[stub' "$logf" | tail -n 5) (see $logf)"
+    grep '^\[stub.*\] stages:' "$logf" >&2
+  }
 
   reg_port=$(free_port)
   python3 "$LIVE_ROOT/deploy/live/jenkins/registry.py" "$reg_port" "$LIVE_WORK/registry" >"$LIVE_LOGS/registry.log" 2>&1 &
   echo $! >"$KUBE_DIR/registry.pid"
   wait_for 20 registry curl -fsS "http://127.0.0.1:$reg_port/v2/"
 
-  printf 'api:\n  logLevel: info\n' >"$LIVE_WORK/jenkins-values.yaml"
+  # The release's secrets in a Secret of our own (secrets.existingSecret),
+  # as docs/deployment.md recommends: then no stooq-api-key credential
+  # exists, and the Deploy stage must not ask for one.
+  kubectl create namespace sq-jenkins >/dev/null
+  kubectl -n sq-jenkins create secret generic stockquote-env \
+    --from-literal=DATABASE_URL='postgres://stockquote:pw@db.example.internal:5432/stockquote?sslmode=require' \
+    --from-literal=AMQP_URL='amqps://stockquote:pw@mq.example.internal:5671/stockquote' \
+    --from-literal=JWT_SECRET="$(openssl rand -hex 32)" >/dev/null
+  printf 'secrets:\n  existingSecret: stockquote-env\napi:\n  logLevel: info\n' >"$LIVE_WORK/jenkins-values.yaml"
+  printf 'api:\n  logLevel: info\n' >"$LIVE_WORK/jenkins-values-generated.yaml"
+  local stooq_key
+  stooq_key=live-test-key-$(openssl rand -hex 4)
   cat >"$creds" <<EOF2
 registry-credentials.username=live-ci
 registry-credentials.password=$(openssl rand -hex 12)
 kubeconfig-stockquote.file=$KUBECONFIG
 stockquote-helm-values.file=$LIVE_WORK/jenkins-values.yaml
-stooq-api-key.secret=live-test-key-$(openssl rand -hex 4)
+stockquote-helm-values-generated.file=$LIVE_WORK/jenkins-values-generated.yaml
+stooq-api-key-live.secret=$stooq_key
 gitops-credentials.username=live-ci
 gitops-credentials.password=$(openssl rand -hex 12)
 EOF2
@@ -362,32 +388,37 @@ EOF2
   # The Test stage is `make test`'s suite again (CI ran it just before):
   # skipped unless LIVE_JENKINS_SKIP says otherwise.
   local skip=${LIVE_JENKINS_SKIP-Test}
-  log "jenkins: the Jenkinsfile's stages on the stub (DEPLOY_MODE=helm; skipped: ${skip:-none})"
-  (
-    export WORKSPACE=$ws BRANCH_NAME=main JENKINS_CREDENTIALS=$creds JENKINS_SKIP_STAGES=$skip
-    export JENKINS_PARAMS="DEPLOY=true,DEPLOY_MODE=helm,DEPLOY_NAMESPACE=sq-jenkins,REGISTRY_HOST=127.0.0.1:$reg_port"
-    export DOCKER_BUILD_FLAGS="--build-arg GO_IMAGE=$GO_IMAGE --build-arg RUNTIME_IMAGE=$RUNTIME_IMAGE --build-arg BUILDKIT_SYNTAX=$BUILDKIT_SYNTAX"
-    export CI_POSTGRES_IMAGE=$POSTGRES_IMAGE CI_RABBITMQ_IMAGE=$RABBITMQ_IMAGE
-    cd "$ws" && groovy "$LIVE_ROOT/deploy/live/jenkins/stub.groovy" Jenkinsfile
-  ) >"$LIVE_LOGS/jenkins-helm.log" 2>&1 || die "jenkins (helm mode) failed: $(grep '^\[stub\]' "$LIVE_LOGS/jenkins-helm.log" | tail -n 5)"
-  grep '^\[stub\] stages:' "$LIVE_LOGS/jenkins-helm.log" >&2
-  local tag=${commit:0:12} s
+  log "jenkins: the Jenkinsfile's stages on the stub (DEPLOY_MODE=helm, existing Secret, no stooq key credential; skipped: ${skip:-none})"
+  jenkins_checkout
+  jenkins_run "$LIVE_LOGS/jenkins-helm.log" JENKINS_SKIP_STAGES="$skip" \
+    JENKINS_PARAMS="DEPLOY=true,DEPLOY_MODE=helm,DEPLOY_NAMESPACE=sq-jenkins,REGISTRY_HOST=127.0.0.1:$reg_port,STOOQ_API_KEY_CREDENTIAL=" \
+    DOCKER_BUILD_FLAGS="--build-arg GO_IMAGE=$GO_IMAGE --build-arg RUNTIME_IMAGE=$RUNTIME_IMAGE --build-arg BUILDKIT_SYNTAX=$BUILDKIT_SYNTAX" \
+    CI_POSTGRES_IMAGE="$POSTGRES_IMAGE" CI_RABBITMQ_IMAGE="$RABBITMQ_IMAGE"
+  grep -q '\] stages: Lint: ok' "$LIVE_LOGS/jenkins-helm.log" || die "jenkins: Lint did not pass"
+  local s out
   for s in apiservice stockservice; do
     curl -fsS -o /dev/null "http://127.0.0.1:$reg_port/v2/stockquote/$s/manifests/$tag" || die "jenkins: the Push stage did not push stockquote/$s:$tag"
   done
   out=$(kubectl -n sq-jenkins get deployment stockquote-api -o jsonpath='{.spec.template.spec.containers[0].image}')
   [ "$out" = "127.0.0.1:$reg_port/stockquote/apiservice:$tag" ] || die "jenkins: the Deploy stage left the API at image '$out'"
-  log "jenkins: pushed both images to the registry, deployed $out with helm, helm test passed"
+  ! kubectl -n sq-jenkins get secret stockquote >/dev/null 2>&1 || die "jenkins: the chart made its own Secret beside secrets.existingSecret"
+  log "jenkins: pushed both images to the registry, deployed $out with helm (existing Secret), helm test passed"
+
+  # The Deploy stage again with a stooq key credential and the chart's
+  # generated Secret: the key must reach the Secret, not the command line.
+  log "jenkins: Chart and Deploy with the stooq key credential (generated Secret)"
+  jenkins_checkout
+  sed -i "s|^stockquote-helm-values.file=.*|stockquote-helm-values.file=$LIVE_WORK/jenkins-values-generated.yaml|" "$creds"
+  jenkins_run "$LIVE_LOGS/jenkins-helm-key.log" JENKINS_SKIP_STAGES="Lint,Deploy checks,Test,Images,Push" \
+    JENKINS_PARAMS="DEPLOY=true,DEPLOY_MODE=helm,DEPLOY_NAMESPACE=sq-jenkins-key,REGISTRY_HOST=127.0.0.1:$reg_port,STOOQ_API_KEY_CREDENTIAL=stooq-api-key-live"
+  out=$(kubectl -n sq-jenkins-key get secret stockquote -o jsonpath='{.data.STOOQ_API_KEY}' | base64 -d)
+  [ "$out" = "$stooq_key" ] || die "jenkins: the release's Secret has STOOQ_API_KEY '$out', not the credential's"
+  log "jenkins: the stooq key credential reached the release's Secret"
 
   # GitOps mode: only the stage that differs (the rest just ran).
-  git clone -q "$origin" "$ws"
-  git -C "$ws" checkout -q --detach "$commit"
-  (
-    export WORKSPACE=$ws BRANCH_NAME=main JENKINS_CREDENTIALS=$creds
-    export JENKINS_SKIP_STAGES="Lint,Deploy checks,Test,Images,Push,Chart"
-    export JENKINS_PARAMS="DEPLOY=true,DEPLOY_MODE=argocd,GITOPS_BRANCH=main"
-    cd "$ws" && groovy "$LIVE_ROOT/deploy/live/jenkins/stub.groovy" Jenkinsfile
-  ) >"$LIVE_LOGS/jenkins-gitops.log" 2>&1 || die "jenkins (argocd mode) failed: $(grep '^\[stub\]' "$LIVE_LOGS/jenkins-gitops.log" | tail -n 5)"
+  jenkins_checkout
+  jenkins_run "$LIVE_LOGS/jenkins-gitops.log" JENKINS_SKIP_STAGES="Lint,Deploy checks,Test,Images,Push,Chart" \
+    JENKINS_PARAMS="DEPLOY=true,DEPLOY_MODE=argocd,GITOPS_BRANCH=main"
   git -C "$origin" show main:deploy/argocd/application.yaml >"$LIVE_WORK/pushed-application.yaml"
   grep -q "tag: \"$tag\" # image-tag:" "$LIVE_WORK/pushed-application.yaml" || die "jenkins: the GitOps stage did not push image tag $tag"
   [ "$(git -C "$origin" rev-parse main~1)" = "$commit" ] || die "jenkins: the GitOps push is not one commit on top of $commit"

@@ -51,7 +51,8 @@ class Stub {
         return v
     }
 
-    void say(String msg) { println "[stub] ${msg}"; System.out.flush() }
+    // timestamps() is honoured for the stub's own lines: the time of day.
+    void say(String msg) { println "[stub ${new Date().format('HH:mm:ss')}] ${msg}"; System.out.flush() }
 
     // Runs a closure with the given delegate only: names it does not know
     // are errors, not Groovy globals.
@@ -165,13 +166,14 @@ class Stages {
             long d = System.currentTimeMillis() + st.seconds * 1000
             s.deadline = s.pipelineDeadline > 0 ? Math.min(d, s.pipelineDeadline) : d
         }
+        long start = System.currentTimeMillis()
         try {
             if (st.steps != null) { s.with(new Steps(s: s, extraEnv: [:]), st.steps) }
-            s.log << "${name}: ok"
+            s.log << "${name}: ok (${(System.currentTimeMillis() - start).intdiv(1000)} s)"
         } catch (Exception e) {
             s.failed = true
             s.say("stage '${name}' FAILED: ${e.message}")
-            s.log << "${name}: FAILED"
+            s.log << "${name}: FAILED (${(System.currentTimeMillis() - start).intdiv(1000)} s)"
         }
         s.deadline = s.pipelineDeadline
         if (st.post != null) { s.with(new Post(s: s, failed: s.failed), st.post) }
