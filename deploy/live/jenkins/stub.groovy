@@ -35,6 +35,9 @@ class Stub {
 
     Stub() {
         env.putAll(System.getenv())
+        // Jenkins sets BUILD_TAG for every build; deploy/jenkins/ci-services.sh
+        // names its containers by it, so `stop` finds what `start` ran.
+        env.putIfAbsent('BUILD_TAG', "jenkins-stub-${System.currentTimeMillis()}".toString())
         workspace = new File(required('WORKSPACE'))
         (System.getenv('JENKINS_PARAMS') ?: '').split(',').findAll { it }.each {
             def (k, v) = it.split('=', 2) as List
