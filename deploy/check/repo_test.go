@@ -36,7 +36,7 @@ var settingName = regexp.MustCompile(`"([A-Z][A-Z0-9_]{2,})"`)
 
 // configLoader marks a file that loads settings outside config*.go: it
 // declares a function taking the environment lookup, or the shared env
-// reader (security.go's loadSecurityConfig(r *env.Reader)).
+// reader (*env.Reader).
 var configLoader = regexp.MustCompile(`\bgetenv func\(string\) string\b|\*env\.Reader\b`)
 
 // settings returns every environment variable the program reads, scanned
