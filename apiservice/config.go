@@ -14,7 +14,6 @@ import (
 	"github.com/stockquote/stockquote/shared/amqprpc"
 	"github.com/stockquote/stockquote/shared/env"
 	"github.com/stockquote/stockquote/shared/logging"
-	"github.com/stockquote/stockquote/shared/redact"
 	"github.com/stockquote/stockquote/shared/stockrpc"
 	"github.com/stockquote/stockquote/shared/tracing"
 )
@@ -51,6 +50,7 @@ type config struct {
 	Login             throttleConfig
 	StockQuota        quotaConfig
 	ReadHeaderTimeout time.Duration
+	settings          slog.LogValuer // every setting read, secrets masked, for the startup log
 }
 
 // configNeeds says which parts of the config a command needs: migrate and
@@ -89,7 +89,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 	cfg.RPCChannels = r.Int("RPC_CHANNELS", 2, 1, 64)
 	cfg.RPCTimeout = r.Duration("RPC_TIMEOUT", 5*time.Second, 100*time.Millisecond, 5*time.Minute)
 	cfg.HTTPAddr = r.String("HTTP_ADDR", ":8080")
-	if r.Required("JWT_SECRET", "at least 32 bytes, e.g. `openssl rand -base64 48`") != "" {
+	if r.Secret("JWT_SECRET", "at least 32 bytes, e.g. `openssl rand -base64 48`") != "" {
 		cfg.JWTSecret = getenv("JWT_SECRET") // not trimmed: every byte of the key counts
 		if len(cfg.JWTSecret) < minSecretLen {
 			r.Fail("JWT_SECRET", fmt.Errorf("%d bytes, want at least %d", len(cfg.JWTSecret), minSecretLen))
@@ -105,7 +105,7 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 		r.Fail("OTEL_EXPORTER_OTLP_ENDPOINT", err)
 	}
 	cfg.QuoteCoalesce = r.OnOff("QUOTE_COALESCE", true)
-	if r.String("AUTH_CACHE_TTL", "") != "" {
+	if strings.TrimSpace(getenv("AUTH_CACHE_TTL")) != "" {
 		// Refuse the old setting rather than ignore it silently.
 		r.Fail("AUTH_CACHE_TTL", errors.New("removed: every request reads its user from the database"))
 	}
@@ -134,46 +134,6 @@ func loadConfig(getenv func(string) string, needs configNeeds) (config, error) {
 		RequestsPerMinute: r.Int("STOCK_QUOTA_REQUESTS_PER_MINUTE", 120, 0, 1_000_000),
 		MissesPerMinute:   r.Int("STOCK_QUOTA_MISSES_PER_MINUTE", 30, 0, 1_000_000),
 	}
+	cfg.settings = r
 	return cfg, r.Err()
-}
-
-// LogValue logs the config with secrets masked.
-func (c config) LogValue() slog.Value {
-	secret := ""
-	if c.JWTSecret != "" {
-		secret = fmt.Sprintf("[%d bytes masked]", len(c.JWTSecret))
-	}
-	return slog.GroupValue(
-		slog.String("database_url", redact.URL(c.DatabaseURL)),
-		slog.Int("db_max_conns", c.DBMaxConns),
-		slog.Int("db_history_writers", c.DBWriters),
-		slog.Int("bcrypt_cost", c.BcryptCost),
-		slog.String("log_level", c.LogLevel.String()),
-		slog.String("log_format", string(c.LogFormat)),
-		slog.String("amqp_url", redact.URLs(c.AMQPURL)),
-		slog.String("rpc_queue", c.RPCQueue),
-		slog.String("rpc_queue_type", string(c.RPCQueueType)),
-		slog.Int("rpc_channels", c.RPCChannels),
-		slog.String("rpc_timeout", c.RPCTimeout.String()),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("jwt_secret", secret),
-		slog.String("jwt_issuer", c.JWTIssuer),
-		slog.String("jwt_audience", c.JWTAudience),
-		slog.String("token_ttl", c.TokenTTL.String()),
-		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.String("metrics_addr", c.MetricsAddr),
-		slog.String("otel_exporter_otlp_endpoint", redact.URL(c.OTLPEndpoint)),
-		slog.Bool("quote_coalesce", c.QuoteCoalesce),
-		slog.String("debug_addr", c.DebugAddr),
-		slog.String("trusted_proxies", strings.Join(c.TrustedProxies, ",")),
-		slog.Int("login_account_burst", c.Login.AccountBurst),
-		slog.String("login_account_interval", c.Login.AccountInterval.String()),
-		slog.Int("login_client_burst", c.Login.ClientBurst),
-		slog.String("login_client_interval", c.Login.ClientInterval.String()),
-		slog.Int("login_max_tracked", c.Login.MaxKeys),
-		slog.String("login_trusted_window", c.Login.TrustedWindow.String()),
-		slog.String("http_read_header_timeout", c.ReadHeaderTimeout.String()),
-		slog.Int("stock_quota_requests_per_minute", c.StockQuota.RequestsPerMinute),
-		slog.Int("stock_quota_misses_per_minute", c.StockQuota.MissesPerMinute),
-	)
 }

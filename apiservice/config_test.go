@@ -102,7 +102,7 @@ func TestConfigLogMasksSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logged := fmt.Sprint(cfg.LogValue())
+	logged := fmt.Sprint(cfg.settings.LogValue())
 	for _, secret := range []string{"pa55word", "guest:guest", "super-secret"} {
 		if strings.Contains(logged, secret) {
 			t.Errorf("logged config %s contains %q", logged, secret)

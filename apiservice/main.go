@@ -186,7 +186,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	info := buildinfo.New("apiservice", version, commit)
 	logger := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "apiservice")
-	logger.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
+	logger.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg.settings)
 
 	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{ServiceName: "apiservice", ServiceVersion: info.Version, Endpoint: cfg.OTLPEndpoint})
 	if err != nil {

@@ -32,8 +32,9 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       logging.Format
 	ShutdownTimeout time.Duration
-	OTLPEndpoint    string        // empty: no spans exported
-	QuoteCacheTTL   time.Duration // 0: no reuse (coalescing stays)
+	OTLPEndpoint    string         // empty: no spans exported
+	QuoteCacheTTL   time.Duration  // 0: no reuse (coalescing stays)
+	settings        slog.LogValuer // every setting read, secrets masked, for the startup log
 }
 
 // loadConfig reads and validates the configuration, reporting every
@@ -51,7 +52,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return s, nil
 		}),
 		StooqTimeout: r.Duration("STOOQ_TIMEOUT", 4*time.Second, time.Millisecond, time.Minute),
-		StooqAPIKey:  r.String("STOOQ_API_KEY", ""),
+		StooqAPIKey:  r.Secret("STOOQ_API_KEY", ""),
 		// A larger cap is no cap.
 		StooqMaxRPS: r.Float("STOOQ_MAX_RPS", 0, 0, 10000),
 		// Each worker holds an AMQP channel slot and may hold a connection to stooq.
@@ -79,26 +80,6 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if err := r.Err(); err != nil {
 		return config{}, fmt.Errorf("config: %w", err)
 	}
+	cfg.settings = r
 	return cfg, nil
-}
-
-// LogValue logs the configuration with its secrets masked.
-func (c config) LogValue() slog.Value {
-	return slog.GroupValue(
-		slog.String("amqp_url", redact.URLs(c.AMQPURL)),
-		slog.String("rpc_queue", c.Queue),
-		slog.String("rpc_queue_type", string(c.QueueType)),
-		slog.String("stooq_url", redact.URL(c.StooqURL)),
-		slog.String("stooq_timeout", c.StooqTimeout.String()),
-		slog.String("stooq_api_key", redact.Secret(c.StooqAPIKey)),
-		slog.Float64("stooq_max_rps", c.StooqMaxRPS),
-		slog.Int("workers", c.Workers),
-		slog.String("http_addr", c.HTTPAddr),
-		slog.String("debug_addr", c.DebugAddr),
-		slog.String("log_level", c.LogLevel.String()),
-		slog.String("log_format", string(c.LogFormat)),
-		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
-		slog.String("otel_exporter_otlp_endpoint", redact.URL(c.OTLPEndpoint)),
-		slog.String("quote_cache_ttl", c.QuoteCacheTTL.String()),
-	)
 }

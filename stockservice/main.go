@@ -82,7 +82,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	info := buildinfo.New("stockservice", version, commit)
 	log := logging.New(stderr, cfg.LogFormat, cfg.LogLevel).With("service", "stockservice")
-	log.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg)
+	log.Info("starting", "version", info.Version, "commit", info.Commit, "go", info.GoVersion, "config", cfg.settings)
 
 	tp, shutdownTracing, err := tracing.Setup(ctx, tracing.Config{ServiceName: "stockservice", ServiceVersion: info.Version, Endpoint: cfg.OTLPEndpoint})
 	if err != nil {

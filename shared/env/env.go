@@ -1,14 +1,18 @@
 // Package env reads a program's settings from environment variables
 // through a getenv function, into typed values with defaults and bounds,
-// collecting every problem so a bad configuration is reported whole.
+// collecting every problem so a bad configuration is reported whole, and
+// recording every setting read so a program logs what it runs with.
 package env
 
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/stockquote/stockquote/shared/redact"
 )
 
 // Reader reads settings through getenv. Values are trimmed of spaces (a
@@ -16,6 +20,7 @@ import (
 type Reader struct {
 	getenv func(string) string
 	errs   []error
+	read   []slog.Attr
 }
 
 // NewReader returns a Reader using getenv (os.Getenv in production).
@@ -31,36 +36,62 @@ func (r *Reader) Fail(name string, err error) {
 	r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))
 }
 
+// LogValue lists every setting read, keyed by its name, with the value in
+// effect. Passwords in URLs and DSNs are masked (redact.URLs leaves other
+// values as they are); a Secret shows only whether it is set.
+func (r *Reader) LogValue() slog.Value { return slog.GroupValue(r.read...) }
+
+func (r *Reader) record(name, value string) {
+	r.read = append(r.read, slog.String(name, redact.URLs(value)))
+}
+
 // String returns the value of name, or def.
 func (r *Reader) String(name, def string) string {
-	if v := strings.TrimSpace(r.getenv(name)); v != "" {
-		return v
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		v = def
 	}
-	return def
+	r.record(name, v)
+	return v
 }
 
 // Required returns the value of name and records a problem if it is unset;
 // hint says what to set.
 func (r *Reader) Required(name, hint string) string {
 	v := r.String(name, "")
+	r.require(name, v, hint)
+	return v
+}
+
+// Secret returns the value of name, which LogValue shows only as set or
+// unset. A non-empty hint makes it required, as in Required.
+func (r *Reader) Secret(name, hint string) string {
+	v := strings.TrimSpace(r.getenv(name))
+	if hint != "" {
+		r.require(name, v, hint)
+	}
+	r.read = append(r.read, slog.String(name, redact.Secret(v)))
+	return v
+}
+
+func (r *Reader) require(name, v, hint string) {
 	if v == "" {
 		r.errs = append(r.errs, fmt.Errorf("%s is required (%s)", name, hint))
 	}
-	return v
 }
 
 // Parse returns the value of name read by parse, or def. A value parse
 // refuses is recorded with its error and def is returned.
 func Parse[T any](r *Reader, name string, def T, parse func(string) (T, error)) T {
-	v := r.String(name, "")
-	if v == "" {
-		return def
+	t := def
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		var err error
+		if t, err = parse(v); err != nil {
+			r.Fail(name, err)
+			t = def
+		}
 	}
-	t, err := parse(v)
-	if err != nil {
-		r.Fail(name, err)
-		return def
-	}
+	r.record(name, fmt.Sprint(t))
 	return t
 }
 

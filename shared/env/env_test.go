@@ -61,3 +61,16 @@ func TestReaderReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestReaderLogValue(t *testing.T) {
+	r := reader(map[string]string{"U": "amqp://u:pw1@h/", "K": "pw2", "D": "2s"})
+	r.Required("U", "a URL")
+	r.Secret("K", "")
+	r.Secret("UNSET", "")
+	r.Duration("D", time.Second, 0, time.Minute)
+	r.Int("N", 3, 0, 10)
+	got := r.LogValue().String()
+	if want := "[U=amqp://u:xxxxx@h/ K=(set) UNSET=(unset) D=2s N=3]"; got != want {
+		t.Errorf("LogValue = %s, want %s", got, want)
+	}
+}

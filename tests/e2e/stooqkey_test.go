@@ -122,7 +122,7 @@ func TestStooqAPIKey(t *testing.T) {
 		t.Errorf("stop the worker with key: %v", err)
 	}
 	logs := map[string]string{"worker without key": w.Logs(), "worker with key": keyed.Logs(), "api": s.APIProc.Logs()}
-	if !strings.Contains(logs["worker with key"], `"stooq_api_key":"(set)"`) {
+	if !strings.Contains(logs["worker with key"], `"STOOQ_API_KEY":"(set)"`) {
 		t.Errorf("the keyed worker's config line does not say the key is set")
 	}
 	for name, text := range logs {
