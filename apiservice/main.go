@@ -209,7 +209,8 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	defer closeLogged(logger, "database", db.Close)
 	defer sweepRates(ctx, db.SweepRates, logger, time.Minute)()
-	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"), newHistoryWriteCollector(db.HistoryWriteStats))
+	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
+	registerHistoryWriteMetrics(reg, db.HistoryWriteStats)
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
 	if err != nil {
@@ -218,7 +219,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer closeLogged(logger, "amqp connection", conn.Close)
 	client := amqprpc.NewClient(conn, amqprpc.ClientOptions{Channels: cfg.RPCChannels, ContentType: stockrpc.ContentType})
 	defer closeLogged(logger, "rpc client", client.Close)
-	reg.MustRegister(newRPCClientCollector(client.Stats))
+	registerRPCClientMetrics(reg, client.Stats())
 	var quotes quoteRequester = newRPCQuotes(client, cfg.RPCQueue, cfg.RPCTimeout, tp, reg)
 	if cfg.QuoteCoalesce {
 		quotes = newCoalescedQuotes(quotes, reg)

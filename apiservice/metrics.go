@@ -66,33 +66,27 @@ func (m *httpMetrics) middleware(now func() time.Time) gin.HandlerFunc {
 	}
 }
 
-// newRPCClientCollector reads the RPC client's stats at each scrape.
-func newRPCClientCollector(stats func() amqprpc.ClientStats) *metrics.Collector[amqprpc.ClientStats] {
-	type counter = metrics.Counter[amqprpc.ClientStats]
-	d := func(name, help string, v func(amqprpc.ClientStats) uint64) counter {
-		return counter{Name: "stockquote_rpc_client_" + name, Help: help, Value: v}
+// registerRPCClientMetrics exports the RPC client's counters.
+func registerRPCClientMetrics(reg prometheus.Registerer, s *amqprpc.ClientStats) {
+	c := func(name, help string, value func() uint64) {
+		metrics.Counter(reg, "stockquote_rpc_client_"+name, help, value)
 	}
-	return metrics.NewCollector(stats,
-		d("calls_total", "RPC calls made.", func(s amqprpc.ClientStats) uint64 { return s.Calls }),
-		d("replies_total", "RPC replies handed to their caller.", func(s amqprpc.ClientStats) uint64 { return s.Replies }),
-		d("timeouts_total", "RPC calls ended by their deadline or cancellation before a reply.", func(s amqprpc.ClientStats) uint64 { return s.Expired }),
-		d("late_replies_total", "Replies that came after their caller gave up (dropped).", func(s amqprpc.ClientStats) uint64 { return s.LateReplies }),
-		d("duplicate_replies_total", "Second and later replies to one request (dropped).", func(s amqprpc.ClientStats) uint64 { return s.DuplicateReplies }),
-		d("unknown_replies_total", "Replies with an unknown correlation id (dropped).", func(s amqprpc.ClientStats) uint64 { return s.UnknownReplies }),
-		d("returned_total", "Requests the broker returned as unroutable (no worker queue).", func(s amqprpc.ClientStats) uint64 { return s.Returns }),
-		d("unavailable_total", "RPC calls failed fast because the broker was unavailable.", func(s amqprpc.ClientStats) uint64 { return s.Unavailable }),
-	)
+	c("calls_total", "RPC calls made.", s.Calls.Load)
+	c("replies_total", "RPC replies handed to their caller.", s.Replies.Load)
+	c("timeouts_total", "RPC calls ended by their deadline or cancellation before a reply.", s.Expired.Load)
+	c("late_replies_total", "Replies that came after their caller gave up (dropped).", s.LateReplies.Load)
+	c("duplicate_replies_total", "Second and later replies to one request (dropped).", s.DuplicateReplies.Load)
+	c("unknown_replies_total", "Replies with an unknown correlation id (dropped).", s.UnknownReplies.Load)
+	c("returned_total", "Requests the broker returned as unroutable (no worker queue).", s.Returns.Load)
+	c("unavailable_total", "RPC calls failed fast because the broker was unavailable.", s.Unavailable.Load)
 }
 
-// newHistoryWriteCollector exports the store's history write counters.
-func newHistoryWriteCollector(stats func() postgres.HistoryWriteStats) prometheus.Collector {
-	type counter = metrics.Counter[postgres.HistoryWriteStats]
-	return metrics.NewCollector(stats,
-		counter{Name: "stockquote_db_history_statements_total", Help: "INSERT statements that saved history rows (one or several each).",
-			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Statements }},
-		counter{Name: "stockquote_db_history_rows_total", Help: "History rows saved.",
-			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Rows }},
-		counter{Name: "stockquote_db_history_split_total", Help: "Multi-row INSERTs that failed for one row and were retried row by row.",
-			Value: func(s postgres.HistoryWriteStats) uint64 { return s.Split }},
-	)
+// registerHistoryWriteMetrics exports the store's history write counters.
+func registerHistoryWriteMetrics(reg prometheus.Registerer, stats func() postgres.HistoryWriteStats) {
+	metrics.Counter(reg, "stockquote_db_history_statements_total", "INSERT statements that saved history rows (one or several each).",
+		func() uint64 { return stats().Statements })
+	metrics.Counter(reg, "stockquote_db_history_rows_total", "History rows saved.",
+		func() uint64 { return stats().Rows })
+	metrics.Counter(reg, "stockquote_db_history_split_total", "Multi-row INSERTs that failed for one row and were retried row by row.",
+		func() uint64 { return stats().Split })
 }

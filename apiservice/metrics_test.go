@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,10 +187,11 @@ func TestRequestLogLine(t *testing.T) {
 	}
 }
 
-func TestRPCClientCollector(t *testing.T) {
-	c := newRPCClientCollector(func() amqprpc.ClientStats {
-		return amqprpc.ClientStats{Calls: 10, Replies: 7, Expired: 2, LateReplies: 1, DuplicateReplies: 3, Returns: 4, Unavailable: 5, UnknownReplies: 6}
-	})
+func TestRPCClientMetrics(t *testing.T) {
+	var s amqprpc.ClientStats
+	for v, n := range map[*atomic.Uint64]uint64{&s.Calls: 10, &s.Replies: 7, &s.Expired: 2, &s.LateReplies: 1, &s.DuplicateReplies: 3, &s.Returns: 4, &s.Unavailable: 5, &s.UnknownReplies: 6} {
+		v.Store(n)
+	}
 	want := map[string]float64{
 		"stockquote_rpc_client_calls_total":             10,
 		"stockquote_rpc_client_replies_total":           7,
@@ -201,7 +203,7 @@ func TestRPCClientCollector(t *testing.T) {
 		"stockquote_rpc_client_unknown_replies_total":   6,
 	}
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(c)
+	registerRPCClientMetrics(reg, &s)
 	fams, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)

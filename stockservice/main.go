@@ -127,7 +127,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	server := amqprpc.NewServer(conn, cfg.Queue, observeHandler(handleQuote(cache, log), reg, tp, prop, log),
 		amqprpc.ServerOptions{Workers: cfg.Workers, QueueType: cfg.QueueType, ContentType: stockrpc.ContentType})
-	reg.MustRegister(newRPCServerCollector(server.Stats))
+	registerRPCServerMetrics(reg, server.Stats())
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics.Handler(reg))

@@ -81,19 +81,15 @@ func traceTransport(tp trace.TracerProvider, prop propagation.TextMapPropagator)
 	}
 }
 
-// newRPCServerCollector returns a collector reading stats (the server's
-// counters) at each scrape.
-func newRPCServerCollector(stats func() amqprpc.ServerStats) *metrics.Collector[amqprpc.ServerStats] {
-	type s = amqprpc.ServerStats
-	d := func(name, help string, v func(s) uint64) metrics.Counter[s] {
-		return metrics.Counter[s]{Name: "stockquote_rpc_server_" + name, Help: help, Value: v}
+// registerRPCServerMetrics exports the RPC server's counters.
+func registerRPCServerMetrics(reg prometheus.Registerer, s *amqprpc.ServerStats) {
+	c := func(name, help string, value func() uint64) {
+		metrics.Counter(reg, "stockquote_rpc_server_"+name, help, value)
 	}
-	return metrics.NewCollector(stats,
-		d("deliveries_total", "Requests received from the queue.", func(s s) uint64 { return s.Deliveries }),
-		d("handled_total", "Requests answered and acked.", func(s s) uint64 { return s.Handled }),
-		d("expired_total", "Requests dropped unhandled because their deadline had passed.", func(s s) uint64 { return s.Expired }),
-		d("panics_total", "Handler panics (request acked without a reply).", func(s s) uint64 { return s.Panics }),
-		d("no_reply_to_total", "Requests dropped for lack of reply_to.", func(s s) uint64 { return s.NoReplyTo }),
-		d("reply_errors_total", "Replies that could not be published (request left for redelivery).", func(s s) uint64 { return s.ReplyErrors }),
-	)
+	c("deliveries_total", "Requests received from the queue.", s.Deliveries.Load)
+	c("handled_total", "Requests answered and acked.", s.Handled.Load)
+	c("expired_total", "Requests dropped unhandled because their deadline had passed.", s.Expired.Load)
+	c("panics_total", "Handler panics (request acked without a reply).", s.Panics.Load)
+	c("no_reply_to_total", "Requests dropped for lack of reply_to.", s.NoReplyTo.Load)
+	c("reply_errors_total", "Replies that could not be published (request left for redelivery).", s.ReplyErrors.Load)
 }

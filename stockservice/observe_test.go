@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,10 +106,13 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	return 0
 }
 
-func TestRPCServerCollector(t *testing.T) {
-	c := newRPCServerCollector(func() amqprpc.ServerStats {
-		return amqprpc.ServerStats{Deliveries: 9, Handled: 7, Expired: 1, Panics: 2, NoReplyTo: 3, ReplyErrors: 4}
-	})
+func TestRPCServerMetrics(t *testing.T) {
+	var s amqprpc.ServerStats
+	for v, n := range map[*atomic.Uint64]uint64{&s.Deliveries: 9, &s.Handled: 7, &s.Expired: 1, &s.Panics: 2, &s.NoReplyTo: 3, &s.ReplyErrors: 4} {
+		v.Store(n)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	registerRPCServerMetrics(reg, &s)
 	want := `
 # HELP stockquote_rpc_server_deliveries_total Requests received from the queue.
 # TYPE stockquote_rpc_server_deliveries_total counter
@@ -129,7 +133,7 @@ stockquote_rpc_server_panics_total 2
 # TYPE stockquote_rpc_server_reply_errors_total counter
 stockquote_rpc_server_reply_errors_total 4
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
 	}
 }

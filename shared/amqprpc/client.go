@@ -24,14 +24,14 @@ type ClientOptions struct {
 
 // ClientStats are counters since the client was created.
 type ClientStats struct {
-	Calls            uint64 // Call invocations
-	Replies          uint64 // replies handed to their caller
-	LateReplies      uint64 // replies whose caller had already given up (dropped)
-	DuplicateReplies uint64 // second and later replies to one request (dropped)
-	UnknownReplies   uint64 // replies with a correlation id never seen or long forgotten (dropped)
-	Returns          uint64 // requests returned unroutable (ErrNoRoute)
-	Unavailable      uint64 // calls failed with ErrUnavailable
-	Expired          uint64 // calls ended by their context
+	Calls            atomic.Uint64 // Call invocations
+	Replies          atomic.Uint64 // replies handed to their caller
+	LateReplies      atomic.Uint64 // replies whose caller had already given up (dropped)
+	DuplicateReplies atomic.Uint64 // second and later replies to one request (dropped)
+	UnknownReplies   atomic.Uint64 // replies with a correlation id never seen or long forgotten (dropped)
+	Returns          atomic.Uint64 // requests returned unroutable (ErrNoRoute)
+	Unavailable      atomic.Uint64 // calls failed with ErrUnavailable
+	Expired          atomic.Uint64 // calls ended by their context
 }
 
 // Client sends requests and waits for their replies. Each of its channels
@@ -54,7 +54,7 @@ type Client struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	calls, replies, late, dups, unknown, returns, unavailable, expired atomic.Uint64
+	stats ClientStats
 }
 
 // call is one request waiting for its reply.
@@ -106,19 +106,8 @@ func (c *Client) Ready() error {
 	return nil
 }
 
-// Stats returns the client's counters.
-func (c *Client) Stats() ClientStats {
-	return ClientStats{
-		Calls:            c.calls.Load(),
-		Replies:          c.replies.Load(),
-		LateReplies:      c.late.Load(),
-		DuplicateReplies: c.dups.Load(),
-		UnknownReplies:   c.unknown.Load(),
-		Returns:          c.returns.Load(),
-		Unavailable:      c.unavailable.Load(),
-		Expired:          c.expired.Load(),
-	}
-}
+// Stats returns the client's counters, live.
+func (c *Client) Stats() *ClientStats { return &c.stats }
 
 // Call publishes body to queue (default exchange, mandatory) with the
 // given headers, expiring with ctx (or after 30s), and waits for the reply.
@@ -127,16 +116,16 @@ func (c *Client) Stats() ClientStats {
 // ErrNoRoute when no queue of that name exists, with ErrClosed after
 // Close, and with an error wrapping ctx.Err() when ctx ends first.
 func (c *Client) Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
-	c.calls.Add(1)
+	c.stats.Calls.Add(1)
 	body, err := c.call(ctx, queue, body, headers)
 	switch {
 	case err == nil:
-		c.replies.Add(1)
+		c.stats.Replies.Add(1)
 		return body, nil
 	case errors.Is(err, ErrUnavailable):
-		c.unavailable.Add(1)
+		c.stats.Unavailable.Add(1)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		c.expired.Add(1)
+		c.stats.Expired.Add(1)
 	}
 	return nil, fmt.Errorf("amqprpc: call %s: %w", queue, err)
 }
@@ -284,7 +273,7 @@ func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err 
 				continue
 			}
 			// Counted before the caller can see its error and read Stats.
-			c.returns.Add(1)
+			c.stats.Returns.Add(1)
 			if cl := c.take(r.CorrelationId, false); cl != nil {
 				cl.result <- result{err: fmt.Errorf("%w %q: %d %s", ErrNoRoute, r.RoutingKey, r.ReplyCode, r.ReplyText)}
 			}
@@ -303,14 +292,14 @@ func (c *Client) deliver(d amqp.Delivery) {
 	answered, seen := c.recent.Peek(d.CorrelationId)
 	switch {
 	case !seen:
-		c.unknown.Add(1)
+		c.stats.UnknownReplies.Add(1)
 		c.log.Warn("amqp reply with unknown correlation id dropped", "correlation_id", d.CorrelationId)
 	case !answered:
 		c.recent.Add(d.CorrelationId, true)
-		c.late.Add(1)
+		c.stats.LateReplies.Add(1)
 		c.log.Debug("late amqp reply dropped", "correlation_id", d.CorrelationId)
 	default:
-		c.dups.Add(1)
+		c.stats.DuplicateReplies.Add(1)
 		c.log.Warn("duplicate amqp reply dropped", "correlation_id", d.CorrelationId)
 	}
 }

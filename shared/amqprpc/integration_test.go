@@ -182,8 +182,8 @@ func TestRoundTrip(t *testing.T) {
 	if got.CorrelationID == "" {
 		t.Error("handler CorrelationID is empty")
 	}
-	if s := c.Stats(); s.Calls != 1 || s.Replies != 1 {
-		t.Errorf("client stats = %+v, want 1 call, 1 reply", s)
+	if s := c.Stats(); s.Calls.Load() != 1 || s.Replies.Load() != 1 {
+		t.Errorf("client calls, replies = %d, %d; want 1, 1", s.Calls.Load(), s.Replies.Load())
 	}
 }
 
@@ -280,8 +280,9 @@ func TestConcurrentCallsGetTheirOwnReply(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("%d calls in %v", n, time.Since(start))
-	if s := c.Stats(); s.Replies != n || s.LateReplies+s.DuplicateReplies+s.UnknownReplies != 0 {
-		t.Errorf("client stats = %+v, want %d replies and nothing dropped", s, n)
+	if s := c.Stats(); s.Replies.Load() != n || s.LateReplies.Load()+s.DuplicateReplies.Load()+s.UnknownReplies.Load() != 0 {
+		t.Errorf("client replies = %d, dropped %d late, %d duplicate, %d unknown; want %d and none dropped",
+			s.Replies.Load(), s.LateReplies.Load(), s.DuplicateReplies.Load(), s.UnknownReplies.Load(), n)
 	}
 }
 
@@ -301,8 +302,8 @@ func TestUnroutableFailsAtOnce(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("ErrNoRoute after %v, want at once", d)
 	}
-	if s := c.Stats(); s.Returns != 1 {
-		t.Errorf("Returns = %d, want 1", s.Returns)
+	if s := c.Stats(); s.Returns.Load() != 1 {
+		t.Errorf("Returns = %d, want 1", s.Returns.Load())
 	}
 }
 
@@ -362,16 +363,17 @@ func TestSlowHandlerReplyIsCountedLate(t *testing.T) {
 		t.Fatalf("Call error = %v, want context.DeadlineExceeded", err)
 	}
 	waitFor(t, 3*time.Second, func() error {
-		if s := c.Stats(); s.LateReplies != 1 {
-			return fmt.Errorf("stats %+v", s)
+		if s := c.Stats(); s.LateReplies.Load() != 1 {
+			return fmt.Errorf("late replies = %d", s.LateReplies.Load())
 		}
 		return nil
 	}, "late reply counted")
 	if !sawDeadline.Load() {
 		t.Error("handler ctx did not end with DeadlineExceeded")
 	}
-	if s := c.Stats(); s.Replies != 0 || s.DuplicateReplies != 0 || s.UnknownReplies != 0 {
-		t.Errorf("client stats = %+v, want the late reply dropped, nothing else", s)
+	if s := c.Stats(); s.Replies.Load() != 0 || s.DuplicateReplies.Load() != 0 || s.UnknownReplies.Load() != 0 {
+		t.Errorf("client replies, duplicate, unknown = %d, %d, %d; want the late reply dropped, nothing else",
+			s.Replies.Load(), s.DuplicateReplies.Load(), s.UnknownReplies.Load())
 	}
 }
 
@@ -402,10 +404,11 @@ func TestServerDropsWithoutCallingHandler(t *testing.T) {
 	})
 	// Deliveries is counted on receipt, the outcome once the request is
 	// handled: wait for the outcomes, not just the deliveries.
-	want := ServerStats{Deliveries: 3, Expired: 1, NoReplyTo: 1, Panics: 1}
 	waitFor(t, 3*time.Second, func() error {
-		if got := srv.Stats(); got != want {
-			return fmt.Errorf("server stats = %+v, want %+v", got, want)
+		s := srv.Stats()
+		got := [...]uint64{s.Deliveries.Load(), s.Handled.Load(), s.Expired.Load(), s.Panics.Load(), s.NoReplyTo.Load(), s.ReplyErrors.Load()}
+		if want := [...]uint64{3, 0, 1, 1, 1, 0}; got != want {
+			return fmt.Errorf("server stats (deliveries, handled, expired, panics, no reply_to, reply errors) = %v, want %v", got, want)
 		}
 		return nil
 	}, "three deliveries, each with its outcome")
@@ -441,8 +444,8 @@ func TestServeDrainsInFlightOnShutdown(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Serve = %v, want nil", err)
 	}
-	if s := srv.Stats(); s.Handled != 1 {
-		t.Errorf("Serve returned before the handler in flight finished: %+v", s)
+	if s := srv.Stats(); s.Handled.Load() != 1 {
+		t.Errorf("Serve returned before the handler in flight finished: %d handled", s.Handled.Load())
 	}
 	r := <-resc
 	if r.err != nil || string(r.body) != "done" {
@@ -636,8 +639,8 @@ func TestServerLinkCut(t *testing.T) {
 	if r.err != nil || string(r.body) != "re:x" {
 		t.Fatalf("Call across the server's reconnect = %q, %v; want re:x", r.body, r.err)
 	}
-	if s := srv.Stats(); s.Deliveries < 2 {
-		t.Errorf("deliveries = %d, want the request delivered again after the cut", s.Deliveries)
+	if s := srv.Stats(); s.Deliveries.Load() < 2 {
+		t.Errorf("deliveries = %d, want the request delivered again after the cut", s.Deliveries.Load())
 	}
 	waitFor(t, 5*time.Second, srv.Ready, "server ready after reconnect")
 }

@@ -37,12 +37,12 @@ type ServerOptions struct {
 
 // ServerStats are counters since the server was created.
 type ServerStats struct {
-	Deliveries  uint64 // requests received
-	Handled     uint64 // requests answered and acked
-	Expired     uint64 // requests dropped because their deadline had passed
-	Panics      uint64 // handler panics (acked without reply)
-	NoReplyTo   uint64 // requests dropped for lack of reply_to
-	ReplyErrors uint64 // replies that could not be published (left unacked for redelivery)
+	Deliveries  atomic.Uint64 // requests received
+	Handled     atomic.Uint64 // requests answered and acked
+	Expired     atomic.Uint64 // requests dropped because their deadline had passed
+	Panics      atomic.Uint64 // handler panics (acked without reply)
+	NoReplyTo   atomic.Uint64 // requests dropped for lack of reply_to
+	ReplyErrors atomic.Uint64 // replies that could not be published (left unacked for redelivery)
 }
 
 // Server consumes a queue on one channel with prefetch Workers and
@@ -60,7 +60,7 @@ type Server struct {
 	slots    chan struct{}
 	handlers sync.WaitGroup
 
-	deliveries, handled, expired, panics, noReplyTo, replyErrors atomic.Uint64
+	stats ServerStats
 }
 
 // NewServer returns a server for queue. Serve declares the queue.
@@ -109,17 +109,8 @@ func (s *Server) Ready() error {
 	return nil
 }
 
-// Stats returns the server's counters.
-func (s *Server) Stats() ServerStats {
-	return ServerStats{
-		Deliveries:  s.deliveries.Load(),
-		Handled:     s.handled.Load(),
-		Expired:     s.expired.Load(),
-		Panics:      s.panics.Load(),
-		NoReplyTo:   s.noReplyTo.Load(),
-		ReplyErrors: s.replyErrors.Load(),
-	}
-}
+// Stats returns the server's counters, live.
+func (s *Server) Stats() *ServerStats { return &s.stats }
 
 // consume opens a channel on conn, declares the queue and handles its
 // deliveries until ctx ends or the channel is lost. When the channel is
@@ -191,23 +182,23 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 // means the channel is unusable; the delivery is left unacked for the
 // broker to redeliver.
 func (s *Server) handle(ctx context.Context, ch *channel, d amqp.Delivery) error {
-	s.deliveries.Add(1)
+	s.stats.Deliveries.Add(1)
 	deadline, hasDeadline := parseDeadline(d.Headers)
 	switch {
 	case d.ReplyTo == "":
-		s.noReplyTo.Add(1)
+		s.stats.NoReplyTo.Add(1)
 		s.log.Warn("amqp request without reply_to dropped", "correlation_id", d.CorrelationId)
 		return ack(d)
 	case !hasDeadline:
 		deadline = time.Now().Add(defaultTimeout)
 	case !time.Now().Before(deadline):
-		s.expired.Add(1)
+		s.stats.Expired.Add(1)
 		s.log.Info("expired amqp request dropped", "correlation_id", d.CorrelationId, "late_by", time.Since(deadline))
 		return ack(d)
 	}
 	body, ok := s.call(ctx, deadline, d)
 	if !ok {
-		s.panics.Add(1)
+		s.stats.Panics.Add(1)
 		return ack(d)
 	}
 	err := ch.publish(d.ReplyTo, false, amqp.Publishing{
@@ -217,10 +208,10 @@ func (s *Server) handle(ctx context.Context, ch *channel, d amqp.Delivery) error
 		Body:          body,
 	})
 	if err != nil {
-		s.replyErrors.Add(1)
+		s.stats.ReplyErrors.Add(1)
 		return fmt.Errorf("publish reply: %w", err)
 	}
-	s.handled.Add(1)
+	s.stats.Handled.Add(1)
 	return ack(d)
 }
 

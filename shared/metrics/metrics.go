@@ -1,6 +1,6 @@
 // Package metrics holds what the programs' Prometheus metrics share: the
 // registry with the runtime, process and build collectors, its /metrics
-// handler, and counters read from a stats snapshot at each scrape.
+// handler, and counters read from the counted code at each scrape.
 package metrics
 
 import (
@@ -33,4 +33,10 @@ func NewRegistry(info buildinfo.Info) *prometheus.Registry {
 // Handler serves reg in the Prometheus exposition formats.
 func Handler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+}
+
+// Counter registers on reg a counter that calls value at each scrape (an
+// atomic's Load, say), so counting costs the counted code nothing more.
+func Counter(reg prometheus.Registerer, name, help string, value func() uint64) {
+	promauto.With(reg).NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(value()) })
 }

@@ -260,14 +260,14 @@ func TestReplyThenCrashBeforeAck(t *testing.T) {
 		t.Fatal("request was not redelivered")
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for c.Stats().DuplicateReplies != 1 {
+	for c.Stats().DuplicateReplies.Load() != 1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("client stats = %+v, want 1 duplicate reply dropped", c.Stats())
+			t.Fatalf("duplicate replies dropped = %d, want 1", c.Stats().DuplicateReplies.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := c.Stats(); st.Replies != 1 || st.UnknownReplies != 0 {
-		t.Errorf("client stats = %+v, want exactly 1 reply delivered", st)
+	if st := c.Stats(); st.Replies.Load() != 1 || st.UnknownReplies.Load() != 0 {
+		t.Errorf("client replies, unknown = %d, %d; want exactly 1 reply delivered", st.Replies.Load(), st.UnknownReplies.Load())
 	}
 }
 
@@ -310,9 +310,10 @@ func TestThousandConcurrentSymbols(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	t.Logf("%d concurrent calls in %v; client stats %+v", n, time.Since(start), c.Stats())
-	if st := c.Stats(); st.Replies != n || st.LateReplies+st.DuplicateReplies+st.UnknownReplies != 0 {
-		t.Errorf("client stats = %+v, want %d replies and none dropped", st, n)
+	t.Logf("%d concurrent calls in %v", n, time.Since(start))
+	if st := c.Stats(); st.Replies.Load() != n || st.LateReplies.Load()+st.DuplicateReplies.Load()+st.UnknownReplies.Load() != 0 {
+		t.Errorf("client replies = %d, dropped %d late, %d duplicate, %d unknown; want %d and none dropped",
+			st.Replies.Load(), st.LateReplies.Load(), st.DuplicateReplies.Load(), st.UnknownReplies.Load(), n)
 	}
 	c.Close()
 	conn.Close()
