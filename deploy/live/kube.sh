@@ -48,6 +48,17 @@ HELM_BIN=$(command -v helm)
 kubectl() { bounded 420 "$KUBECTL_BIN" "$@"; }
 helm() { bounded 420 "$HELM_BIN" "$@"; }
 
+# kube_node_steady fails when the fake node went not-Ready during the run
+# (its heartbeat missed the node lifecycle controller's grace period): pods
+# then lose readiness and later steps fail at random.
+kube_node_steady() {
+  if grep -q 'Entering master disruption mode' "$LIVE_LOGS/kube-controller-manager.log"; then
+    kube_diag
+    die "the kwok node went not-Ready during the run (kube-controller-manager.log, kube-state.log)"
+  fi
+  log "kube: the kwok node stayed Ready throughout"
+}
+
 kube_stop() {
   local p
   for p in registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
@@ -119,10 +130,15 @@ kube_start() {
     --bind-address 127.0.0.1 --secure-port "$(free_port)"
 
   # kwok with its "fast" stages: pods become Ready at once, Job pods succeed.
+  # The heartbeat stage renews the node's Ready condition every 20-45 s:
+  # without it the node lifecycle controller marks the node not-Ready after
+  # its 50 s grace period, pods lose readiness and `helm test --logs` finds
+  # no node address.
   local kwok_dir
   kwok_dir=$(cd "$LIVE_ROOT/deploy/live/tools/kube" && bounded 120 go mod download -json sigs.k8s.io/kwok | jq -r .Dir)
   local cfg=()
-  for f in "$kwok_dir"/kustomize/stage/node/fast/*.yaml "$kwok_dir"/kustomize/stage/pod/fast/*.yaml; do
+  for f in "$kwok_dir"/kustomize/stage/node/fast/*.yaml "$kwok_dir"/kustomize/stage/node/heartbeat/*.yaml \
+    "$kwok_dir"/kustomize/stage/pod/fast/*.yaml; do
     case "$f" in */kustomization.yaml) continue ;; esac
     cfg+=(--config "$f")
   done

@@ -126,4 +126,5 @@ if want kube || want argocd || want jenkins; then
   if want kube; then kube_tests; fi
   if want argocd; then argocd_tests; fi
   if want jenkins; then jenkins_tests; fi
+  kube_node_steady
 fi
