@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test-live: deploy the project for real on this machine, with no
 # registry and no internet (Debian, root). Phases (LIVE_PHASES; default
-# "images compose kube argocd", jenkins is opt-in):
+# all of them, "images compose kube argocd jenkins"):
 #
 #   images   local stand-ins for the base images (standins.sh), then both
 #            service images (and fakestooq) built with the project's
@@ -27,7 +27,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 "$LIVE_ROOT/deploy/live/setup-deps.sh"
 
-phases=" ${LIVE_PHASES:-images compose kube argocd} "
+phases=" ${LIVE_PHASES:-images compose kube argocd jenkins} "
 want() { [[ $phases == *" $1 "* ]]; }
 
 mkdir -p "$LIVE_CACHE" "$LIVE_RUN"
