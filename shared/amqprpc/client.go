@@ -34,9 +34,8 @@ type ClientStats struct {
 	Expired          atomic.Uint64 // calls ended by their context
 }
 
-// Client sends requests and waits for their replies. Each of its channels
-// has a goroutine that reopens it after a loss and consumes its replies
-// (direct reply-to answers on the publishing channel) and returns.
+// Client sends requests and waits for their replies. A goroutine per
+// channel reopens it after a loss and consumes its replies and returns.
 type Client struct {
 	conn        *Conn
 	log         *slog.Logger
@@ -57,7 +56,6 @@ type Client struct {
 	stats ClientStats
 }
 
-// call is one request waiting for its reply.
 type call struct {
 	lane   *channel
 	result chan result // buffered 1; written once, by whoever removes the call from pending
@@ -142,7 +140,7 @@ func (c *Client) call(ctx context.Context, queue string, body []byte, headers ma
 	}
 	tbl := amqp.Table{}
 	maps.Copy(tbl, headers)
-	tbl[DeadlineHeader] = deadline.UnixMilli()
+	tbl[deadlineHeader] = deadline.UnixMilli()
 	if err := tbl.Validate(); err != nil {
 		return nil, fmt.Errorf("headers: %w", err)
 	}
@@ -197,8 +195,7 @@ func expiration(remaining time.Duration) string {
 	return strconv.FormatInt(max(int64((remaining+time.Millisecond-1)/time.Millisecond), 1), 10)
 }
 
-// take removes the call id from pending, remembering whether it was
-// answered, and returns it; nil if it was not pending.
+// take removes the call id from pending and returns it; nil if it was not pending.
 func (c *Client) take(id string, answered bool) *call {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -210,7 +207,6 @@ func (c *Client) take(id string, answered bool) *call {
 	return cl
 }
 
-// failWhere fails every pending call that match selects with err.
 func (c *Client) failWhere(match func(*call) bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -237,8 +233,7 @@ func (c *Client) Close() error {
 }
 
 // serveLane opens l's channel on conn and consumes its replies and
-// returns until the channel is lost or the client is closed; then it
-// fails the calls in flight on it.
+// returns; when the channel is lost it fails the calls in flight on it.
 func (c *Client) serveLane(l *channel, conn *amqp.Connection) (opened bool, err error) {
 	ch, err := conn.Channel()
 	if err != nil {

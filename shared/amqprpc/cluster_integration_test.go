@@ -284,7 +284,7 @@ func TestQuorumQueueBehaviour(t *testing.T) {
 	}
 
 	deadline := time.Now().Add(time.Minute).UnixMilli()
-	publish(queue, amqp.Publishing{Headers: amqp.Table{DeadlineHeader: deadline}, Body: []byte("held")})
+	publish(queue, amqp.Publishing{Headers: amqp.Table{deadlineHeader: deadline}, Body: []byte("held")})
 	for i, wantRedelivered := range []bool{false, true} {
 		c2, err := conn.Channel()
 		if err != nil {
@@ -299,8 +299,8 @@ func TestQuorumQueueBehaviour(t *testing.T) {
 			if d.Redelivered != wantRedelivered {
 				t.Errorf("delivery %d: redelivered %v, want %v", i, d.Redelivered, wantRedelivered)
 			}
-			if got, ok := d.Headers[DeadlineHeader].(int64); !ok || got != deadline {
-				t.Errorf("delivery %d: %s = %#v, want int64 %d", i, DeadlineHeader, d.Headers[DeadlineHeader], deadline)
+			if got, ok := d.Headers[deadlineHeader].(int64); !ok || got != deadline {
+				t.Errorf("delivery %d: %s = %#v, want int64 %d", i, deadlineHeader, d.Headers[deadlineHeader], deadline)
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("delivery %d never came", i)

@@ -34,15 +34,12 @@ const (
 )
 
 // Conn is one long-lived AMQP connection that redials with capped,
-// jittered exponential backoff whenever the broker goes away. Given
-// several addresses it starts at a random one (so replicas spread over a
-// cluster's nodes) and after a loss tries the next one first.
-//
-// amqp091-go's own recovery is not used: it dials one address, gives up
-// after a fixed number of tries, and needs the broker up at Dial.
+// jittered exponential backoff whenever the broker goes away. It starts at
+// a random address (replicas spread over a cluster's nodes) and after a
+// loss tries the next one first. amqp091-go's own recovery dials one
+// address, gives up after a fixed number of tries and needs the broker up.
 type Conn struct {
 	log   *slog.Logger
-	url   string
 	addrs []string
 	next  int // the address to dial first; owned by the dial loop
 
@@ -69,7 +66,6 @@ func Dial(cfg Config) (*Conn, error) {
 	}
 	c := &Conn{
 		log:     cfg.Logger.With("amqp_conn", cfg.Name),
-		url:     cfg.URL,
 		addrs:   addrs,
 		next:    rand.IntN(len(addrs)),
 		changed: make(chan struct{}),
@@ -155,7 +151,7 @@ func (c *Conn) loop(name string) {
 	}}
 	for attempt := 0; ; attempt++ {
 		if conn, err := c.dialRound(cfg); err != nil {
-			c.log.Warn("amqp dial failed", "amqp_url", redact.URLs(c.url), "error", err, "attempt", attempt+1)
+			c.log.Warn("amqp dial failed", "error", err, "attempt", attempt+1)
 		} else {
 			up := time.Now()
 			if !c.watch(conn) {
@@ -341,7 +337,6 @@ func (c *channel) close() error {
 	return nil
 }
 
-// closeError describes a channel's end from its NotifyClose value.
 func closeError(e *amqp.Error) error {
 	if e == nil {
 		return errors.New("channel closed")

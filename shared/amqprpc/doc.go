@@ -13,31 +13,25 @@ import (
 	"time"
 )
 
-// Sentinel errors. Call also returns a wrapped ctx.Err() when its context
-// ends first.
 var (
 	// ErrUnavailable: no usable broker connection or channel right now.
 	ErrUnavailable = errors.New("amqprpc: broker unavailable")
-	// ErrNoRoute: the broker returned the request as unroutable: no
-	// worker has declared the queue.
+	// ErrNoRoute: the broker returned the request: no worker has declared the queue.
 	ErrNoRoute = errors.New("amqprpc: no route to queue")
 	// ErrClosed: the client or connection was closed.
 	ErrClosed = errors.New("amqprpc: closed")
+	// ErrQueueMismatch: the request queue exists with other arguments than
+	// this program declares (say classic, not quorum); no retry can help.
+	ErrQueueMismatch = errors.New("amqprpc: request queue exists with other arguments")
 )
 
-// Message headers beside the AMQP properties.
-const (
-	// DeadlineHeader carries the caller's deadline in Unix milliseconds,
-	// so the server drops a stale request or bounds its handler; the AMQP
-	// expiration lets the broker drop it too.
-	DeadlineHeader = "x-deadline"
-	// RequestIDHeader carries the id of the HTTP request a call was
-	// made for, so both programs' log lines about it match.
-	RequestIDHeader = "x-request-id"
-)
+// RequestIDHeader carries the HTTP request's id, so both programs' logs match.
+const RequestIDHeader = "x-request-id"
 
 const (
-	replyToQueue = "amq.rabbitmq.reply-to" // RabbitMQ's direct reply-to pseudo-queue
-	// defaultTimeout bounds a call or a handler without a deadline.
-	defaultTimeout = 30 * time.Second
+	replyToQueue   = "amq.rabbitmq.reply-to" // RabbitMQ's direct reply-to pseudo-queue
+	defaultTimeout = 30 * time.Second        // for a call or a handler without a deadline
+	// deadlineHeader carries the caller's deadline in Unix milliseconds, so
+	// the server drops a stale request or bounds its handler.
+	deadlineHeader = "x-deadline"
 )

@@ -393,7 +393,7 @@ func TestServerDropsWithoutCallingHandler(t *testing.T) {
 	past := time.Now().Add(-time.Second).UnixMilli()
 	withChannel(t, func(ch *amqp.Channel) {
 		for _, p := range []amqp.Publishing{
-			{Body: []byte("expired"), ReplyTo: "amqprpc-test-void", CorrelationId: "1", Headers: amqp.Table{DeadlineHeader: past}},
+			{Body: []byte("expired"), ReplyTo: "amqprpc-test-void", CorrelationId: "1", Headers: amqp.Table{deadlineHeader: past}},
 			{Body: []byte("no reply_to"), CorrelationId: "2"},
 			{Body: []byte("panic"), ReplyTo: "amqprpc-test-void", CorrelationId: "3"},
 		} {

@@ -29,11 +29,6 @@ func ParseQueueType(s string) (QueueType, error) {
 	return "", fmt.Errorf("queue type %q: want classic or quorum", s)
 }
 
-// ErrQueueMismatch: the request queue exists with other arguments than
-// this program declares (say classic where it wants quorum); no retry can
-// help.
-var ErrQueueMismatch = errors.New("amqprpc: request queue exists with other arguments")
-
 // declareQueue declares an RPC request queue: durable (quorum requires it)
 // and not auto-deleted, so requests keep a route while no worker runs.
 func declareQueue(ch *amqp.Channel, name string, typ QueueType) error {

@@ -177,10 +177,8 @@ func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed b
 	}
 }
 
-// handle answers one delivery: drop it if it cannot or need not be
-// answered, else run the handler, publish the reply, then ack. An error
-// means the channel is unusable; the delivery is left unacked for the
-// broker to redeliver.
+// handle answers and acks one delivery. An error means the channel is
+// unusable; the delivery is left unacked for the broker to redeliver.
 func (s *Server) handle(ctx context.Context, ch *channel, d amqp.Delivery) error {
 	s.stats.Deliveries.Add(1)
 	deadline, hasDeadline := parseDeadline(d.Headers)
@@ -215,10 +213,9 @@ func (s *Server) handle(ctx context.Context, ch *channel, d amqp.Delivery) error
 	return ack(d)
 }
 
-// parseDeadline reads the DeadlineHeader (Unix milliseconds, an int64 as
-// Client writes it); ok is false when it is absent or unusable.
+// parseDeadline reads deadlineHeader, an int64 as Client writes it.
 func parseDeadline(h map[string]any) (deadline time.Time, ok bool) {
-	if ms, ok := h[DeadlineHeader].(int64); ok && ms > 0 {
+	if ms, ok := h[deadlineHeader].(int64); ok && ms > 0 {
 		return time.UnixMilli(ms), true
 	}
 	return time.Time{}, false
@@ -231,7 +228,7 @@ func ack(d amqp.Delivery) error {
 	return nil
 }
 
-// call runs the handler until deadline, turning a panic into ok == false.
+// call runs the handler until deadline; ok is false if it panicked.
 func (s *Server) call(ctx context.Context, deadline time.Time, d amqp.Delivery) (body []byte, ok bool) {
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()

@@ -69,13 +69,13 @@ func TestParseDeadline(t *testing.T) {
 		want    time.Time
 		wantOK  bool
 	}{
-		{"int64", map[string]any{DeadlineHeader: ms}, want, true},
+		{"int64", map[string]any{deadlineHeader: ms}, want, true},
 		{"absent", map[string]any{"other": ms}, time.Time{}, false},
 		{"nil headers", nil, time.Time{}, false},
-		{"garbage string", map[string]any{DeadlineHeader: "soon"}, time.Time{}, false},
-		{"zero", map[string]any{DeadlineHeader: int64(0)}, time.Time{}, false},
-		{"negative", map[string]any{DeadlineHeader: int64(-5)}, time.Time{}, false},
-		{"wrong type", map[string]any{DeadlineHeader: []byte("1")}, time.Time{}, false},
+		{"garbage string", map[string]any{deadlineHeader: "soon"}, time.Time{}, false},
+		{"zero", map[string]any{deadlineHeader: int64(0)}, time.Time{}, false},
+		{"negative", map[string]any{deadlineHeader: int64(-5)}, time.Time{}, false},
+		{"wrong type", map[string]any{deadlineHeader: []byte("1")}, time.Time{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
