@@ -41,18 +41,9 @@ func (r *Reader) Fail(name string, err error) {
 // values as they are); a Secret shows only whether it is set.
 func (r *Reader) LogValue() slog.Value { return slog.GroupValue(r.read...) }
 
-func (r *Reader) record(name, value string) {
-	r.read = append(r.read, slog.String(name, redact.URLs(value)))
-}
-
 // String returns the value of name, or def.
 func (r *Reader) String(name, def string) string {
-	v := strings.TrimSpace(r.getenv(name))
-	if v == "" {
-		v = def
-	}
-	r.record(name, v)
-	return v
+	return Parse(r, name, def, func(s string) (string, error) { return s, nil })
 }
 
 // Required returns the value of name and records a problem if it is unset;
@@ -91,7 +82,7 @@ func Parse[T any](r *Reader, name string, def T, parse func(string) (T, error)) 
 			t = def
 		}
 	}
-	r.record(name, fmt.Sprint(t))
+	r.read = append(r.read, slog.String(name, redact.URLs(fmt.Sprint(t))))
 	return t
 }
 
