@@ -12,19 +12,18 @@ import (
 	"time"
 )
 
-// QueueName is the durable queue the stock service consumes quote requests
-// from and the API service publishes them to (default exchange).
-const QueueName = "stockrpc.quote.v1"
+const (
+	// QueueName is the durable queue the stock service consumes quote
+	// requests from and the API service publishes them to (default exchange).
+	QueueName = "stockrpc.quote.v1"
+	// Version is the message version this package writes. A receiver
+	// answers a request of any other version with CodeUnsupportedVersion.
+	Version = 1
+	// ContentType is the AMQP content type of every request and reply.
+	ContentType = "application/json"
 
-// Version is the message version this package writes. A receiver answers
-// a request of any other version with CodeUnsupportedVersion.
-const Version = 1
-
-// ContentType is the AMQP content type of every request and reply.
-const ContentType = "application/json"
-
-// MaxSymbolLen bounds the length of a symbol.
-const MaxSymbolLen = 32
+	maxSymbolLen = 32
+)
 
 // Request asks for the latest quote of one symbol.
 type Request struct {
@@ -105,7 +104,7 @@ func (e *Error) Error() string {
 // ErrInvalidSymbol reports a symbol that NormalizeSymbol rejects.
 var ErrInvalidSymbol = errors.New("invalid symbol")
 
-// NormalizeSymbol trims and lower-cases s and checks it: 1 to MaxSymbolLen
+// NormalizeSymbol trims and lower-cases s and checks it: 1 to 32
 // ASCII letters, digits and ".^_-" (stooq reads '+' and '&' as
 // separators). Errors wrap ErrInvalidSymbol.
 func NormalizeSymbol(s string) (string, error) {
@@ -113,8 +112,8 @@ func NormalizeSymbol(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%w: empty", ErrInvalidSymbol)
 	}
-	if len(s) > MaxSymbolLen {
-		return "", fmt.Errorf("%w: longer than %d characters", ErrInvalidSymbol, MaxSymbolLen)
+	if len(s) > maxSymbolLen {
+		return "", fmt.Errorf("%w: longer than %d characters", ErrInvalidSymbol, maxSymbolLen)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]

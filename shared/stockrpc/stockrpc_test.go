@@ -105,8 +105,8 @@ func TestNormalizeSymbol(t *testing.T) {
 		{"ąapl", "", false},
 		{"../etc", "", false},
 		{"' OR 1=1 --", "", false},
-		{strings.Repeat("a", MaxSymbolLen), strings.Repeat("a", MaxSymbolLen), true},
-		{strings.Repeat("a", MaxSymbolLen+1), "", false},
+		{strings.Repeat("a", maxSymbolLen), strings.Repeat("a", maxSymbolLen), true},
+		{strings.Repeat("a", maxSymbolLen+1), "", false},
 	}
 	for _, tc := range cases {
 		got, err := NormalizeSymbol(tc.in)
@@ -190,7 +190,7 @@ func FuzzNormalizeSymbol(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(got) == 0 || len(got) > MaxSymbolLen || strings.ContainsAny(got, "+&=?# %/") {
+		if len(got) == 0 || len(got) > maxSymbolLen || strings.ContainsAny(got, "+&=?# %/") {
 			t.Fatalf("NormalizeSymbol(%q) accepted %q", s, got)
 		}
 	})

@@ -15,14 +15,10 @@ import (
 	"github.com/stockquote/stockquote/shared/redact"
 )
 
-// EnvURL names the environment variable that points every integration
-// test of the module at a RabbitMQ (the same one the Makefile's service
-// check, e2e and the benchmark read).
-const EnvURL = "TEST_AMQP_URL"
-
-// URL is the RabbitMQ the integration tests use: TEST_AMQP_URL, or the
-// local broker with the default guest account.
-func URL() string { return cmp.Or(os.Getenv(EnvURL), "amqp://guest:guest@127.0.0.1:5672/") }
+// URL is the RabbitMQ the integration tests use: TEST_AMQP_URL (which the
+// Makefile's service check, e2e and the benchmark read too), or the local
+// broker with the default guest account.
+func URL() string { return cmp.Or(os.Getenv("TEST_AMQP_URL"), "amqp://guest:guest@127.0.0.1:5672/") }
 
 // NewQueue returns a fresh queue name starting with prefix and deletes
 // the queue when the test ends. An unreachable broker fails the test.
