@@ -210,7 +210,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	defer closeLogged(logger, "database", db.Close)
 	defer sweepRates(ctx, db.SweepRates, logger, time.Minute)()
 	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
-	registerHistoryWriteMetrics(reg, db.HistoryWriteStats)
+	registerHistoryWriteMetrics(reg, db.HistoryWriteStats())
 
 	conn, err := amqprpc.Dial(amqprpc.Config{URL: cfg.AMQPURL, Name: "apiservice", Logger: logger})
 	if err != nil {

@@ -82,11 +82,11 @@ func registerRPCClientMetrics(reg prometheus.Registerer, s *amqprpc.ClientStats)
 }
 
 // registerHistoryWriteMetrics exports the store's history write counters.
-func registerHistoryWriteMetrics(reg prometheus.Registerer, stats func() postgres.HistoryWriteStats) {
+func registerHistoryWriteMetrics(reg prometheus.Registerer, s *postgres.HistoryWriteStats) {
 	metrics.Counter(reg, "stockquote_db_history_statements_total", "INSERT statements that saved history rows (one or several each).",
-		func() uint64 { return stats().Statements })
+		s.Statements.Load)
 	metrics.Counter(reg, "stockquote_db_history_rows_total", "History rows saved.",
-		func() uint64 { return stats().Rows })
+		s.Rows.Load)
 	metrics.Counter(reg, "stockquote_db_history_split_total", "Multi-row INSERTs that failed for one row and were retried row by row.",
-		func() uint64 { return stats().Split })
+		s.Split.Load)
 }

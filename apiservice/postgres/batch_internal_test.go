@@ -72,8 +72,8 @@ func TestBatchIDsBelongToTheirRows(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if s := db.HistoryWriteStats(); s.Statements != 40 || s.Rows != 40*maxHistoryBatch {
-		t.Errorf("stats = %+v, want 40 statements, %d rows", s, 40*maxHistoryBatch)
+	if s := db.HistoryWriteStats(); s.Statements.Load() != 40 || s.Rows.Load() != 40*maxHistoryBatch {
+		t.Errorf("stats = %s, want 40 statements, %d rows", statsText(s), 40*maxHistoryBatch)
 	}
 }
 
@@ -103,8 +103,8 @@ func TestBatchSplitsOnOneBadRow(t *testing.T) {
 			}
 		}
 	}
-	if s := db.HistoryWriteStats(); s.Split != 1 || s.Rows != 2 || s.Statements != 4 {
-		t.Errorf("stats = %+v, want 1 split, 2 rows, 4 statements (the batch, then 3 alone)", s)
+	if s := db.HistoryWriteStats(); s.Split.Load() != 1 || s.Rows.Load() != 2 || s.Statements.Load() != 4 {
+		t.Errorf("stats = %s, want 1 split, 2 rows, 4 statements (the batch, then 3 alone)", statsText(s))
 	}
 }
 
@@ -132,8 +132,8 @@ func TestBatchDropsCallersThatLeft(t *testing.T) {
 	if err := db.gorm.Model(&historyRow{}).Where("symbol = ?", "LEFT.US").Count(&n).Error; err != nil || n != 0 {
 		t.Errorf("rows of the call that left: %d, %v; want 0", n, err)
 	}
-	if s := db.HistoryWriteStats(); s.Statements != 1 || s.Rows != 2 {
-		t.Errorf("stats = %+v, want one statement of 2 rows", s)
+	if s := db.HistoryWriteStats(); s.Statements.Load() != 1 || s.Rows.Load() != 2 {
+		t.Errorf("stats = %s, want one statement of 2 rows", statsText(s))
 	}
 }
 
@@ -169,4 +169,8 @@ func TestAddHistoryAfterClose(t *testing.T) {
 	if !errors.Is(err, errStoreClosed) || !errors.Is(err, ErrUnavailable) {
 		t.Errorf("AddHistory after Close: %v, want errStoreClosed, an ErrUnavailable (503)", err)
 	}
+}
+
+func statsText(s *HistoryWriteStats) string {
+	return fmt.Sprintf("%d statements, %d rows, %d split", s.Statements.Load(), s.Rows.Load(), s.Split.Load())
 }

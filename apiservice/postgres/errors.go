@@ -15,7 +15,6 @@ import (
 	"gorm.io/gorm"
 )
 
-// Sentinel errors: the kinds of failure callers tell apart.
 var (
 	// ErrNotFound reports that the requested row does not exist.
 	ErrNotFound = errors.New("not found")
@@ -26,9 +25,8 @@ var (
 	ErrUnavailable = errors.New("database unavailable")
 )
 
-// wrapErr classifies a driver or GORM error as one of the package's
-// sentinels, where it arises, and adds op as context. The original error
-// stays in the chain.
+// wrapErr classifies a driver or GORM error as one of the sentinels and
+// adds op as context; the original error stays in the chain.
 func wrapErr(op string, err error) error {
 	var pgErr *pgconn.PgError
 	switch {

@@ -12,11 +12,9 @@ import (
 )
 
 // migrations is the schema, one file per version (NNN_name.sql), in order.
-// Applied files are never edited or reordered: a change is a new file. The
-// DDL is explicit SQL rather than GORM's AutoMigrate so that types,
-// constraints and indexes are exactly what the queries need, and every
-// statement is IF NOT EXISTS, so a database created before
-// schema_migrations existed is adopted rather than broken.
+// Applied files are never edited: a change is a new file. Explicit SQL, not
+// AutoMigrate, so types, constraints and indexes are exactly what the
+// queries need.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -25,19 +23,16 @@ var migrations embed.FS
 // across processes ("stockquo" in ASCII).
 const migrateLockKey int64 = 0x73746f636b71756f
 
-// Migrate creates or updates the schema, indexes included. Idempotent, and
-// safe to run from several processes at once: everything runs in one
-// transaction holding an advisory lock, and PostgreSQL DDL is
-// transactional, so a failed step leaves the schema as it was.
+// Migrate creates or updates the schema. It is idempotent and safe to run
+// from several processes at once: one transaction holds an advisory lock,
+// and a failed step leaves the schema as it was (DDL is transactional).
 func (db *DB) Migrate(ctx context.Context) error {
 	files, err := fs.Glob(migrations, "migrations/*.sql") // sorted by name
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	// A file holds several statements, which only the simple query protocol
-	// runs at once: a dedicated connection bypasses GORM's prepared
-	// statements (and pgx uses the simple protocol for SQL without
-	// arguments).
+	// A file holds several statements, which only the simple protocol runs:
+	// a dedicated connection bypasses GORM's prepared statements.
 	err = db.gorm.WithContext(ctx).Connection(func(conn *gorm.DB) error {
 		return conn.Transaction(func(tx *gorm.DB) error {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(?)`, migrateLockKey).Error; err != nil {

@@ -15,17 +15,14 @@ type Limit struct {
 	Interval time.Duration
 }
 
-// A limit's state is one row per key in rate_limits: the bucket's
-// theoretical arrival time, tat (the generic cell rate algorithm). An
-// attempt at now is admitted when greatest(tat, now) + interval <= now +
-// burst*interval, and then moves tat to greatest(tat, now) + interval; a
-// key with no row, or with tat in the past, has its whole burst. The
-// database's clock and one conditional statement per attempt keep every
-// API replica on one bucket without overshooting it.
+// A limit's state is one row per key in rate_limits, the theoretical
+// arrival time tat of the generic cell rate algorithm: an attempt is
+// admitted when greatest(tat, now) + interval <= now + burst*interval, and
+// moves tat there. The database's clock and one conditional statement per
+// attempt keep every API replica on one bucket without overshooting it.
 //
-// takeRateSQL spends one attempt if the bucket has one, in one round trip:
-// the upsert's row when admitted, else the wait from the row as found.
-// @interval and @window (burst*interval) are in microseconds.
+// takeRateSQL answers the upsert's row when admitted, else the wait from
+// the row as found. @interval and @window (burst*interval) are in µs.
 const takeRateSQL = `WITH up AS (
 		INSERT INTO rate_limits AS r (key, tat)
 		VALUES (@key, now() + CAST(@interval AS float8) * interval '1 microsecond')

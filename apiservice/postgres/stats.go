@@ -20,10 +20,7 @@ func (db *DB) TopStocks(ctx context.Context, n int) ([]StockCount, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("%s: n is not positive", op)
 	}
-	var rows []struct {
-		Stock          string
-		TimesRequested int64
-	}
+	out := []StockCount{} // never nil
 	// stock_counts holds exact counts (see migration 2), a few rows per
 	// symbol, so this reads thousands of rows rather than every history row.
 	err := db.gorm.WithContext(ctx).Raw(`
@@ -32,13 +29,9 @@ func (db *DB) TopStocks(ctx context.Context, n int) ([]StockCount, error) {
 		GROUP BY stock
 		HAVING sum(n) > 0
 		ORDER BY 2 DESC, stock COLLATE "C" ASC
-		LIMIT ?`, n).Scan(&rows).Error
+		LIMIT ?`, n).Scan(&out).Error
 	if err != nil {
 		return nil, wrapErr(op, err)
-	}
-	out := make([]StockCount, len(rows))
-	for i, r := range rows {
-		out[i] = StockCount{Stock: r.Stock, TimesRequested: r.TimesRequested}
 	}
 	return out, nil
 }

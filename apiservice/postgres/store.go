@@ -20,8 +20,7 @@ import (
 type Config struct {
 	URL          string // postgres:// URL or DSN, may hold a password
 	MaxOpenConns int    // default 20; all of them may stay idle
-	// HistoryWriters is how many INSERTs AddHistory runs at once (see
-	// historyWriters); default DefaultHistoryWriters.
+	// HistoryWriters is how many INSERTs AddHistory runs at once; default DefaultHistoryWriters.
 	HistoryWriters int
 }
 
@@ -76,8 +75,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 // precision, so what CreateUser returns equals what a later read returns.
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
-// SQL returns the connection pool underneath the store, for its
-// statistics (sql.DBStats); queries go through the DB's methods.
+// SQL returns the connection pool underneath the store, for its statistics.
 func (db *DB) SQL() *sql.DB { return db.sql }
 
 // Ping checks the database is usable (for /readyz).

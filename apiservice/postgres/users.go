@@ -16,27 +16,15 @@ type User struct {
 	CreatedAt    time.Time // UTC
 }
 
-// userRow is the GORM model of the users table.
-type userRow struct {
-	ID           int64 `gorm:"primaryKey"`
-	Username     string
-	Email        string
-	PasswordHash string
-	Superuser    bool
-	CreatedAt    time.Time
-}
+// userRow is the GORM model of the users table: User's fields, as a
+// separate type so that User stays plain data.
+type userRow User
 
 func (userRow) TableName() string { return "users" }
 
 func (r userRow) user() User {
-	return User{
-		ID:           r.ID,
-		Username:     r.Username,
-		Email:        r.Email,
-		PasswordHash: r.PasswordHash,
-		Superuser:    r.Superuser,
-		CreatedAt:    r.CreatedAt.UTC(),
-	}
+	r.CreatedAt = r.CreatedAt.UTC()
+	return User(r)
 }
 
 // CreateUser inserts u (ID and CreatedAt are set by the store) and returns
