@@ -4,6 +4,7 @@
 package buildinfo
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -20,9 +21,6 @@ type Info struct {
 // New returns the Info of program. An empty or "unknown" commit falls
 // back to the VCS revision the Go toolchain stamped, when there is one.
 func New(program, version, commit string) Info {
-	if version == "" {
-		version = "dev"
-	}
 	if commit == "" || commit == "unknown" {
 		commit = "unknown"
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -33,7 +31,7 @@ func New(program, version, commit string) Info {
 			}
 		}
 	}
-	return Info{Program: program, Version: version, Commit: commit, GoVersion: runtime.Version()}
+	return Info{Program: program, Version: cmp.Or(version, "dev"), Commit: commit, GoVersion: runtime.Version()}
 }
 
 // String is the --version line.

@@ -96,8 +96,7 @@ func (r *Reader) Float(name string, def, lo, hi float64) float64 {
 	return inRange(r, name, def, lo, hi, "a number", func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
 }
 
-// Duration returns the duration in name (such as 5s or 1h), which must
-// lie in lo..hi, or def.
+// Duration returns the duration in name, which must lie in lo..hi, or def.
 func (r *Reader) Duration(name string, def, lo, hi time.Duration) time.Duration {
 	return inRange(r, name, def, lo, hi, "a duration (like 30s or 1h)", time.ParseDuration)
 }

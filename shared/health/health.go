@@ -10,8 +10,7 @@ import (
 	"time"
 )
 
-// Check is one dependency /readyz checks; Ready returns nil when it is
-// usable.
+// Check is one dependency /readyz checks; Ready returns nil when it is usable.
 type Check struct {
 	Name  string
 	Ready func(context.Context) error

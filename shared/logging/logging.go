@@ -43,22 +43,17 @@ func ParseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// New returns a logger writing to w in format at level and above. Lines
-// logged with a context carry request_id, trace_id and span_id when the
-// context has them.
+// New returns a logger writing to w in format at level and above.
 func New(w io.Writer, format Format, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if format == FormatText {
 		h = slog.NewTextHandler(w, opts)
-	} else {
-		h = slog.NewJSONHandler(w, opts)
 	}
 	return slog.New(contextHandler{h})
 }
 
-// contextHandler adds the request id and trace ids found in a record's
-// context.
+// contextHandler adds request_id, trace_id and span_id from a record's context.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
@@ -81,7 +76,6 @@ func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
 }
 
-// requestIDKey is the context key of the request id.
 type requestIDKey struct{}
 
 // WithRequestID returns a copy of ctx carrying the request id.

@@ -15,8 +15,7 @@ import (
 )
 
 // NewRegistry returns a program's own registry holding the Go runtime and
-// process collectors and stockquote_build_info{program,version,commit,
-// goversion} = 1.
+// process collectors and stockquote_build_info = 1.
 func NewRegistry(info buildinfo.Info) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -24,10 +24,9 @@ import (
 type Config struct {
 	ServiceName    string
 	ServiceVersion string
-	// Endpoint is the OTLP/HTTP collector base URL
-	// (OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://otel-collector:4318);
-	// spans are posted to Endpoint/v1/traces. Empty means no export: a
-	// no-op provider, which still passes incoming trace context on.
+	// Endpoint is the OTLP/HTTP collector base URL; spans are posted to
+	// Endpoint/v1/traces. Empty means a no-op provider, which still passes
+	// incoming trace context on.
 	Endpoint string
 }
 
