@@ -36,9 +36,8 @@ func (r *Reader) Fail(name string, err error) {
 	r.errs = append(r.errs, fmt.Errorf("%s: %w", name, err))
 }
 
-// LogValue lists every setting read, keyed by its name, with the value in
-// effect. Passwords in URLs and DSNs are masked (redact.URLs leaves other
-// values as they are); a Secret shows only whether it is set.
+// LogValue lists every setting read with the value in effect. Passwords in
+// URLs and DSNs are masked; a Secret shows only whether it is set.
 func (r *Reader) LogValue() slog.Value { return slog.GroupValue(r.read...) }
 
 // String returns the value of name, or def.

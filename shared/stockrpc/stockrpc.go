@@ -23,6 +23,7 @@ const (
 	ContentType = "application/json"
 
 	maxSymbolLen = 32
+	symbolChars  = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.^_-"
 )
 
 // Request asks for the latest quote of one symbol.
@@ -115,13 +116,9 @@ func NormalizeSymbol(s string) (string, error) {
 	if len(s) > maxSymbolLen {
 		return "", fmt.Errorf("%w: longer than %d characters", ErrInvalidSymbol, maxSymbolLen)
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '^', c == '_', c == '-':
-		default:
-			return "", fmt.Errorf("%w: character %q not allowed (use letters, digits and .^_-)", ErrInvalidSymbol, rune(c))
+	for _, c := range s {
+		if !strings.ContainsRune(symbolChars, c) {
+			return "", fmt.Errorf("%w: character %q not allowed (use letters, digits and .^_-)", ErrInvalidSymbol, c)
 		}
 	}
 	return strings.ToLower(s), nil
