@@ -54,8 +54,7 @@ type Conn struct {
 	closeOnce sync.Once
 }
 
-// Dial validates cfg and starts connecting in the background; it does not
-// wait for the broker and fails only on a bad config.
+// Dial validates cfg and starts connecting in the background; it does not wait for the broker.
 func Dial(cfg Config) (*Conn, error) {
 	if cfg.Logger == nil {
 		return nil, errors.New("amqprpc: config: Logger is required")
@@ -228,9 +227,8 @@ func (c *Conn) setBlocked(b amqp.Blocking) {
 	c.setState(func() { c.blocked = reason })
 }
 
-// backoff returns the delay before retry n (0-based): minBackoff*2^n
-// capped at maxBackoff, half of it random so that processes cut off
-// together do not retry in step.
+// backoff is the delay before retry n (0-based): minBackoff*2^n capped at
+// maxBackoff, half of it random so processes cut off together do not retry in step.
 func backoff(n int) time.Duration {
 	d := min(minBackoff<<min(max(n, 0), 16), maxBackoff)
 	return d/2 + rand.N(d/2+1)

@@ -48,7 +48,6 @@ func newGroupWriteConn(c net.Conn) *groupWriteConn {
 	return g
 }
 
-// Write queues p for the sender goroutine.
 func (g *groupWriteConn) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -131,11 +130,9 @@ func (g *groupWriteConn) SetWriteDeadline(time.Time) error { return nil }
 func (g *groupWriteConn) Close() error {
 	g.once.Do(func() {
 		close(g.done)
-		t := time.NewTimer(closeFlushTimeout)
-		defer t.Stop()
 		select {
 		case <-g.stopped:
-		case <-t.C:
+		case <-time.After(closeFlushTimeout):
 			_ = g.Conn.Close() // the socket does not take our bytes
 			<-g.stopped
 		}

@@ -44,9 +44,8 @@ func declareQueue(ch *amqp.Channel, name string, typ QueueType) error {
 }
 
 // CheckQueue waits for conn and checks that queue, if it exists, has the
-// arguments a Server with typ declares, so that the API stops with a
-// clear error on a mismatch, not only the workers. It returns ctx's error
-// if the broker is not reached in time.
+// arguments a Server with typ declares, so the API too stops on a mismatch.
+// It returns ctx's error if the broker is not reached in time.
 func CheckQueue(ctx context.Context, conn *Conn, queue string, typ QueueType) error {
 	for {
 		c, changed, closed := conn.session()

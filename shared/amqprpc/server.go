@@ -1,6 +1,7 @@
 package amqprpc
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -66,9 +67,7 @@ type Server struct {
 // NewServer returns a server for queue. Serve declares the queue.
 func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server {
 	opts.Workers = max(opts.Workers, 1)
-	if opts.QueueType == "" {
-		opts.QueueType = QueueClassic
-	}
+	opts.QueueType = cmp.Or(opts.QueueType, QueueClassic)
 	return &Server{
 		conn:    conn,
 		queue:   queue,
