@@ -25,10 +25,6 @@ type tokenAuth struct {
 	now      func() time.Time
 }
 
-func newTokenAuth(secret []byte, issuer, audience string, ttl time.Duration, now func() time.Time) *tokenAuth {
-	return &tokenAuth{secret: secret, issuer: issuer, audience: audience, ttl: ttl, now: now}
-}
-
 // issue returns a signed token for userID.
 func (a *tokenAuth) issue(userID int64) (string, error) {
 	now := a.now()

@@ -65,7 +65,7 @@ func TestBearerAccepted(t *testing.T) {
 
 func TestTokenRoundTrip(t *testing.T) {
 	now := testNow
-	a := newTokenAuth(testSecret, "iss", "aud", time.Hour, func() time.Time { return now })
+	a := &tokenAuth{secret: testSecret, issuer: "iss", audience: "aud", ttl: time.Hour, now: func() time.Time { return now }}
 	tok, err := a.issue(12345)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +91,7 @@ func TestBearerStoreDown(t *testing.T) {
 // middleware: it must answer 401 (or 200 for alice's real token), never
 // panic or anything else.
 func FuzzBearer(f *testing.F) {
-	a := newTokenAuth(testSecret, "stockquote-api", "stockquote", time.Hour, func() time.Time { return testNow })
+	a := &tokenAuth{secret: testSecret, issuer: "stockquote-api", audience: "stockquote", ttl: time.Hour, now: func() time.Time { return testNow }}
 	good, err := a.issue(alice.ID)
 	if err != nil {
 		f.Fatal(err)

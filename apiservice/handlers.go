@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/mail"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -304,10 +305,8 @@ type newUserInput struct {
 	Superuser bool   `json:"superuser"`
 }
 
-// validate returns the input with the username and email trimmed, or an
-// error wrapping errInvalidInput with a client-facing message. Passwords
-// are 8 to 72 bytes, as bcrypt ignores anything longer; an email is empty
-// or a bare address.
+// validate trims the username and email and checks the input. Passwords
+// are 8 to 72 bytes, as bcrypt ignores anything longer.
 func (in newUserInput) validate() (newUserInput, error) {
 	in.Username = strings.TrimSpace(in.Username)
 	in.Email = strings.TrimSpace(in.Email)
@@ -326,18 +325,12 @@ func (in newUserInput) validate() (newUserInput, error) {
 	return in, nil
 }
 
-// validateUsername accepts 1 to 64 ASCII letters, digits and "._-".
+// usernamePattern is 1 to 64 ASCII letters, digits and "._-".
+var usernamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
 func validateUsername(s string) error {
-	if s == "" || len(s) > 64 {
-		return withDetail(errInvalidInput, "username must be 1 to 64 characters")
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
-		default:
-			return withDetail(errInvalidInput, "username may hold only letters, digits and ._-")
-		}
+	if !usernamePattern.MatchString(s) {
+		return withDetail(errInvalidInput, "username must be 1 to 64 letters, digits and ._-")
 	}
 	return nil
 }

@@ -194,7 +194,7 @@ func newTestEnv(t testing.TB) *testEnv {
 			t.Error("unexpected quote request")
 			return stockrpc.Quote{}, nil
 		},
-		auth: newTokenAuth(testSecret, "stockquote-api", "stockquote", time.Hour, func() time.Time { return testNow }),
+		auth: &tokenAuth{secret: testSecret, issuer: "stockquote-api", audience: "stockquote", ttl: time.Hour, now: func() time.Time { return testNow }},
 		pw:   pw,
 		logs: &strings.Builder{},
 	}

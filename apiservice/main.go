@@ -1,7 +1,6 @@
-// Command apiservice is the stockquote REST API: registered users log in,
-// ask for stock quotes (fetched by the stock service over RabbitMQ RPC) and
-// read their quote history, kept in PostgreSQL. `apiservice -h` lists its
-// commands; docs/configuration.md its environment.
+// Command apiservice is the stockquote REST API: users log in, ask for stock
+// quotes (from the stock service over RabbitMQ RPC) and read their history,
+// kept in PostgreSQL. docs/configuration.md lists its environment.
 package main
 
 import (
@@ -34,8 +33,7 @@ import (
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// version and commit are set at build time with
-// -ldflags "-X main.version=... -X main.commit=...".
+// version and commit are set at build time with -ldflags -X.
 var (
 	version = "dev"
 	commit  = "unknown"
@@ -234,7 +232,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 	}
 	deps := serverDeps{
 		logger:         logger,
-		auth:           newTokenAuth([]byte(cfg.JWTSecret), cfg.JWTIssuer, cfg.JWTAudience, cfg.TokenTTL, time.Now),
+		auth:           &tokenAuth{secret: []byte(cfg.JWTSecret), issuer: cfg.JWTIssuer, audience: cfg.JWTAudience, ttl: cfg.TokenTTL, now: time.Now},
 		pw:             pw,
 		store:          db,
 		quotes:         quotes,
