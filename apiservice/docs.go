@@ -7,21 +7,21 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 )
 
-// staticFS holds the API's OpenAPI description (the repository root's
-// openapi.yaml links here, as go:embed reaches only into this directory)
-// and its interactive docs: Swagger UI from npm (docs/README.md), with our
-// page and start script.
+// staticFS holds the OpenAPI description (the root's openapi.yaml links
+// here: go:embed reaches only into this directory) and the interactive
+// docs: Swagger UI from npm (docs/README.md), our page and start script.
 //
 //go:embed openapi.yaml docs/index.html docs/init.js docs/swagger-ui.css docs/swagger-ui-bundle.js docs/LICENSE docs/NOTICE docs/swagger-ui-bundle.js.LICENSE.txt
 var staticFS embed.FS
 
-// docsCSP is the Content-Security-Policy of /docs and its files: scripts,
-// styles and fetches from this origin only, no inline script or style
-// element; Swagger UI's CSS draws icons as data: SVGs.
+// docsCSP relaxes defaultCSP for the docs files: everything from this
+// origin only, no inline script or style; Swagger UI's CSS draws icons as
+// data: SVGs.
 const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"img-src 'self' data:; connect-src 'self'; font-src 'self'; " +
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -69,6 +69,9 @@ func (s staticFiles) handle(name string) gin.HandlerFunc {
 			return
 		}
 		h := c.Writer.Header()
+		if strings.HasPrefix(file, "docs/") {
+			h.Set("Content-Security-Policy", docsCSP)
+		}
 		h.Set("Content-Type", staticTypes[path.Ext(file)])
 		h.Set("ETag", etag)
 		h.Set("Cache-Control", "no-cache")

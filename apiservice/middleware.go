@@ -88,8 +88,7 @@ func recoverer(logger *slog.Logger) gin.HandlerFunc {
 	}
 }
 
-// defaultCSP suits JSON: nothing may load, nothing may frame it. The docs
-// page relaxes it with contentSecurityPolicy.
+// defaultCSP suits JSON: nothing may load, nothing may frame it.
 const defaultCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
 // securityHeaders sets the security headers on every answer; no-store
@@ -102,14 +101,6 @@ func securityHeaders() gin.HandlerFunc {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Content-Security-Policy", defaultCSP)
 		h.Set("Cache-Control", "no-store")
-		c.Next()
-	}
-}
-
-// contentSecurityPolicy replaces the default policy on the routes it is on.
-func contentSecurityPolicy(policy string) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Writer.Header().Set("Content-Security-Policy", policy)
 		c.Next()
 	}
 }

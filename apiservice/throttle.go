@@ -162,9 +162,8 @@ func (t *loginThrottle) trust(username, client string) {
 // again) every interval, until stop is called.
 func sweepRates(ctx context.Context, sweep func(context.Context) (int64, error), logger *slog.Logger, every time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for {
@@ -182,6 +181,6 @@ func sweepRates(ctx context.Context, sweep func(context.Context) (int64, error),
 				logger.Debug("swept rate limits", "deleted", n)
 			}
 		}
-	}()
-	return func() { cancel(); <-done }
+	})
+	return func() { cancel(); wg.Wait() }
 }
