@@ -78,7 +78,8 @@ type Client struct {
 	userAgent string
 	loc       *time.Location
 	apiKey    string
-	budget    *rate.Limiter // nil: no budget
+	redact    *strings.Replacer // removes the API key, plain or query-escaped
+	budget    *rate.Limiter     // nil: no budget
 }
 
 // New validates opts and returns a client.
@@ -101,8 +102,10 @@ func New(opts Options) (*Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64 // one host, a pool of workers
 	var rt http.RoundTripper = transport
+	redact := strings.NewReplacer()
 	if opts.APIKey != "" {
 		rt = keyTransport{next: rt, query: "&apikey=" + url.QueryEscape(opts.APIKey)}
+		redact = strings.NewReplacer(opts.APIKey, "REDACTED", url.QueryEscape(opts.APIKey), "REDACTED")
 	}
 	if opts.WrapTransport != nil {
 		rt = opts.WrapTransport(rt)
@@ -121,6 +124,7 @@ func New(opts Options) (*Client, error) {
 		userAgent: cmp.Or(opts.UserAgent, "stockquote/1 (+https://github.com/stockquote/stockquote)"),
 		loc:       loc,
 		apiKey:    opts.APIKey,
+		redact:    redact,
 	}
 	if opts.MaxRPS > 0 {
 		c.budget = rate.NewLimiter(rate.Limit(opts.MaxRPS), int(math.Max(1, math.Ceil(opts.MaxRPS))))
@@ -142,15 +146,6 @@ func (t keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	u.RawQuery += t.query
 	r.URL = &u
 	return t.next.RoundTrip(&r)
-}
-
-// redact removes the API key, plain or query-escaped, from s.
-func (c *Client) redact(s string) string {
-	if c.apiKey == "" {
-		return s
-	}
-	s = strings.ReplaceAll(s, c.apiKey, "REDACTED")
-	return strings.ReplaceAll(s, url.QueryEscape(c.apiKey), "REDACTED")
 }
 
 // Quote fetches the latest quote of symbol.
@@ -193,7 +188,7 @@ func (c *Client) Quote(ctx context.Context, symbol string) (stockrpc.Quote, erro
 	keySent := c.apiKey != ""
 	switch loc := resp.Header.Get("Location"); {
 	case resp.StatusCode/100 == 3 && loc != "":
-		err = fmt.Errorf("status %d, redirect to %q (point the base URL there): %w", resp.StatusCode, c.redact(loc), ErrUpstream)
+		err = fmt.Errorf("status %d, redirect to %q (point the base URL there): %w", resp.StatusCode, c.redact.Replace(loc), ErrUpstream)
 	case resp.StatusCode/100 != 2:
 		// A refusal page may come with an error status (401, 403, 429).
 		if err = refusalPage(body, keySent); err == nil {
@@ -228,9 +223,9 @@ func (c *Client) transportError(ctx context.Context, sym string, err error) erro
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
-		return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrTimeout, c.redact(err.Error()))
+		return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrTimeout, c.redact.Replace(err.Error()))
 	}
-	return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrNetwork, c.redact(err.Error()))
+	return fmt.Errorf("stooq quote %q: %w: %s", sym, ErrNetwork, c.redact.Replace(err.Error()))
 }
 
 // Parse reads one quote from a stooq CSV body (header plus one row),

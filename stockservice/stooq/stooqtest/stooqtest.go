@@ -105,14 +105,10 @@ type Options struct {
 
 // Handler is the fake endpoint. It is safe for concurrent use.
 type Handler struct {
-	slowDelay time.Duration
-	challenge bool
-
-	mu      sync.Mutex
-	latency time.Duration
-	key     string
-	keys    map[string]int // requests by apikey= value
-	total   int
+	mu    sync.Mutex
+	opts  Options        // the setters change Latency and RequireKey
+	keys  map[string]int // requests by apikey= value
+	total int
 }
 
 // NewHandler returns a handler with opts.
@@ -120,7 +116,7 @@ func NewHandler(opts Options) *Handler {
 	if opts.SlowDelay <= 0 {
 		opts.SlowDelay = 30 * time.Second
 	}
-	return &Handler{slowDelay: opts.SlowDelay, challenge: opts.Challenge, latency: opts.Latency, key: opts.RequireKey, keys: map[string]int{}}
+	return &Handler{opts: opts, keys: map[string]int{}}
 }
 
 // Server is a running fake stooq; point a stooq client at its URL.
@@ -139,14 +135,14 @@ func NewServer(opts Options) *Server {
 func (h *Handler) SetRequireKey(key string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.key = key
+	h.opts.RequireKey = key
 }
 
 // SetLatency sets the delay added to every answer.
 func (h *Handler) SetLatency(d time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.latency = d
+	h.opts.Latency = d
 }
 
 // KeyHits reports how many requests carried apikey=key ("" counts the
@@ -186,21 +182,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	symbol, key := strings.ToLower(q.Get("s")), q.Get("apikey")
 	h.mu.Lock()
-	latency, wantKey := h.latency, h.key
+	opts := h.opts
 	h.total++
 	h.keys[key]++
 	h.mu.Unlock()
 
 	switch {
-	case h.challenge:
+	case opts.Challenge:
 		symbol = "challenge.test"
-	case symbol == "challenge.test" || wantKey == "" || key == wantKey:
+	case symbol == "challenge.test" || opts.RequireKey == "" || key == opts.RequireKey:
 	case key == "":
 		symbol = "keypage.test"
 	default:
 		symbol = "badkey.test"
 	}
-	if !sleep(r, latency) || (symbol == "slow.test" && !sleep(r, h.slowDelay)) {
+	if !sleep(r, opts.Latency) || (symbol == "slow.test" && !sleep(r, opts.SlowDelay)) {
 		return
 	}
 	if page, ok := pages[symbol]; ok {
