@@ -64,7 +64,10 @@ func newQuoteCache(next quoter, ttl time.Duration, now func() time.Time, reg pro
 // any one caller's context (bounded by the stooq client's timeout), but
 // each caller returns as soon as its own context ends.
 func (c *quoteCache) Quote(ctx context.Context, symbol string) (q stockrpc.Quote, cached bool, err error) {
-	if e, ok := c.lookup(symbol); ok {
+	c.mu.Lock()
+	e, ok := c.entries[symbol]
+	c.mu.Unlock()
+	if ok && c.now().Before(e.expires) {
 		c.hits.Inc()
 		return e.quote, true, e.err
 	}
@@ -86,14 +89,6 @@ func (c *quoteCache) Quote(ctx context.Context, symbol string) (q stockrpc.Quote
 	case <-ctx.Done():
 		return stockrpc.Quote{}, false, ctx.Err()
 	}
-}
-
-// lookup returns a fresh cached answer for symbol.
-func (c *quoteCache) lookup(symbol string) (cacheEntry, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[symbol]
-	return e, ok && c.now().Before(e.expires)
 }
 
 // store caches an answer worth reusing and, once per ttl, drops expired

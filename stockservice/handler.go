@@ -114,9 +114,8 @@ func replyError(err error) *stockrpc.Error {
 	return &stockrpc.Error{Code: f.code, Message: f.message}
 }
 
-// encodeReply marshals r with the current version. Marshalling plain
-// data cannot fail but for NaN prices, which the parser rejects; the
-// fallback keeps the promise of always replying.
+// encodeReply marshals r with the current version. Only a NaN price (which
+// the parser rejects) could fail it; the fallback still replies.
 func encodeReply(log *slog.Logger, r stockrpc.Reply) []byte {
 	r.Version = stockrpc.Version
 	b, err := json.Marshal(r)

@@ -20,10 +20,9 @@ import (
 	"github.com/stockquote/stockquote/shared/tracing"
 )
 
-// observeHandler wraps h: it continues the caller's trace in a consumer
-// span, puts the caller's request id in the context (so every line logged
-// with it names the request), records the handler metrics with reg and
-// logs an "rpc handled" line at debug level.
+// observeHandler wraps h in a consumer span continuing the caller's trace,
+// the caller's request id (so every line logged names it), metrics and a
+// debug "rpc handled" line.
 func observeHandler(h amqprpc.Handler, reg prometheus.Registerer, tp trace.TracerProvider, prop propagation.TextMapPropagator, log *slog.Logger) amqprpc.Handler {
 	tracer := tp.Tracer("github.com/stockquote/stockquote/stockservice")
 	metric := promauto.With(reg)
@@ -69,8 +68,7 @@ func observeHandler(h amqprpc.Handler, reg prometheus.Registerer, tp trace.Trace
 }
 
 // traceTransport wraps the stooq client's transport in a client span per
-// request. The stooq client adds its API key below this wrapper, so the
-// span's URL never holds the key.
+// request; the client adds its API key below it, so spans never hold it.
 func traceTransport(tp trace.TracerProvider, prop propagation.TextMapPropagator) func(http.RoundTripper) http.RoundTripper {
 	return func(rt http.RoundTripper) http.RoundTripper {
 		return otelhttp.NewTransport(rt,
