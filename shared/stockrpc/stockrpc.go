@@ -12,10 +12,12 @@ import (
 	"time"
 )
 
+// QueueName is the durable queue the stock service consumes quote requests
+// from and the API service publishes them to (default exchange). The
+// deployment checks read it from this line.
+const QueueName = "stockrpc.quote.v1"
+
 const (
-	// QueueName is the durable queue the stock service consumes quote
-	// requests from and the API service publishes them to (default exchange).
-	QueueName = "stockrpc.quote.v1"
 	// Version is the message version this package writes. A receiver
 	// answers a request of any other version with CodeUnsupportedVersion.
 	Version = 1
