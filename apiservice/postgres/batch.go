@@ -140,7 +140,7 @@ func (w *historyWriters) save(batch []*historyCall) {
 }
 
 // insert saves the calls' rows in one statement and sets their IDs. It
-// runs on pgx directly, GORM's cost on this hot statement being measured
+// runs on pgx directly: through GORM this hot statement measured slower
 // (docs/performance.md).
 func (w *historyWriters) insert(calls []*historyCall) error {
 	ctx, cancel := batchContext(calls)
