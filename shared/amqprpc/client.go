@@ -107,12 +107,11 @@ func (c *Client) Ready() error {
 // Stats returns the client's counters, live.
 func (c *Client) Stats() *ClientStats { return &c.stats }
 
-// Call publishes body to queue (default exchange, mandatory) with the
-// given headers, expiring with ctx (or after 30s), and waits for the reply.
-// It fails at once with ErrUnavailable when the broker or the call's
-// channel is not usable (or the channel is lost while waiting), with
-// ErrNoRoute when no queue of that name exists, with ErrClosed after
-// Close, and with an error wrapping ctx.Err() when ctx ends first.
+// Call publishes body to queue with headers and waits for the reply, for at
+// most ctx's life (30s without a deadline). It fails at once with
+// ErrUnavailable while the broker or the call's channel is down (or when the
+// channel is lost while waiting), with ErrNoRoute when no queue of that
+// name exists, with ErrClosed after Close, and with ctx.Err() wrapped.
 func (c *Client) Call(ctx context.Context, queue string, body []byte, headers map[string]any) ([]byte, error) {
 	c.stats.Calls.Add(1)
 	body, err := c.call(ctx, queue, body, headers)

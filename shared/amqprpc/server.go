@@ -78,10 +78,9 @@ func NewServer(conn *Conn, queue string, h Handler, opts ServerOptions) *Server 
 	}
 }
 
-// Serve consumes until ctx is cancelled, then stops consuming, lets the
-// handlers finish what the channel holds, and returns nil. It returns
-// ErrClosed if the Conn is closed first, and an error wrapping
-// ErrQueueMismatch if the queue exists with other arguments.
+// Serve consumes until ctx is cancelled, lets the handlers finish what the
+// channel holds, and returns nil; ErrClosed if the Conn is closed first, or
+// an error wrapping ErrQueueMismatch.
 func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("amqp server starting", "workers", s.opts.Workers, "queue_type", s.opts.QueueType)
 	err := s.conn.hold(ctx.Done(), s.log, func(conn *amqp.Connection) (bool, error) { return s.consume(ctx, conn) })
@@ -111,10 +110,9 @@ func (s *Server) Ready() error {
 // Stats returns the server's counters, live.
 func (s *Server) Stats() *ServerStats { return &s.stats }
 
-// consume opens a channel on conn, declares the queue and handles its
-// deliveries until ctx ends or the channel is lost. When the channel is
-// lost it returns at once, while the handlers in flight finish (their
-// replies and acks fail; the broker redelivers those requests).
+// consume declares the queue on a new channel and handles its deliveries
+// until ctx ends or the channel is lost; then it returns at once, while the
+// handlers in flight finish (their replies and acks fail: redelivered).
 func (s *Server) consume(ctx context.Context, conn *amqp.Connection) (consumed bool, err error) {
 	raw, err := conn.Channel()
 	if err != nil {
