@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"time"
 
 	"github.com/stockquote/stockquote/apiservice/postgres"
@@ -15,8 +14,6 @@ const (
 	cursorLen     = 1 + 8 + 8
 )
 
-var errBadCursor = errors.New("bad cursor")
-
 // encodeCursor returns the opaque, URL-safe form of a keyset position.
 func encodeCursor(c postgres.HistoryCursor) string {
 	var b [cursorLen]byte
@@ -27,18 +24,12 @@ func encodeCursor(c postgres.HistoryCursor) string {
 }
 
 // decodeCursor parses a cursor made by encodeCursor.
-func decodeCursor(s string) (postgres.HistoryCursor, error) {
-	if len(s) != base64.RawURLEncoding.EncodedLen(cursorLen) {
-		return postgres.HistoryCursor{}, errBadCursor
-	}
+func decodeCursor(s string) (postgres.HistoryCursor, bool) {
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil || len(b) != cursorLen || b[0] != cursorVersion {
-		return postgres.HistoryCursor{}, errBadCursor
+		return postgres.HistoryCursor{}, false
 	}
 	nanos := int64(binary.BigEndian.Uint64(b[1:9]))
 	id := int64(binary.BigEndian.Uint64(b[9:]))
-	if nanos <= 0 || id <= 0 {
-		return postgres.HistoryCursor{}, errBadCursor
-	}
-	return postgres.HistoryCursor{RequestedAt: time.Unix(0, nanos).UTC(), ID: id}, nil
+	return postgres.HistoryCursor{RequestedAt: time.Unix(0, nanos).UTC(), ID: id}, nanos > 0 && id > 0
 }

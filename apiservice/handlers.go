@@ -238,8 +238,8 @@ func handleHistory(history historyStore) gin.HandlerFunc {
 		}
 		var after *postgres.HistoryCursor
 		if s, ok := c.GetQuery("cursor"); ok {
-			cur, err := decodeCursor(s)
-			if err != nil {
+			cur, ok := decodeCursor(s)
+			if !ok {
 				fail(c, withDetail(errInvalidInput, "bad cursor"))
 				return
 			}

@@ -14,15 +14,12 @@ import (
 
 // stockQuota limits each user's /stock requests, and separately those that
 // reached stooq, per minute across all replicas (buckets in PostgreSQL), so
-// one user cannot spend stooq's shared daily quota.
-//
-// Asking the database on every request would cost more than the request,
-// so each replica takes attempts in leases of a tenth of the burst (at most
-// maxLease) and spends them locally: a user may get up to one lease per
-// replica more than the burst; limits under 20 a minute hold exactly.
-// Whether a request reaches stooq is known only from its reply, so admit
-// needs a miss attempt left and fetched spends it, charging the bucket
-// (which then owes it) when the lease is empty.
+// one user cannot spend stooq's shared daily quota. A database call per
+// request would cost more than the request, so each replica takes leases of
+// a tenth of the burst (at most maxLease): a user may get a lease per replica
+// more than the burst (limits under 20 a minute hold exactly). Only the
+// reply tells whether stooq was asked, so admit needs a miss left and
+// fetched spends it (charging the bucket, which then owes it, if need be).
 type stockQuota struct {
 	rates            rateLimiter
 	requests, misses postgres.Limit // Burst 0: that limit is off

@@ -54,8 +54,7 @@ func jsonFieldNames(v any) map[string]bool {
 }
 
 // checkJSONKeys reports a body that is not a JSON object, whose top-level
-// keys are not all in allowed, or that repeats a key. (No body field is an
-// object, so a nested one fails the typed decode anyway.)
+// keys are not all in allowed, or that repeats a key (no field is an object).
 func checkJSONKeys(body []byte, allowed map[string]bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil {

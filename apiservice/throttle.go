@@ -61,13 +61,11 @@ func (l *clientLimiter) reserve(key string, now time.Time) (r *rate.Reservation,
 }
 
 // loginThrottle limits login attempts per account across every replica
-// (buckets in PostgreSQL) and per client address in this process. A wrong
-// guess costs the account one attempt; a successful login costs nothing.
-// Any answer after a password check other than a charged 401 is a 429, so
-// at most burst + refills guesses are ever told apart. An address that
-// logged in as an account within the trusted window is charged to its own
-// (account, address) bucket, so an attacker cannot lock the real user out
-// (docs/security.md).
+// (buckets in PostgreSQL) and per client address in this process. Only a
+// wrong guess costs the account an attempt, and any answer after a password
+// check other than a charged 401 is a 429, so at most burst + refills
+// guesses are told apart. An address trusted for an account has its own
+// bucket, so an attacker cannot lock the real user out (docs/security.md).
 type loginThrottle struct {
 	rates   rateLimiter
 	account postgres.Limit
