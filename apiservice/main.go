@@ -206,7 +206,7 @@ func serve(ctx context.Context, getenv func(string) string, stderr io.Writer) er
 		return err
 	}
 	defer closeLogged(logger, "database", db.Close)
-	defer sweepRates(ctx, db.SweepRates, logger, time.Minute)()
+	defer sweepRates(ctx, db.SweepRates, logger)()
 	reg.MustRegister(collectors.NewDBStatsCollector(db.SQL(), "stockquote"))
 	registerHistoryWriteMetrics(reg, db.HistoryWriteStats())
 

@@ -157,12 +157,12 @@ func (t *loginThrottle) trust(username, client string) {
 }
 
 // sweepRates calls sweep (which deletes the shared buckets that are full
-// again) every interval, until stop is called.
-func sweepRates(ctx context.Context, sweep func(context.Context) (int64, error), logger *slog.Logger, every time.Duration) (stop func()) {
+// again) every minute, until stop is called.
+func sweepRates(ctx context.Context, sweep func(context.Context) (int64, error), logger *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(every)
+		tick := time.NewTicker(time.Minute)
 		defer tick.Stop()
 		for {
 			select {
